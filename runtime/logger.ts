@@ -1,0 +1,16 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * One JSON logger per process; components take a child with their own `component` field.
+ * The level comes from config (PERSONAHUB_LOG_LEVEL), passed in so this module reads no env.
+ */
+export function createLogger(options: { level?: string; name?: string } = {}): Logger {
+  return pino({
+    name: options.name ?? 'personahub',
+    level: options.level ?? 'info',
+    // Secrets must never reach the logs, whichever component logs a config or request object.
+    redact: { paths: ['*.apiKey', '*.password', '*.authorization', 'config.llm.apiKey', 'config.store.url'], censor: '[redacted]' },
+  });
+}
