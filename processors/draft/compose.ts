@@ -1,0 +1,26 @@
+import type { SampledAttributes } from './attributes.ts';
+import { RELATION_VERBS } from './prompt.ts';
+import { pick, rng, salientTerms } from '../shared/text.ts';
+
+/**
+ * Sampler mode: a persona written without a model, from the sampled attributes and the seed's
+ * salient terms. Plain, but coherent by construction and cheap enough for bulk corpora.
+ */
+export function composeDescription(a: SampledAttributes, seedText: string, key: string): string {
+  const random = rng(`compose:${key}`);
+  const terms = salientTerms(seedText, 3);
+  const topic = terms.length > 0 ? terms.join(', ') : 'everyday life';
+  const city = a.locale.split(',')[0] ?? a.locale;
+  const opener = pick(random, [
+    `${a.name} is a ${a.age}-year-old ${a.occupation} in ${city}`,
+    `At ${a.age}, ${a.name} works as a ${a.occupation} in ${city}`,
+    `${a.name}, ${a.age}, is a ${a.occupation} based in ${city}`,
+  ]);
+  const link = `${RELATION_VERBS[a.seedRelation]} a piece about ${topic}`;
+  const [t1, t2, t3] = a.traits;
+  return `${opener} who ${link}. ${capitalize(t1 ?? 'thoughtful')} and ${t2 ?? 'curious'}, with a ${t3 ?? 'quiet'} streak, they bring that outlook to their work and to conversations about ${terms[0] ?? 'the world around them'}.`;
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import type { Persona } from '../../schemas/types.generated.ts';
+import type { Processor } from '../../runtime/processor.ts';
+import { hashId } from '../shared/text.ts';
+import { sampleAttributes } from './attributes.ts';
+import { composeDescription } from './compose.ts';
+import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from './prompt.ts';
+
+const draftOutput = z.object({ description: z.string().trim().min(40).max(600) });
+
+/** Persona id = hash of seed id + generation index: the same seed always yields the same persona ids. */
+export function personaId(seedId: string, generationIndex: number): string {
+  return hashId('persona', seedId, generationIndex);
+}
+
+/** Text-to-Persona: each seed becomes `personasPerSeed` drafts, grounded on sampled attributes. */
+export const draft: Processor<'seed', 'draft'> = {
+  stage: 'draft',
+  async process(seed, ctx) {
+    const outputs = [];
+    for (let index = 0; index < ctx.config.personasPerSeed; index += 1) {
+      const id = personaId(seed.id, index);
+      const attributes = sampleAttributes(seed.id, index);
+      let description: string;
+      let model: string;
+      if (ctx.config.mode === 'llm' && ctx.llm) {
+        const result = await ctx.llm.chatJson({
+          messages: buildDraftMessages(attributes, seed.text),
+          schemaName: 'persona_draft',
+          schema: DRAFT_OUTPUT_SCHEMA,
+          parse: (v) => draftOutput.parse(v),
+          maxTokens: 160,
+          temperature: 0.7,
+          // The seed makes sampling reproducible per persona, which keeps the response cache effective.
+          seed: Number.parseInt(id.slice(0, 8), 16),
+        });
+        description = result.value.description;
+        model = result.model;
+      } else {
+        description = composeDescription(attributes, seed.text, id);
+        model = 'sampler';
+      }
+      const persona: Persona = {
+        id, version: 1, seedId: seed.id, generationIndex: index,
+        name: attributes.name, age: attributes.age, occupation: attributes.occupation, locale: attributes.locale,
+        traits: attributes.traits, description, seedRelation: attributes.seedRelation,
+        provenance: { mode: model === 'sampler' ? 'SAMPLER' : 'LLM', model, promptVersion: PROMPT_VERSION, createdAt: ctx.now() },
+        enrichment: null, validation: null,
+      };
+      outputs.push({ event: 'draft' as const, key: id, value: persona });
+    }
+    return outputs;
+  },
+};

@@ -1,0 +1,25 @@
+import type { Processor } from '../../runtime/processor.ts';
+import { PersonaHubError } from '../../runtime/errors.ts';
+
+/**
+ * Upserts validated personas into the store, then announces them. The store write is idempotent by
+ * (id, version), so a chunk redone after a crash re-announces but never duplicates a persona.
+ */
+export const index: Processor<'validated', 'indexed'> = {
+  stage: 'index',
+  async init(ctx) {
+    await ctx.store.migrate();
+    // Refuse to start against a store built with another embedding model (DESIGN §4, issue 10).
+    await ctx.store.checkEmbeddingSpace(ctx.embedder.model, ctx.config.embeddingDimensions);
+  },
+  async process(persona, ctx) {
+    const e = persona.enrichment;
+    if (!e || !persona.validation) throw new PersonaHubError('PH_INDEX_NOT_VALIDATED', `persona ${persona.id} reached the indexer without enrichment or validation`);
+    await ctx.store.checkEmbeddingSpace(e.embeddingModel, e.embedding.length);
+    const outcome = await ctx.store.upsertPersona(persona);
+    return [{
+      event: 'indexed', key: persona.id,
+      value: { id: persona.id, version: persona.version, seedId: persona.seedId, description: persona.description, embeddingModel: e.embeddingModel, store: ctx.store.kind, outcome, indexedAt: ctx.now() },
+    }];
+  },
+};

@@ -1,0 +1,38 @@
+import { createHash } from 'node:crypto';
+import type { Persona } from '../../schemas/types.generated.ts';
+import type { Processor } from '../../runtime/processor.ts';
+import { normalizeText } from '../shared/text.ts';
+import { checkPersona } from './rules.ts';
+
+export function textHash(description: string): string {
+  return createHash('sha256').update(normalizeText(description)).digest('hex');
+}
+
+function withoutEmbedding(p: Persona): string {
+  return JSON.stringify({ ...p, enrichment: p.enrichment ? { ...p.enrichment, embedding: `[${p.enrichment.embedding.length} floats]` } : null });
+}
+
+/**
+ * Invariants, coherence (with one bounded repair) and exact-duplicate removal. The duplicate
+ * signature is claimed in the store, so every instance of this stage shares one view, and a
+ * re-delivered persona finds its own claim rather than being called a duplicate of itself.
+ */
+export const validate: Processor<'enriched', 'validated' | 'rejected'> = {
+  stage: 'validate',
+  async process(input, ctx) {
+    const result = checkPersona(input, { dimensions: ctx.config.embeddingDimensions });
+    const hash = textHash(result.persona.description);
+    const reject = (reasons: { code: string; message: string }[], duplicateOf: string | null) => [{
+      event: 'rejected' as const, key: input.id,
+      value: { id: input.id, seedId: input.seedId, stage: 'validate', reasons, duplicateOf, personaJson: withoutEmbedding(result.persona), rejectedAt: ctx.now() },
+    }];
+    if (result.reasons.length > 0) return reject(result.reasons, null);
+    const owner = await ctx.store.claimSignature('text-sha256', hash, input.id);
+    if (owner !== input.id) return reject([{ code: 'DUPLICATE', message: `same normalized text as persona ${owner}` }], owner);
+    const validated: Persona = {
+      ...result.persona,
+      validation: { textHash: hash, checks: [...result.passed, 'unique_text'], repaired: result.repaired, validatedAt: ctx.now() },
+    };
+    return [{ event: 'validated' as const, key: input.id, value: validated }];
+  },
+};

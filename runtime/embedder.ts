@@ -1,0 +1,42 @@
+import { createHash } from 'node:crypto';
+import type { Embedder } from './processor.ts';
+import type { LlmClient } from './llm-client.ts';
+
+/** Embeddings from the configured OpenAI-compatible endpoint (the local MiniLM server by default). */
+export function llmEmbedder(llm: LlmClient, model: string): Embedder {
+  return {
+    model,
+    async embed(texts) {
+      return (await llm.embed(texts)).vectors;
+    },
+  };
+}
+
+const TOKEN = /[\p{L}\p{N}]+/gu;
+
+/**
+ * Feature hashing of word unigrams and bigrams into a unit vector: no model, deterministic, and texts
+ * that share words land close together. It is the labelled fallback for bulk sampler runs and tests,
+ * not a semantic embedding; the store records its model name (`hash-bow`) so the spaces never mix.
+ */
+export function hashEmbedder(dimensions: number): Embedder {
+  return {
+    model: `hash-bow-${dimensions}`,
+    async embed(texts) {
+      return texts.map((t) => hashEmbed(t, dimensions));
+    },
+  };
+}
+
+export function hashEmbed(text: string, dimensions: number): number[] {
+  const v = new Array<number>(dimensions).fill(0);
+  const words = text.toLowerCase().match(TOKEN) ?? [];
+  const features = [...words, ...words.slice(1).map((w, i) => `${words[i]} ${w}`)];
+  for (const f of features) {
+    const h = createHash('sha256').update(f).digest();
+    const index = h.readUInt32LE(0) % dimensions;
+    v[index] = (v[index] ?? 0) + ((h[4] ?? 0) & 1 ? 1 : -1);
+  }
+  const norm = Math.hypot(...v) || 1;
+  return v.map((x) => x / norm);
+}

@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { Kafka, logLevel, type Admin, type IHeaders, type Producer } from 'kafkajs';
+import type { Config } from '../config/index.ts';
+import { events, topicName, type EventName } from '../topology/index.ts';
+import { PersonaHubError } from './errors.ts';
+import type { Logger } from './logger.ts';
+import type { Output } from './processor.ts';
+import type { Serde } from './serde.ts';
+
+export const TRACE_HEADER = 'ph-trace-id';
+
+export function createKafka(config: Pick<Config, 'kafkaBrokers'>, clientId: string, logger: Logger): Kafka {
+  return new Kafka({
+    clientId,
+    brokers: config.kafkaBrokers.split(','),
+    connectionTimeout: 5_000,
+    retry: { retries: 8, initialRetryTime: 100 },
+    // kafkajs logs through its own creator; route it into pino so every line is JSON with a component.
+    logLevel: logLevel.WARN,
+    logCreator: () => ({ namespace, level, log }) => {
+      const { message, ...extra } = log;
+      const child = logger.child({ component: 'kafkajs', namespace });
+      if (level <= logLevel.ERROR) child.error(extra, message);
+      else child.warn(extra, message);
+    },
+  });
+}
+
+/**
+ * Creates every topic of the topology (idempotent). Leaders are awaited by polling metadata rather
+ * than `waitForLeaders`, which throws UNKNOWN_TOPIC_OR_PARTITION right after a broker restart
+ * although the topics were created.
+ */
+export async function ensureTopics(admin: Admin, prefix: string, partitions: number, timeoutMs = 60_000): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  const wanted = (Object.keys(events) as EventName[]).map((event) => ({
+    topic: topicName(prefix, event),
+    numPartitions: partitions,
+    replicationFactor: 1,
+    configEntries: [
+      { name: 'retention.ms', value: String(events[event].retentionMs) },
+      { name: 'cleanup.policy', value: 'delete' },
+    ],
+  }));
+  const missing = wanted.filter((t) => !existing.has(t.topic));
+  if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: false });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: wanted.map((t) => t.topic) });
+      if (topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) break;
+    } catch (cause) {
+      if (Date.now() > deadline) throw new PersonaHubError('PH_KAFKA_TOPICS', `topics have no leaders after ${timeoutMs} ms: ${(cause as Error).message}`, { cause });
+    }
+    if (Date.now() > deadline) throw new PersonaHubError('PH_KAFKA_TOPICS', `topics have no leaders after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return missing.map((t) => t.topic);
+}
+
+export async function encodeOutputs<O extends EventName>(serde: Serde, prefix: string, outputs: readonly Output<O>[], headers: IHeaders): Promise<Map<string, { key: Buffer; value: Buffer; headers: IHeaders }[]>> {
+  const byTopic = new Map<string, { key: Buffer; value: Buffer; headers: IHeaders }[]>();
+  for (const out of outputs) {
+    const topic = topicName(prefix, out.event);
+    const list = byTopic.get(topic) ?? [];
+    list.push({ key: await serde.encodeKey(out.event, out.key), value: await serde.encodeValue(out.event, out.value), headers });
+    byTopic.set(topic, list);
+  }
+  return byTopic;
+}
+
+/** A plain idempotent producer for sources (ingest): each event keyed, with a fresh trace id. */
+export async function produceEvents<O extends EventName>(producer: Producer, serde: Serde, prefix: string, outputs: readonly Output<O>[]): Promise<void> {
+  const byTopic = new Map<string, { key: Buffer; value: Buffer; headers: IHeaders }[]>();
+  for (const out of outputs) {
+    const encoded = await encodeOutputs(serde, prefix, [out], { [TRACE_HEADER]: randomUUID() });
+    for (const [topic, msgs] of encoded) byTopic.set(topic, [...(byTopic.get(topic) ?? []), ...msgs]);
+  }
+  await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+}
+
+/** Messages currently in each topic (high minus low watermark, summed over partitions). */
+export async function topicCounts(admin: Admin, prefix: string): Promise<Record<EventName, number>> {
+  const counts = {} as Record<EventName, number>;
+  for (const event of Object.keys(events) as EventName[]) {
+    const offsets = await admin.fetchTopicOffsets(topicName(prefix, event));
+    // Transaction markers take offsets too, so for transactional topics this is an upper bound;
+    // the report counts records by reading them (readTopic) where exactness matters.
+    counts[event] = offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+  }
+  return counts;
+}

@@ -1,0 +1,114 @@
+import { readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { events, KEY_SCHEMA, topicName, type EventName, type EventTypes } from '../topology/index.ts';
+import { PersonaHubError } from './errors.ts';
+
+const schemasDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'schemas');
+
+export function readSchema(file: string): string {
+  return readFileSync(join(schemasDir, file), 'utf8');
+}
+
+export class SerdeError extends PersonaHubError {
+  constructor(code: 'PH_SERDE_DECODE' | 'PH_SERDE_ENCODE' | 'PH_SERDE_REGISTER', message: string, options: { cause?: unknown; transient?: boolean } = {}) {
+    super(code, message, options);
+  }
+}
+
+/**
+ * Serialization belongs to the topic: one Serde per pipeline knows, for each event, the registry
+ * ids of its key and value schemas (TopicNameStrategy subjects), and turns typed events into
+ * Confluent wire-format bytes and back.
+ */
+export class Serde {
+  private readonly registry: SchemaRegistry;
+  private readonly ids = new Map<string, number>();
+
+  constructor(private readonly registryUrl: string, private readonly prefix: string) {
+    this.registry = new SchemaRegistry({ host: registryUrl });
+  }
+
+  /**
+   * Registers key and value schemas for every topic, idempotently. Apicurio answers
+   * GET /config/{subject} with NONE for subjects created elsewhere, and the client then refuses to
+   * register under BACKWARD; setting the subject's compatibility first makes the call repeatable.
+   */
+  async registerAll(): Promise<Map<string, number>> {
+    for (const event of Object.keys(events) as EventName[]) {
+      const topic = topicName(this.prefix, event);
+      for (const [suffix, file] of [['key', KEY_SCHEMA], ['value', events[event].schema]] as const) {
+        const subject = `${topic}-${suffix}`;
+        await this.setCompatibility(subject, 'BACKWARD');
+        try {
+          const { id } = await this.registry.register({ type: SchemaType.AVRO, schema: readSchema(file) }, { subject });
+          this.ids.set(subject, id);
+        } catch (cause) {
+          throw new SerdeError('PH_SERDE_REGISTER', `registering ${file} as ${subject} at ${this.registryUrl} failed: ${(cause as Error).message}`, { cause });
+        }
+      }
+    }
+    return this.ids;
+  }
+
+  private async setCompatibility(subject: string, level: 'BACKWARD'): Promise<void> {
+    const response = await fetch(`${this.registryUrl}/config/${encodeURIComponent(subject)}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+      body: JSON.stringify({ compatibility: level }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!response.ok) throw new SerdeError('PH_SERDE_REGISTER', `setting ${level} on ${subject} failed: HTTP ${response.status} ${await response.text()}`);
+  }
+
+  /** Looks up the ids of schemas registered by `topics init`; processors never register. */
+  private async idFor(subject: string): Promise<number> {
+    let id = this.ids.get(subject);
+    if (id === undefined) {
+      try {
+        id = await this.registry.getLatestSchemaId(subject);
+      } catch (cause) {
+        throw new SerdeError('PH_SERDE_ENCODE', `no schema registered for ${subject}: run \`personahub topics init\` (${(cause as Error).message})`, { cause, transient: true });
+      }
+      this.ids.set(subject, id);
+    }
+    return id;
+  }
+
+  async encodeKey(event: EventName, key: string): Promise<Buffer> {
+    return this.registry.encode(await this.idFor(`${topicName(this.prefix, event)}-key`), key);
+  }
+
+  /** The registry's encoder validates the value against the schema, so a wrong shape fails here, typed or not. */
+  async encodeValue(event: EventName, value: unknown): Promise<Buffer> {
+    const id = await this.idFor(`${topicName(this.prefix, event)}-value`);
+    try {
+      return await this.registry.encode(id, value);
+    } catch (cause) {
+      throw new SerdeError('PH_SERDE_ENCODE', `value does not match the ${event} schema: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  /** Decodes any Confluent-framed Avro bytes; the caller states which event it expects. */
+  async decode<E extends EventName>(_event: E, bytes: Buffer | null): Promise<EventTypes[E]> {
+    if (!bytes || bytes.length < 5 || bytes[0] !== 0) throw new SerdeError('PH_SERDE_DECODE', `not Confluent-framed Avro (${bytes ? `${bytes.length} bytes, first byte ${bytes[0]}` : 'null value'})`);
+    try {
+      return (await this.registry.decode(bytes)) as EventTypes[E];
+    } catch (cause) {
+      throw new SerdeError('PH_SERDE_DECODE', `cannot decode: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  async decodeKey(bytes: Buffer | null): Promise<string | null> {
+    if (!bytes) return null;
+    if (bytes.length >= 5 && bytes[0] === 0) {
+      try {
+        return String(await this.registry.decode(bytes));
+      } catch {
+        // A key that is not ours still identifies the record in the DLQ; fall through to raw text.
+      }
+    }
+    return bytes.toString('utf8');
+  }
+}

@@ -1,0 +1,47 @@
+import { PersonaHubError } from '../runtime/errors.ts';
+import type { Persona } from '../schemas/types.generated.ts';
+
+export class StoreError extends PersonaHubError {
+  constructor(code: `PH_STORE_${string}`, message: string, options: { cause?: unknown; transient?: boolean } = {}) {
+    super(code, message, options);
+  }
+}
+
+/** The SQL both implementations speak: PGlite and a PostgreSQL server run the same statements. */
+export interface SqlClient {
+  query<T extends object>(sql: string, params?: unknown[]): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+export type UpsertOutcome = 'INSERTED' | 'UPDATED' | 'UNCHANGED';
+
+export interface SearchHit {
+  id: string;
+  name: string;
+  occupation: string;
+  description: string;
+  mode: string;
+  score: number;
+}
+
+export interface Store {
+  readonly kind: 'postgres' | 'pglite';
+  /** Creates tables and indexes; idempotent, safe to run from every instance at start. */
+  migrate(): Promise<void>;
+  /**
+   * Records which embedding model and size the vectors are in, the first time; afterwards refuses a
+   * different one, because mixing two embedding spaces silently breaks search and near-dup checks.
+   */
+  checkEmbeddingSpace(model: string, dimensions: number): Promise<void>;
+  /** Idempotent by (id, version): a re-delivered persona changes nothing and says UNCHANGED. */
+  upsertPersona(persona: Persona): Promise<UpsertOutcome>;
+  /**
+   * Claims a dedup signature for a persona. Returns the persona that owns it: the caller's own id
+   * when it is new (or a re-delivery of the same persona), another id when it is a duplicate.
+   */
+  claimSignature(kind: string, signature: string, personaId: string): Promise<string>;
+  search(vector: number[], limit: number): Promise<SearchHit[]>;
+  countPersonas(): Promise<number>;
+  getPersona(id: string): Promise<{ id: string; description: string; embeddingModel: string; embedding: number[]; mode: string; model: string } | undefined>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,39 @@
+import type { Config } from '../config/index.ts';
+import { StoreError, type SqlClient, type Store } from './index.ts';
+import { SqlStore } from './sql-store.ts';
+
+/** Opens the configured store: a PostgreSQL server (pg pool) or embedded PGlite, same SQL either way. */
+export async function openStore(config: Pick<Config, 'store' | 'databaseUrl' | 'pgliteDir' | 'embeddingDimensions'>): Promise<Store> {
+  const client = config.store === 'postgres' ? await postgresClient(config.databaseUrl) : await pgliteClient(config.pgliteDir);
+  return new SqlStore(config.store, client, config.embeddingDimensions);
+}
+
+async function postgresClient(url: string): Promise<SqlClient> {
+  const { default: pg } = await import('pg');
+  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 10_000 });
+  try {
+    await pool.query('SELECT 1');
+  } catch (cause) {
+    await pool.end();
+    throw new StoreError('PH_STORE_CONNECT', `cannot connect to PostgreSQL at ${url.replace(/\/\/[^@]*@/, '//***@')}: ${(cause as Error).message} (is the stack up? \`personahub stack up\`)`, { cause, transient: true });
+  }
+  return {
+    async query<T extends object>(sql: string, params?: unknown[]) {
+      return (await pool.query(sql, params)).rows as T[];
+    },
+    close: () => pool.end(),
+  };
+}
+
+async function pgliteClient(dataDir: string): Promise<SqlClient> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { vector } = await import('@electric-sql/pglite/vector');
+  // One options object: PGlite.create(dataDir, {extensions}) silently drops the extension in 0.4.x.
+  const db = await PGlite.create({ dataDir, extensions: { vector } });
+  return {
+    async query<T extends object>(sql: string, params?: unknown[]) {
+      return (await db.query<T>(sql, params)).rows;
+    },
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,80 @@
+import type { DeadLetter, Indexed, Persona, Rejected, Seed } from '../schemas/types.generated.ts';
+
+/**
+ * The pipeline as data: every topic with its schema and settings, and every stage with its input,
+ * outputs and consumer group. Topic creation, schema registration, the runner, the Helm chart
+ * and the docs all read this; nothing else spells a topic name.
+ */
+export const events = {
+  seed: { schema: 'seed.avsc', retentionMs: 7 * 24 * 3600_000, doc: 'Seed texts to infer personas from.' },
+  draft: { schema: 'persona.avsc', retentionMs: 7 * 24 * 3600_000, doc: 'Personas as drafted (Text-to-Persona), before enrichment.' },
+  enriched: { schema: 'persona.avsc', retentionMs: 7 * 24 * 3600_000, doc: 'Personas with modalities and embedding.' },
+  validated: { schema: 'persona.avsc', retentionMs: 30 * 24 * 3600_000, doc: 'Coherent, deduplicated personas: the downstream contract.' },
+  indexed: { schema: 'indexed.avsc', retentionMs: 30 * 24 * 3600_000, doc: 'Personas stored and searchable.' },
+  rejected: { schema: 'rejected.avsc', retentionMs: 30 * 24 * 3600_000, doc: 'Personas that failed validation or were duplicates, with reasons.' },
+  dlq: { schema: 'dead-letter.avsc', retentionMs: 30 * 24 * 3600_000, doc: 'Events a stage could not process, with their bytes and why.' },
+} as const;
+
+export type EventName = keyof typeof events;
+
+/** The TypeScript type of each event's value, generated from its Avro schema. */
+export interface EventTypes {
+  seed: Seed;
+  draft: Persona;
+  enriched: Persona;
+  validated: Persona;
+  indexed: Indexed;
+  rejected: Rejected;
+  dlq: DeadLetter;
+}
+
+export const KEY_SCHEMA = 'key.avsc';
+
+export type StageName = 'draft' | 'enrich' | 'validate' | 'index';
+
+export interface StageSpec<I extends EventName = EventName, O extends EventName = EventName> {
+  name: StageName;
+  input: I;
+  outputs: readonly O[];
+  doc: string;
+}
+
+/** Ingest is a source (CLI or API producer), not a consumer stage, so it only appears as the seed producer. */
+export const sources = [{ name: 'ingest', outputs: ['seed'] }] as const;
+
+export const stages = [
+  { name: 'draft', input: 'seed', outputs: ['draft'], doc: 'Text-to-Persona: seed text to persona drafts grounded on sampled attributes.' },
+  { name: 'enrich', input: 'draft', outputs: ['enriched'], doc: 'Behavioral, visual and contextual modalities and the embedding.' },
+  { name: 'validate', input: 'enriched', outputs: ['validated', 'rejected'], doc: 'Invariants, cross-field coherence, exact-duplicate removal.' },
+  { name: 'index', input: 'validated', outputs: ['indexed'], doc: 'Upsert into the store (pgvector), then announce.' },
+] as const satisfies readonly StageSpec[];
+
+export type Stage = (typeof stages)[number];
+
+export function topicName(prefix: string, event: EventName): string {
+  return `${prefix}.${event}.v1`;
+}
+
+export function groupId(prefix: string, stage: StageName): string {
+  return `${prefix}.${stage}`;
+}
+
+export function stageSpec<N extends StageName>(name: N): Extract<Stage, { name: N }> {
+  const spec = stages.find((s) => s.name === name);
+  if (!spec) throw new Error(`unknown stage ${name}`);
+  return spec as Extract<Stage, { name: N }>;
+}
+
+/**
+ * Refuses a topology where a stage consumes an event nobody produces, or where an event is produced
+ * by two owners' different schemas (checked at start-up and in the unit tests).
+ */
+export function checkTopology(): string[] {
+  const produced = new Set<string>([...sources.flatMap((s) => s.outputs), ...stages.flatMap((s) => s.outputs)]);
+  const problems: string[] = [];
+  for (const stage of stages) {
+    if (!produced.has(stage.input)) problems.push(`stage ${stage.name} consumes ${stage.input}, which no stage or source produces`);
+    for (const out of stage.outputs) if (!(out in events)) problems.push(`stage ${stage.name} produces unknown event ${out}`);
+  }
+  return problems;
+}
