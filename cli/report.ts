@@ -1,0 +1,101 @@
+import type { PipelineObserver } from '../runtime/observer.ts';
+import type { Store } from '../store/index.ts';
+import type { Embedder } from '../runtime/processor.ts';
+
+export interface RunReport {
+  mode: string;
+  model: string;
+  embeddingModel: string;
+  store: string;
+  seedsIngested: number;
+  ingestRejected: { reason: string; count: number }[];
+  topics: Record<string, { distinct: number; records: number }>;
+  hops: { hop: string; in: number; out: number; pending: number }[];
+  rejectedByReason: { reason: string; count: number }[];
+  repairedByField: { field: string; count: number }[];
+  dlqByReason: { stage: string; code: string; count: number }[];
+  modelOutcomes: { passed: number; repaired: number; rejected: number };
+  elapsedSeconds: number;
+  personasPerMinute: number;
+  /** Indexed by this run (re-delivered personas already in the store count too: they were re-announced). */
+  indexedThisRun: number;
+  storedPersonas: number;
+  samples: { id: string; name: string; description: string; mode: string }[];
+  search: { query: string; hits: { score: number; description: string }[] };
+}
+
+function tally(items: string[]): { key: string; count: number }[] {
+  const m = new Map<string, number>();
+  for (const i of items) m.set(i, (m.get(i) ?? 0) + 1);
+  return [...m].map(([key, count]) => ({ key, count })).sort((a, b) => b.count - a.count);
+}
+
+/** The report covers this run only: the seeds it ingested and what descends from them, on topics that may hold earlier runs. */
+export async function buildReport(o: { observer: PipelineObserver; seedIds: ReadonlySet<string>; store: Store; embedder: Embedder; mode: string; model: string; startedAt: number; ingestRejected: string[]; searchQuery: string }): Promise<RunReport> {
+  const { observer: obs, seedIds } = o;
+  const scoped = <T extends { seedId: string }>(m: Map<string, T>): T[] => [...m.values()].filter((v) => seedIds.has(v.seedId));
+  const validated = scoped(obs.seen.validated);
+  const rejected = scoped(obs.seen.rejected);
+  const indexed = scoped(obs.seen.indexed).filter((i) => i.indexedAt >= o.startedAt);
+  const dlq = [...obs.seen.dlq.values()].filter((d) => d.failedAt >= o.startedAt);
+  const lastIndexedAt = Math.max(o.startedAt, ...indexed.map((i) => i.indexedAt));
+  const elapsed = Math.max(0.001, (lastIndexedAt - o.startedAt) / 1000);
+  const queryVector = (await o.embedder.embed([o.searchQuery]))[0] ?? [];
+  const hits = queryVector.length > 0 ? await o.store.search(queryVector, 3) : [];
+  const samples = validated.slice(0, 3).map((p) => ({ id: p.id, name: p.name, description: p.description, mode: p.provenance.mode }));
+  const repairedFields = validated.flatMap((p) => p.validation?.repaired ?? []);
+  return {
+    mode: o.mode, model: o.model, embeddingModel: o.embedder.model, store: o.store.kind,
+    seedsIngested: seedIds.size,
+    ingestRejected: tally(o.ingestRejected).map(({ key, count }) => ({ reason: key, count })),
+    topics: {
+      seed: { distinct: [...obs.seen.seed.keys()].filter((k) => seedIds.has(k)).length, records: obs.records.seed },
+      draft: { distinct: scoped(obs.seen.draft).length, records: obs.records.draft },
+      enriched: { distinct: scoped(obs.seen.enriched).length, records: obs.records.enriched },
+      validated: { distinct: validated.length, records: obs.records.validated },
+      indexed: { distinct: scoped(obs.seen.indexed).length, records: obs.records.indexed },
+      rejected: { distinct: rejected.length, records: obs.records.rejected },
+      dlq: { distinct: dlq.length, records: obs.records.dlq },
+    },
+    hops: obs.accounting(seedIds).map((h) => ({ hop: h.hop, in: h.in, out: h.out, pending: h.pending.length })),
+    rejectedByReason: tally(rejected.flatMap((r) => r.reasons.map((x) => x.code))).map(({ key, count }) => ({ reason: key, count })),
+    repairedByField: tally(repairedFields).map(({ key, count }) => ({ field: key, count })),
+    dlqByReason: tally(dlq.map((d) => `${d.stage}\u0000${d.errorCode}`)).map(({ key, count }) => {
+      const [stage = '', code = ''] = key.split('\u0000');
+      return { stage, code, count };
+    }),
+    modelOutcomes: {
+      passed: validated.filter((p) => (p.validation?.repaired.length ?? 0) === 0).length,
+      repaired: validated.filter((p) => (p.validation?.repaired.length ?? 0) > 0).length,
+      rejected: rejected.length,
+    },
+    elapsedSeconds: Math.round(elapsed * 10) / 10,
+    personasPerMinute: Math.round((indexed.length / elapsed) * 60 * 10) / 10,
+    indexedThisRun: indexed.length,
+    storedPersonas: await o.store.countPersonas(),
+    samples,
+    search: { query: o.searchQuery, hits: hits.map((h) => ({ score: Math.round(h.score * 1000) / 1000, description: h.description })) },
+  };
+}
+
+export function renderReport(r: RunReport): string {
+  const lines: string[] = [];
+  lines.push('# PersonaHub Stream run report', '');
+  lines.push(`Mode: **${r.mode}**${r.mode === 'sampler' ? ' (no LLM: personas composed from sampled attributes and seed terms)' : ''} · text model: \`${r.model}\` · embeddings: \`${r.embeddingModel}\` · store: ${r.store}`, '');
+  lines.push(`Seeds ingested: ${r.seedsIngested}; lines refused at ingest: ${r.ingestRejected.map((x) => `${x.reason} ${x.count}`).join(', ') || 'none'}`, '');
+  lines.push('| topic | ids from this run | records on the topic (all runs) |', '|---|---|---|');
+  for (const [t, c] of Object.entries(r.topics)) lines.push(`| ${t} | ${c.distinct} | ${c.records} |`);
+  lines.push('', '| hop | in | out | unaccounted |', '|---|---|---|---|');
+  for (const h of r.hops) lines.push(`| ${h.hop} | ${h.in} | ${h.out} | ${h.pending} |`);
+  lines.push('', `Validation: ${r.modelOutcomes.passed} passed as written, ${r.modelOutcomes.repaired} passed after repair, ${r.modelOutcomes.rejected} rejected.`);
+  if (r.rejectedByReason.length) lines.push(`Rejections by reason: ${r.rejectedByReason.map((x) => `${x.reason} ${x.count}`).join(', ')}`);
+  if (r.repairedByField.length) lines.push(`Repairs by field: ${r.repairedByField.map((x) => `${x.field} ${x.count}`).join(', ')}`);
+  lines.push(`DLQ: ${r.dlqByReason.map((x) => `${x.stage}/${x.code} ${x.count}`).join(', ') || 'empty'}`);
+  lines.push('', `Throughput: ${r.indexedThisRun} personas indexed in ${r.elapsedSeconds} s = **${r.personasPerMinute} personas/min**; ${r.storedPersonas} personas in the store.`, '');
+  lines.push('## Sample personas', '');
+  for (const s of r.samples) lines.push(`- **${s.name}** (${s.mode}, ${s.id}): ${s.description}`);
+  lines.push('', `## Semantic search: "${r.search.query}"`, '');
+  for (const h of r.search.hits) lines.push(`- ${h.score.toFixed(3)}  ${h.description}`);
+  lines.push('', 'Search yourself: `./personahub search "a retired teacher who loves gardening"`. Stop the stack: `./personahub stack down`.');
+  return lines.join('\n');
+}

@@ -1,0 +1,97 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config/index.ts';
+import { processors } from '../processors/index.ts';
+import { hashEmbedder, llmEmbedder } from '../runtime/embedder.ts';
+import { createKafka } from '../runtime/kafka.ts';
+import { createLlmClient, type LlmClient } from '../runtime/llm-client.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { PipelineMetrics } from '../runtime/metrics.ts';
+import type { ProcessorContext } from '../runtime/processor.ts';
+import { StageRunner } from '../runtime/runner.ts';
+import { Serde } from '../runtime/serde.ts';
+import type { StackOptions } from '../stack/types.ts';
+import { openStore } from '../store/open.ts';
+import { checkTopology, stageSpec, type StageName } from '../topology/index.ts';
+import { PersonaHubError } from '../runtime/errors.ts';
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The endpoint the pipeline talks to: the configured one, or the local model server. */
+export function llmBaseUrl(config: Config): string {
+  return config.llmBaseUrl || `http://127.0.0.1:${config.llmPort}/v1`;
+}
+
+/** Whether `stack up` should run the local model server (mode llm and no endpoint configured). */
+export function needsLocalLlm(config: Config): boolean {
+  return config.startLocalLlm && config.llmBaseUrl === '' && (config.mode === 'llm' || config.embedder === 'llm');
+}
+
+export function stackOptions(config: Config, logger: Logger): StackOptions {
+  return {
+    home: config.home,
+    cacheDir: config.cacheDir,
+    kafka: { port: config.kafkaPort, controllerPort: config.kafkaControllerPort },
+    registry: { port: config.registryPort, managementPort: config.registryManagementPort },
+    postgres: { port: config.postgresPort, user: config.postgresUser, password: config.postgresPassword, database: config.postgresDatabase },
+    readyTimeoutMs: 180_000,
+    logger,
+    extraServices: needsLocalLlm(config) ? [{
+      name: 'llm',
+      async install() {
+        const { fetchModels } = await import('../models/fetch.ts');
+        await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, logger });
+      },
+      // The server runs from this checkout with the same Node and config; tsx compiles on the fly.
+      command: process.execPath,
+      args: ['--import', 'tsx', join(repoRoot, 'cli', 'main.ts'), 'llm', 'serve'],
+      cwd: repoRoot,
+      ready: { http: `http://127.0.0.1:${config.llmPort}/ready` },
+    }] : [],
+  };
+}
+
+export interface Pipeline {
+  ctx: ProcessorContext;
+  serde: Serde;
+  metrics: PipelineMetrics;
+  kafka: ReturnType<typeof createKafka>;
+  llm: LlmClient | undefined;
+  close(): Promise<void>;
+}
+
+/** Builds what the stages share: clients, store, metrics. Nothing here touches Kafka topics yet. */
+export async function buildPipeline(config: Config, logger: Logger, clientId: string): Promise<Pipeline> {
+  const problems = checkTopology();
+  if (problems.length > 0) throw new PersonaHubError('PH_TOPOLOGY_INVALID', problems.join('; '));
+  const metrics = new PipelineMetrics();
+  const needLlm = config.mode === 'llm' || config.embedder === 'llm';
+  const llm = needLlm ? createLlmClient({
+    baseURL: llmBaseUrl(config), apiKey: config.llmApiKey, model: config.llmModel, embeddingModel: config.embeddingModel,
+    timeoutMs: config.llmTimeoutMs, maxRetries: config.llmMaxRetries, concurrency: config.llmConcurrency,
+    tokensPerMinute: config.llmTokensPerMinute, cacheDir: config.llmCacheDir || undefined, cacheMaxEntries: 10_000,
+    logger: logger.child({ component: 'llm' }), onCall: metrics.onLlmCall,
+  }) : undefined;
+  const embedder = config.embedder === 'llm' && llm ? llmEmbedder(llm, config.embeddingModel) : hashEmbedder(config.embeddingDimensions);
+  const store = await openStore(config);
+  await store.migrate();
+  const ctx: ProcessorContext = { config, logger, llm: config.mode === 'llm' ? llm : undefined, embedder, store, now: () => Date.now() };
+  const serde = new Serde(config.registryUrl, config.topicPrefix);
+  const kafka = createKafka(config, clientId, logger);
+  return {
+    ctx, serde, metrics, kafka, llm,
+    async close() {
+      await llm?.close();
+      await store.close();
+    },
+  };
+}
+
+export function createRunner(pipeline: Pipeline, stage: StageName, logger: Logger): StageRunner<never, never> {
+  // The topology pairs each stage with its processor; the runner is generic over both, and this
+  // is the one place the pair is looked up by name.
+  return new StageRunner({
+    config: pipeline.ctx.config, spec: stageSpec(stage) as never, processor: processors[stage] as never,
+    kafka: pipeline.kafka, serde: pipeline.serde, ctx: pipeline.ctx, metrics: pipeline.metrics, logger,
+  });
+}

@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto';
+import type { Consumer, Kafka } from 'kafkajs';
+import { events, topicName, type EventName, type EventTypes } from '../topology/index.ts';
+import type { Serde } from './serde.ts';
+
+export interface HopAccount {
+  hop: string;
+  in: number;
+  out: number;
+  /** Ids that entered the hop and have neither an output nor a DLQ record yet. */
+  pending: string[];
+}
+
+/**
+ * Reads every pipeline topic (read_committed) and keeps, per event, what has been seen, so a run
+ * can be accounted for hop by hop: every seed drafted or dead-lettered, every draft enriched or
+ * dead-lettered, every enriched persona validated, rejected or dead-lettered, every validated one
+ * indexed or dead-lettered. Used by the main job's wait and report and by the end-to-end tests.
+ */
+export class PipelineObserver {
+  readonly seen: { [E in EventName]: Map<string, EventTypes[E]> } = {
+    seed: new Map(), draft: new Map(), enriched: new Map(), validated: new Map(), indexed: new Map(), rejected: new Map(), dlq: new Map(),
+  };
+  /** Records per topic including re-deliveries: a count above the distinct ids means a duplicate reached the topic. */
+  readonly records: Record<EventName, number> = { seed: 0, draft: 0, enriched: 0, validated: 0, indexed: 0, rejected: 0, dlq: 0 };
+  readonly undecodable: { topic: string; offset: string }[] = [];
+  firstSeenAt: number | undefined;
+  lastSeenAt: number | undefined;
+  private consumer: Consumer | undefined;
+
+  constructor(private readonly kafka: Kafka, private readonly serde: Serde, private readonly prefix: string) {}
+
+  async start(): Promise<void> {
+    this.consumer = this.kafka.consumer({ groupId: `${this.prefix}.observer.${randomUUID()}`, readUncommitted: false });
+    await this.consumer.connect();
+    const byTopic = new Map((Object.keys(events) as EventName[]).map((e) => [topicName(this.prefix, e), e]));
+    await this.consumer.subscribe({ topics: [...byTopic.keys()], fromBeginning: true });
+    let assigned!: () => void;
+    const joined = new Promise<void>((resolve) => { assigned = resolve; });
+    this.consumer.on(this.consumer.events.GROUP_JOIN, () => assigned());
+    await this.consumer.run({
+      eachMessage: async ({ topic, message }) => {
+        const event = byTopic.get(topic);
+        if (!event) return;
+        const key = (await this.serde.decodeKey(message.key)) ?? '';
+        try {
+          const value = await this.serde.decode(event, message.value);
+          (this.seen[event] as Map<string, unknown>).set(key, value);
+          this.records[event] += 1;
+          const now = Date.now();
+          this.firstSeenAt ??= now;
+          this.lastSeenAt = now;
+        } catch {
+          // Poison records exist only on the seed topic (or whatever a foreign producer wrote); count, don't stop.
+          this.undecodable.push({ topic, offset: message.offset });
+        }
+      },
+    });
+    await joined;
+  }
+
+  /**
+   * Hop-by-hop accounting. With `seedIds`, only the personas descending from those seeds count, so
+   * a run can be accounted for on topics that already hold earlier runs.
+   */
+  accounting(seedIds?: ReadonlySet<string>): HopAccount[] {
+    const inScope = (seedId: string): boolean => !seedIds || seedIds.has(seedId);
+    const seeds = [...this.seen.seed.keys()].filter(inScope);
+    const drafts = [...this.seen.draft].filter(([, p]) => inScope(p.seedId)).map(([id]) => id);
+    const enriched = [...this.seen.enriched].filter(([, p]) => inScope(p.seedId)).map(([id]) => id);
+    const validated = [...this.seen.validated].filter(([, p]) => inScope(p.seedId)).map(([id]) => id);
+    const draftSeedIds = new Set(drafts.map((id) => this.seen.draft.get(id)?.seedId));
+    const dlq = (stage: string) => new Set([...this.seen.dlq].filter(([, v]) => v.stage === stage).map(([k]) => k));
+    const [dlqDraft, dlqEnrich, dlqValidate, dlqIndex] = [dlq('draft'), dlq('enrich'), dlq('validate'), dlq('index')];
+    const hop = (name: string, ins: string[], done: (id: string) => boolean): HopAccount => {
+      const pending = ins.filter((id) => !done(id));
+      return { hop: name, in: ins.length, out: ins.length - pending.length, pending };
+    };
+    return [
+      hop('seed→draft', seeds, (id) => draftSeedIds.has(id) || dlqDraft.has(id)),
+      hop('draft→enriched', drafts, (id) => this.seen.enriched.has(id) || dlqEnrich.has(id)),
+      hop('enriched→validated|rejected', enriched, (id) => this.seen.validated.has(id) || this.seen.rejected.has(id) || dlqValidate.has(id)),
+      hop('validated→indexed', validated, (id) => this.seen.indexed.has(id) || dlqIndex.has(id)),
+    ];
+  }
+
+  /** True once every given seed has been seen and everything descending from it is accounted for. */
+  settled(seedIds: ReadonlySet<string>, poison = 0): boolean {
+    for (const id of seedIds) if (!this.seen.seed.has(id)) return false;
+    const poisoned = [...this.seen.dlq.values()].filter((d) => d.errorCode === 'PH_SERDE_DECODE').length;
+    return poisoned >= poison && this.accounting(seedIds).every((h) => h.pending.length === 0);
+  }
+
+  async waitUntilSettled(seedIds: ReadonlySet<string>, opts: { timeoutMs: number; poison?: number; onTick?: (o: PipelineObserver) => void }): Promise<boolean> {
+    const deadline = Date.now() + opts.timeoutMs;
+    while (Date.now() < deadline) {
+      opts.onTick?.(this);
+      if (this.settled(seedIds, opts.poison ?? 0)) return true;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return this.settled(seedIds, opts.poison ?? 0);
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+}

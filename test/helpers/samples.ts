@@ -1,0 +1,23 @@
+import type { Persona, Seed } from '../../schemas/types.generated.ts';
+import { hashEmbed } from '../../runtime/embedder.ts';
+import { modalitiesFor } from '../../processors/enrich/modalities.ts';
+
+export function sampleSeed(text = 'The library will extend its opening hours during exam season for students.'): Seed {
+  return { id: 'a'.repeat(32), text, source: 'test', lineNumber: 1, depth: 0, parentPersonaId: null, createdAt: 1_700_000_000_000 };
+}
+
+/** A coherent, enriched persona, as the enrich stage would emit it. */
+export function samplePersona(overrides: Partial<Persona> = {}): Persona {
+  const base: Persona = {
+    id: 'b'.repeat(32), version: 1, seedId: 'a'.repeat(32), generationIndex: 0,
+    name: 'Amara Okafor', age: 34, occupation: 'pediatric nurse', locale: 'Lagos, Nigeria', traits: ['warm', 'meticulous', 'curious'],
+    description: 'Amara Okafor is a 34-year-old pediatric nurse in Lagos who reads every update on vaccination schedules and explains them patiently to worried parents.',
+    seedRelation: 'READER',
+    provenance: { mode: 'SAMPLER', model: 'sampler', promptVersion: 'draft-v1', createdAt: 1_700_000_000_000 },
+    enrichment: null, validation: null, ...overrides,
+  };
+  return {
+    ...base,
+    enrichment: base.enrichment ?? { ...modalitiesFor(base), embedding: hashEmbed(base.description, 384), embeddingModel: 'hash-bow-384', enrichedAt: 1_700_000_000_000 },
+  };
+}

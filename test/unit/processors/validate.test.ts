@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { checkPersona, contradictingOccupations, statedAges } from '../../../processors/validate/rules.ts';
+import { textHash } from '../../../processors/validate/index.ts';
+import { FEW_SHOT } from '../../../processors/draft/prompt.ts';
+import { samplePersona } from '../../helpers/samples.ts';
+
+const dims = { dimensions: 384 };
+
+describe('coherence rules', () => {
+  it('passes a coherent persona untouched', () => {
+    const r = checkPersona(samplePersona(), dims);
+    expect(r.reasons).toEqual([]);
+    expect(r.repaired).toEqual([]);
+    expect(r.passed).toContain('age_in_text');
+  });
+
+  it('finds the ages a text states', () => {
+    expect(statedAges('a 32-year-old nurse, aged 40, who is 51 years old').map((m) => m.age)).toEqual([32, 51, 40]);
+  });
+
+  it('repairs a stated age that contradicts the age field, once, and records it', () => {
+    const p = samplePersona({ description: 'Amara Okafor is a 19-year-old pediatric nurse in Lagos who reads every update on vaccination schedules.' });
+    const r = checkPersona(p, dims);
+    expect(r.reasons).toEqual([]);
+    expect(r.repaired).toEqual(['description.age']);
+    expect(r.persona.description).toContain('34-year-old');
+  });
+
+  it('repairs an occupation the text contradicts', () => {
+    expect(contradictingOccupations('She works as an airline pilot in Lagos.', 'pediatric nurse')).toEqual(['airline pilot']);
+    const r = checkPersona(samplePersona({ description: 'Amara Okafor works as an airline pilot in Lagos and reads every update on vaccination schedules.' }), dims);
+    expect(r.repaired).toEqual(['description.occupation']);
+    expect(r.persona.description).toContain('works as an pediatric nurse');
+  });
+
+  it('rejects with every reason: missing name, implausible age for the job, wrong dims, copied few-shot', () => {
+    const r = checkPersona(samplePersona({ age: 17, description: FEW_SHOT[0]?.description ?? '' }), { dimensions: 768 });
+    const codes = r.reasons.map((x) => x.code);
+    expect(codes).toEqual(expect.arrayContaining(['NAME_NOT_IN_TEXT', 'AGE_OCCUPATION', 'EMBEDDING_DIMENSIONS', 'FEW_SHOT_COPY']));
+  });
+
+  it('rejects a life stage that does not fit the age', () => {
+    const p = samplePersona();
+    const senior = { ...p, enrichment: p.enrichment ? { ...p.enrichment, lifeStage: 'SENIOR' as const } : null };
+    expect(checkPersona(senior, dims).reasons.map((x) => x.code)).toEqual(['LIFE_STAGE_MISMATCH']);
+  });
+
+  it('rejects a description outside the length bounds and a zero embedding', () => {
+    const p = samplePersona({ description: 'Amara.' });
+    const zero = { ...p, enrichment: p.enrichment ? { ...p.enrichment, embedding: new Array(384).fill(0) } : null };
+    const codes = checkPersona(zero, dims).reasons.map((x) => x.code);
+    expect(codes).toEqual(expect.arrayContaining(['DESCRIPTION_LENGTH', 'EMBEDDING_INVALID']));
+  });
+
+  it('hashes normalized text for exact-duplicate detection', () => {
+    expect(textHash('Hello   World')).toBe(textHash('hello world'));
+    expect(textHash('hello world')).not.toBe(textHash('hello world!'));
+  });
+});
