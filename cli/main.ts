@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { configDocs, loadConfig, type Config } from '../config/index.ts';
 import { parseSeedLines } from '../processors/ingest/index.ts';
 import { PersonaHubError } from '../runtime/errors.ts';
-import { ensureTopics, produceEvents } from '../runtime/kafka.ts';
+import { ensureTopics, produceEvents, producerConfig } from '../runtime/kafka.ts';
 import { createLogger, type Logger } from '../runtime/logger.ts';
 import { PipelineObserver } from '../runtime/observer.ts';
 import type { StageRunner } from '../runtime/runner.ts';
@@ -47,7 +47,7 @@ async function ingest(config: Config, pipeline: Pipeline, file: string, opts: { 
   const format = file.endsWith('.jsonl') ? 'jsonl' : 'text';
   const result = parseSeedLines(lines, { source: opts.source ?? (file === '-' ? 'stdin' : basename(file)), format, maxChars: config.maxSeedChars, now: Date.now() });
   const seeds = opts.limit === undefined ? result.seeds : result.seeds.slice(0, opts.limit);
-  const producer = pipeline.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = pipeline.kafka.producer(producerConfig({ idempotent: true, maxInFlightRequests: 1 }));
   await producer.connect();
   try {
     for (let i = 0; i < seeds.length; i += 500) {

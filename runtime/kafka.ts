@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, type Admin, type IHeaders, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type IHeaders, type Producer, type ProducerConfig } from 'kafkajs';
 import type { Config } from '../config/index.ts';
 import { events, topicName, type EventName } from '../topology/index.ts';
 import { PersonaHubError } from './errors.ts';
@@ -24,6 +24,14 @@ export function createKafka(config: Pick<Config, 'kafkaBrokers'>, clientId: stri
       else child.warn(extra, message);
     },
   });
+}
+
+/**
+ * Every producer uses the Java client's murmur2 partitioner, so a key lands on the same partition
+ * whichever client (Java, Python, Node) produced it; stating it also silences kafkajs' v2 notice.
+ */
+export function producerConfig(extra: ProducerConfig = {}): ProducerConfig {
+  return { createPartitioner: Partitioners.DefaultPartitioner, ...extra };
 }
 
 /**

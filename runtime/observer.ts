@@ -24,6 +24,8 @@ export class PipelineObserver {
   /** Records per topic including re-deliveries: a count above the distinct ids means a duplicate reached the topic. */
   readonly records: Record<EventName, number> = { seed: 0, draft: 0, enriched: 0, validated: 0, indexed: 0, rejected: 0, dlq: 0 };
   readonly undecodable: { topic: string; offset: string }[] = [];
+  /** Headers of DLQ records by key: the why and where-from that Kafka tools show without Avro. */
+  readonly dlqHeaders = new Map<string, Record<string, string>>();
   firstSeenAt: number | undefined;
   lastSeenAt: number | undefined;
   private consumer: Consumer | undefined;
@@ -46,6 +48,7 @@ export class PipelineObserver {
         try {
           const value = await this.serde.decode(event, message.value);
           (this.seen[event] as Map<string, unknown>).set(key, value);
+          if (event === 'dlq') this.dlqHeaders.set(key, Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])));
           this.records[event] += 1;
           const now = Date.now();
           this.firstSeenAt ??= now;

@@ -3,7 +3,7 @@ import type { Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs'
 import type { Config } from '../config/index.ts';
 import { groupId, topicName, type EventName, type EventTypes, type StageSpec } from '../topology/index.ts';
 import { PersonaHubError } from './errors.ts';
-import { encodeOutputs, TRACE_HEADER } from './kafka.ts';
+import { encodeOutputs, producerConfig, TRACE_HEADER } from './kafka.ts';
 import type { Logger } from './logger.ts';
 import type { PipelineMetrics } from './metrics.ts';
 import type { Output, Processor, ProcessorContext } from './processor.ts';
@@ -60,13 +60,13 @@ export class StageRunner<I extends EventName, O extends EventName> {
   async start(): Promise<void> {
     const { kafka, config, spec, processor, ctx } = this.o;
     await processor.init?.(ctx);
-    this.producer = kafka.producer({
+    this.producer = kafka.producer(producerConfig({
       transactionalId: `${this.group}.${config.instanceId}`,
       idempotent: true,
       maxInFlightRequests: 1,
       // kafkajs waits 300 ms on CONCURRENT_TRANSACTIONS by default, capping a producer at ~4 transactions/s.
       retry: { initialRetryTime: 20, retries: 10 },
-    });
+    }));
     await this.producer.connect();
     this.consumer = kafka.consumer({ groupId: this.group, readUncommitted: false, allowAutoTopicCreation: false, sessionTimeout: 45_000, heartbeatInterval: 3_000 });
     await this.consumer.connect();

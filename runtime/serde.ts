@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import avro from 'avsc';
 import { events, KEY_SCHEMA, topicName, type EventName, type EventTypes } from '../topology/index.ts';
 import { PersonaHubError } from './errors.ts';
 
@@ -10,6 +11,8 @@ const schemasDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'schemas'
 export function readSchema(file: string): string {
   return readFileSync(join(schemasDir, file), 'utf8');
 }
+
+const stringType = avro.Type.forSchema('string');
 
 export class SerdeError extends PersonaHubError {
   constructor(code: 'PH_SERDE_DECODE' | 'PH_SERDE_ENCODE' | 'PH_SERDE_REGISTER', message: string, options: { cause?: unknown; transient?: boolean } = {}) {
@@ -42,7 +45,9 @@ export class Serde {
         const subject = `${topic}-${suffix}`;
         await this.setCompatibility(subject, 'BACKWARD');
         try {
-          const { id } = await this.registry.register({ type: SchemaType.AVRO, schema: readSchema(file) }, { subject });
+          const schema = readSchema(file);
+          // The client only registers named Avro types; the key schema is a bare "string", so it goes through the REST API.
+          const id = suffix === 'key' ? await this.registerRaw(subject, schema) : (await this.registry.register({ type: SchemaType.AVRO, schema }, { subject })).id;
           this.ids.set(subject, id);
         } catch (cause) {
           throw new SerdeError('PH_SERDE_REGISTER', `registering ${file} as ${subject} at ${this.registryUrl} failed: ${(cause as Error).message}`, { cause });
@@ -50,6 +55,17 @@ export class Serde {
       }
     }
     return this.ids;
+  }
+
+  private async registerRaw(subject: string, schema: string): Promise<number> {
+    const response = await fetch(`${this.registryUrl}/subjects/${encodeURIComponent(subject)}/versions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+      body: JSON.stringify({ schema: JSON.stringify(JSON.parse(schema)), schemaType: 'AVRO' }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!response.ok) throw new Error(`HTTP ${response.status} ${await response.text()}`);
+    return ((await response.json()) as { id: number }).id;
   }
 
   private async setCompatibility(subject: string, level: 'BACKWARD'): Promise<void> {
@@ -76,8 +92,11 @@ export class Serde {
     return id;
   }
 
+  /** Confluent wire format by hand (magic 0, schema id, Avro string), for the same reason as registerRaw. */
   async encodeKey(event: EventName, key: string): Promise<Buffer> {
-    return this.registry.encode(await this.idFor(`${topicName(this.prefix, event)}-key`), key);
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(await this.idFor(`${topicName(this.prefix, event)}-key`), 1);
+    return Buffer.concat([header, stringType.toBuffer(key)]);
   }
 
   /** The registry's encoder validates the value against the schema, so a wrong shape fails here, typed or not. */
@@ -104,7 +123,7 @@ export class Serde {
     if (!bytes) return null;
     if (bytes.length >= 5 && bytes[0] === 0) {
       try {
-        return String(await this.registry.decode(bytes));
+        return stringType.fromBuffer(bytes.subarray(5)) as string;
       } catch {
         // A key that is not ours still identifies the record in the DLQ; fall through to raw text.
       }

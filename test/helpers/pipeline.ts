@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { loadConfig, type Config } from '../../config/index.ts';
+import { buildPipeline, createRunner, type Pipeline } from '../../cli/wiring.ts';
+import { ensureTopics, produceEvents, producerConfig } from '../../runtime/kafka.ts';
+import { createLogger } from '../../runtime/logger.ts';
+import { PipelineObserver } from '../../runtime/observer.ts';
+import type { StageRunner } from '../../runtime/runner.ts';
+import { parseSeedLines } from '../../processors/ingest/index.ts';
+import { stages, type StageName } from '../../topology/index.ts';
+import type { Seed } from '../../schemas/types.generated.ts';
+
+/**
+ * A pipeline on the real stack with its own topics, consumer groups, transactional ids and database,
+ * so tests never see each other's events and can run against a stack that also serves the demo.
+ */
+export interface TestPipeline {
+  config: Config;
+  prefix: string;
+  pipeline: Pipeline;
+  observer: PipelineObserver;
+  runners: StageRunner<never, never>[];
+  seeds(count: number): Seed[];
+  ingest(seeds: Seed[]): Promise<void>;
+  startStages(names?: readonly StageName[]): Promise<void>;
+  stopStages(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const ADMIN_URL = (c: Config) => c.databaseUrl;
+
+export async function createTestPipeline(env: Record<string, string>): Promise<TestPipeline> {
+  const prefix = `t${Date.now().toString(36)}${randomUUID().slice(0, 6)}`;
+  const base = loadConfig({});
+  // A database of its own: the store remembers its embedding space, and tests use other models than the demo.
+  const database = `test_${prefix}`;
+  const admin = new pg.Client(ADMIN_URL(base));
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${database}`);
+  await admin.end();
+  const config = loadConfig({
+    PERSONAHUB_TOPIC_PREFIX: prefix, PERSONAHUB_INSTANCE_ID: prefix, PERSONAHUB_LOG_LEVEL: 'warn', PERSONAHUB_LLM_CACHE_DIR: '',
+    PERSONAHUB_DATABASE_URL: base.databaseUrl.replace(/\/[^/]+$/, `/${database}`), ...env,
+  });
+  const logger = createLogger({ level: config.logLevel, name: prefix });
+  const pipeline = await buildPipeline(config, logger, prefix);
+  const kafkaAdmin = pipeline.kafka.admin();
+  await kafkaAdmin.connect();
+  await ensureTopics(kafkaAdmin, prefix, config.partitions);
+  await kafkaAdmin.disconnect();
+  await pipeline.serde.registerAll();
+  const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, prefix);
+  await observer.start();
+  const producer = pipeline.kafka.producer(producerConfig({ idempotent: true, maxInFlightRequests: 1 }));
+  await producer.connect();
+  const corpus = readFileSync('data/seeds.jsonl', 'utf8').split('\n');
+  const runners: StageRunner<never, never>[] = [];
+  const t: TestPipeline = {
+    config, prefix, pipeline, observer, runners,
+    seeds(count) {
+      return parseSeedLines(corpus, { source: prefix, format: 'jsonl', maxChars: config.maxSeedChars, now: Date.now() }).seeds.slice(0, count);
+    },
+    async ingest(seeds) {
+      await produceEvents(producer, pipeline.serde, prefix, seeds.map((s) => ({ event: 'seed' as const, key: s.id, value: s })));
+    },
+    async startStages(names = stages.map((s) => s.name)) {
+      for (const name of names) {
+        const r = createRunner(pipeline, name, logger);
+        await r.start();
+        runners.push(r);
+      }
+    },
+    async stopStages() {
+      for (const r of runners.splice(0)) await r.stop();
+    },
+    async close() {
+      await t.stopStages();
+      await producer.disconnect();
+      await observer.stop();
+      await pipeline.close();
+      const a = new pg.Client(ADMIN_URL(base));
+      await a.connect();
+      await a.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      await a.end();
+    },
+  };
+  return t;
+}
