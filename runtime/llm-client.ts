@@ -95,7 +95,7 @@ export class LlmError extends PersonaHubError {
   declare readonly code: LlmErrorCode;
   /** HTTP status of the last response, when there was one. */
   readonly status: number | undefined;
-  /** HTTP attempts made for the call that failed. */
+  /** Attempts made: HTTP attempts for transport failures, output attempts (seeds tried) for PH_LLM_BAD_OUTPUT. */
   readonly attempts: number;
   /** The server's Retry-After hint from the last response, when it gave one. */
   readonly retryAfterMs: number | undefined;

@@ -68,7 +68,7 @@ export class StageRunner<I extends EventName, O extends EventName> {
       retry: { initialRetryTime: 20, retries: 10 },
     }));
     await this.producer.connect();
-    this.consumer = kafka.consumer({ groupId: this.group, readUncommitted: false, allowAutoTopicCreation: false, sessionTimeout: 45_000, heartbeatInterval: 3_000 });
+    this.consumer = kafka.consumer({ groupId: this.group, readUncommitted: false, allowAutoTopicCreation: false, sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.min(3_000, Math.floor(config.sessionTimeoutMs / 3)) });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.inputTopic, fromBeginning: true });
     this.running = true;

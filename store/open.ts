@@ -11,6 +11,9 @@ export async function openStore(config: Pick<Config, 'store' | 'databaseUrl' | '
 async function postgresClient(url: string): Promise<SqlClient> {
   const { default: pg } = await import('pg');
   const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 10_000 });
+  // An idle client dropped by the server (restart, admin command) must not crash the process: the
+  // pool replaces it, and the next query fails or succeeds on its own.
+  pool.on('error', () => {});
   try {
     await pool.query('SELECT 1');
   } catch (cause) {

@@ -17,6 +17,8 @@ import type { Seed } from '../../schemas/types.generated.ts';
  */
 export interface TestPipeline {
   config: Config;
+  /** The environment that yields `config`: a child process given it runs the same pipeline. */
+  env: Record<string, string>;
   prefix: string;
   pipeline: Pipeline;
   observer: PipelineObserver;
@@ -39,10 +41,11 @@ export async function createTestPipeline(env: Record<string, string>): Promise<T
   await admin.connect();
   await admin.query(`CREATE DATABASE ${database}`);
   await admin.end();
-  const config = loadConfig({
+  const fullEnv: Record<string, string> = {
     PERSONAHUB_TOPIC_PREFIX: prefix, PERSONAHUB_INSTANCE_ID: prefix, PERSONAHUB_LOG_LEVEL: 'warn', PERSONAHUB_LLM_CACHE_DIR: '',
     PERSONAHUB_DATABASE_URL: base.databaseUrl.replace(/\/[^/]+$/, `/${database}`), ...env,
-  });
+  };
+  const config = loadConfig(fullEnv);
   const logger = createLogger({ level: config.logLevel, name: prefix });
   const pipeline = await buildPipeline(config, logger, prefix);
   const kafkaAdmin = pipeline.kafka.admin();
@@ -57,7 +60,7 @@ export async function createTestPipeline(env: Record<string, string>): Promise<T
   const corpus = readFileSync('data/seeds.jsonl', 'utf8').split('\n');
   const runners: StageRunner<never, never>[] = [];
   const t: TestPipeline = {
-    config, prefix, pipeline, observer, runners,
+    config, env: fullEnv, prefix, pipeline, observer, runners,
     seeds(count) {
       return parseSeedLines(corpus, { source: prefix, format: 'jsonl', maxChars: config.maxSeedChars, now: Date.now() }).seeds.slice(0, count);
     },
