@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURE_CHAT_MODEL, FIXTURE_EMBEDDING_MODEL, startFixtureLlm, type FixtureLlm } from '../helpers/fixture-llm.ts';
+import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+
+/**
+ * LLM mode over real HTTP with injected faults: a 429 with Retry-After and a 500 are retried and the
+ * persona still flows; persistently malformed JSON ends in the DLQ with the LLM error code; every other
+ * seed is validated or rejected with reasons.
+ */
+describe('pipeline in LLM mode against the fault-injecting fixture', () => {
+  let llm: FixtureLlm;
+  let t: TestPipeline;
+
+  beforeAll(async () => {
+    llm = await startFixtureLlm({ embeddingDimensions: 384 });
+    t = await createTestPipeline({
+      PERSONAHUB_MODE: 'llm', PERSONAHUB_EMBEDDER: 'llm', PERSONAHUB_LLM_BASE_URL: llm.baseURL,
+      PERSONAHUB_LLM_MODEL: FIXTURE_CHAT_MODEL, PERSONAHUB_EMBEDDING_MODEL: FIXTURE_EMBEDDING_MODEL, PERSONAHUB_LLM_MAX_RETRIES: '3',
+    });
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await llm?.close();
+  });
+
+  it('retries transient faults, dead-letters persistent bad output, accounts for every seed', async () => {
+    const seeds = t.seeds(12);
+    const [flaky, broken] = [seeds[2], seeds[5]];
+    if (!flaky || !broken) throw new Error('corpus too small');
+    const chatFor = (seedText: string) => (r: { path: string; text: string }) => r.path === '/v1/chat/completions' && r.text.includes(seedText.slice(0, 60));
+    llm.setFaults({ match: chatFor(flaky.text), sequence: [{ status: 429, retryAfterSeconds: 1 }, { status: 500 }] });
+    await t.startStages();
+    await t.ingest(seeds.filter((s) => s !== broken));
+    const settledFirst = await t.observer.waitUntilSettled(new Set(seeds.filter((s) => s !== broken).map((s) => s.id)), { timeoutMs: 120_000 });
+    expect(settledFirst).toBe(true);
+
+    llm.setFaults({ match: chatFor(broken.text), sequence: ['malformed_json'], repeat: true });
+    await t.ingest([broken]);
+    const seedIds = new Set(seeds.map((s) => s.id));
+    expect(await t.observer.waitUntilSettled(seedIds, { timeoutMs: 120_000 })).toBe(true);
+
+    const { seen } = t.observer;
+    // The flaky seed's persona went through after a 429 (honouring Retry-After) and a 500.
+    const flakyRequests = llm.requests.filter((r) => chatFor(flaky.text)(r));
+    expect(flakyRequests.map((r) => r.status)).toEqual([429, 500, 200]);
+    expect((flakyRequests[1]?.receivedAt ?? 0) - (flakyRequests[0]?.receivedAt ?? 0)).toBeGreaterThanOrEqual(1000);
+    expect([...seen.draft.values()].some((p) => p.seedId === flaky.id)).toBe(true);
+
+    // The broken seed: the client tried other seeds, then the runner dead-lettered it with the code.
+    const dead = seen.dlq.get(broken.id);
+    expect(dead).toMatchObject({ stage: 'draft', errorCode: 'PH_LLM_BAD_OUTPUT' });
+    expect(seen.draft.size).toBe(11);
+    expect(seen.validated.size + seen.rejected.size).toBe(11);
+    for (const p of seen.draft.values()) expect(p.provenance).toMatchObject({ mode: 'LLM', model: FIXTURE_CHAT_MODEL });
+    for (const r of seen.rejected.values()) expect(r.reasons.length).toBeGreaterThan(0);
+  });
+});
