@@ -20,7 +20,10 @@ export function createKafka(config: Pick<Config, 'kafkaBrokers'>, clientId: stri
     logCreator: () => ({ namespace, level, log }) => {
       const { message, ...extra } = log;
       const child = logger.child({ component: 'kafkajs', namespace });
-      if (level <= logLevel.ERROR) child.error(extra, message);
+      // kafkajs logs broker error responses and send failures it is about to retry at ERROR (e.g.
+      // CONCURRENT_TRANSACTIONS between back-to-back transactions); they are warnings until retries run out.
+      const retried = 'retryCount' in extra || message.startsWith('Response ');
+      if (level <= logLevel.ERROR && !retried) child.error(extra, message);
       else child.warn(extra, message);
     },
   });
