@@ -59,6 +59,7 @@ export const keys = {
   llmModelPath: { env: 'PERSONAHUB_LLM_MODEL_PATH', schema: z.string(), default: '', doc: 'Local model server: a GGUF to serve instead of the bundled Gemma 3 270M (e.g. a larger instruct model).' },
   personasPerSeed: { env: 'PERSONAHUB_PERSONAS_PER_SEED', schema: positiveInt.max(16), default: '1', doc: 'Personas drafted from each seed (Text-to-Persona).' },
   maxSeedChars: { env: 'PERSONAHUB_MAX_SEED_CHARS', schema: positiveInt.max(100000), default: '4000', doc: 'Seed lines longer than this are rejected at ingest with a reason.' },
+  nearDuplicateCosine: { env: 'PERSONAHUB_NEAR_DUPLICATE_COSINE', schema: z.coerce.number().min(0).max(1), default: '0.97', doc: 'Validate: a persona whose embedding has at least this cosine similarity to an indexed persona is rejected as a near-duplicate (1 disables the check).' },
   maxRetries: { env: 'PERSONAHUB_MAX_RETRIES', schema: z.coerce.number().int().min(0).max(20), default: '3', doc: 'Runner: attempts at a transient processing error before the event goes to the DLQ.' },
   maxInFlight: { env: 'PERSONAHUB_MAX_IN_FLIGHT', schema: positiveInt.max(1024), default: '4', doc: 'Runner: events of one batch processed concurrently.' },
   sessionTimeoutMs: { env: 'PERSONAHUB_SESSION_TIMEOUT_MS', schema: z.coerce.number().int().min(6000).max(300000), default: '30000', doc: 'Consumer group session timeout: how long a crashed instance holds its partitions before a rebalance hands them over.' },

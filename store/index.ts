@@ -41,6 +41,8 @@ export interface Store {
    */
   claimSignature(kind: string, signature: string, personaId: string): Promise<string>;
   search(vector: number[], limit: number): Promise<SearchHit[]>;
+  /** The stored persona closest to `vector` by cosine, other than `excludeId` (near-duplicate check). */
+  nearest(vector: number[], excludeId: string): Promise<{ id: string; score: number } | undefined>;
   countPersonas(): Promise<number>;
   getPersona(id: string): Promise<{ id: string; description: string; embeddingModel: string; embedding: number[]; mode: string; model: string } | undefined>;
   close(): Promise<void>;

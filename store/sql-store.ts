@@ -89,6 +89,14 @@ export class SqlStore implements Store {
     return rows.map((r) => ({ ...r, score: Number(r.score) }));
   }
 
+  async nearest(vector: number[], excludeId: string): Promise<{ id: string; score: number } | undefined> {
+    const [row] = await this.sql.query<{ id: string; score: number | string }>(
+      `SELECT id, 1 - (embedding <=> $1::vector) AS score FROM personas WHERE id <> $2 ORDER BY embedding <=> $1::vector LIMIT 1`,
+      [toVector(vector), excludeId],
+    );
+    return row ? { id: row.id, score: Number(row.score) } : undefined;
+  }
+
   async countPersonas(): Promise<number> {
     const [row] = await this.sql.query<{ n: number | string }>('SELECT count(*) AS n FROM personas');
     return Number(row?.n ?? 0);

@@ -29,9 +29,18 @@ export const validate: Processor<'enriched', 'validated' | 'rejected'> = {
     if (result.reasons.length > 0) return reject(result.reasons, null);
     const owner = await ctx.store.claimSignature('text-sha256', hash, input.id);
     if (owner !== input.id) return reject([{ code: 'DUPLICATE', message: `same normalized text as persona ${owner}` }], owner);
+    // Near-duplicates by meaning, against what is already indexed. Two near-duplicates validated in the
+    // same moment can both pass; the exact-text claim above has no such gap.
+    const embedding = result.persona.enrichment?.embedding;
+    if (embedding && ctx.config.nearDuplicateCosine < 1) {
+      const near = await ctx.store.nearest(embedding, input.id);
+      if (near && near.score >= ctx.config.nearDuplicateCosine) {
+        return reject([{ code: 'NEAR_DUPLICATE', message: `cosine ${near.score.toFixed(4)} to persona ${near.id} (threshold ${ctx.config.nearDuplicateCosine})` }], near.id);
+      }
+    }
     const validated: Persona = {
       ...result.persona,
-      validation: { textHash: hash, checks: [...result.passed, 'unique_text'], repaired: result.repaired, validatedAt: ctx.now() },
+      validation: { textHash: hash, checks: [...result.passed, 'unique_text', 'not_near_duplicate'], repaired: result.repaired, validatedAt: ctx.now() },
     };
     return [{ event: 'validated' as const, key: input.id, value: validated }];
   },

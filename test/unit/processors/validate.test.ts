@@ -57,3 +57,39 @@ describe('coherence rules', () => {
     expect(textHash('hello world')).not.toBe(textHash('hello world!'));
   });
 });
+
+describe('validate processor', () => {
+  const fakeStore = (owner: string | null, nearest: { id: string; score: number } | undefined) => ({
+    claimSignature: async (_k: string, _s: string, id: string) => owner ?? id,
+    nearest: async () => nearest,
+  });
+  const run = async (store: object) => {
+    const { validate } = await import('../../../processors/validate/index.ts');
+    const { loadConfig } = await import('../../../config/index.ts');
+    const { createLogger } = await import('../../../runtime/logger.ts');
+    return validate.process(samplePersona(), { config: loadConfig({}), logger: createLogger({ level: 'silent' }), llm: undefined, embedder: { model: 'x', embed: async () => [] }, store: store as never, now: () => 5 });
+  };
+
+  it('emits a validated persona with its checks', async () => {
+    const [out] = await run(fakeStore(null, { id: 'far', score: 0.5 }));
+    expect(out?.event).toBe('validated');
+    if (out?.event !== 'validated') return;
+    expect(out.value.validation?.checks).toEqual(expect.arrayContaining(['age_in_text', 'unique_text', 'not_near_duplicate']));
+  });
+
+  it('rejects an exact duplicate owned by another persona', async () => {
+    const [out] = await run(fakeStore('someone-else', undefined));
+    expect(out?.event).toBe('rejected');
+    if (out?.event !== 'rejected') return;
+    expect(out.value.duplicateOf).toBe('someone-else');
+    expect(out.value.reasons.map((r) => r.code)).toEqual(['DUPLICATE']);
+  });
+
+  it('rejects a near-duplicate by cosine over the threshold', async () => {
+    const [out] = await run(fakeStore(null, { id: 'twin', score: 0.985 }));
+    expect(out?.event).toBe('rejected');
+    if (out?.event !== 'rejected') return;
+    expect(out.value.reasons[0]?.code).toBe('NEAR_DUPLICATE');
+    expect(JSON.parse(out.value.personaJson).enrichment.embedding).toBe('[384 floats]'); // left out of the rejected record
+  });
+});
