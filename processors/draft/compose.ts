@@ -11,14 +11,16 @@ export function composeDescription(a: SampledAttributes, seedText: string, key: 
   const terms = salientTerms(seedText, 3);
   const topic = terms.length > 0 ? terms.join(', ') : 'everyday life';
   const city = a.locale.split(',')[0] ?? a.locale;
+  // Each opener ends where a relative clause ("who ...") reads naturally.
   const opener = pick(random, [
     `${a.name} is a ${a.age}-year-old ${a.occupation} in ${city}`,
-    `At ${a.age}, ${a.name} works as a ${a.occupation} in ${city}`,
     `${a.name}, ${a.age}, is a ${a.occupation} based in ${city}`,
+    `${a.name} is ${a.age} and works in ${city} as a ${a.occupation}, someone`,
   ]);
   const link = `${RELATION_VERBS[a.seedRelation]} a piece about ${topic}`;
   const [t1, t2, t3] = a.traits;
-  return `${opener} who ${link}. ${capitalize(t1 ?? 'thoughtful')} and ${t2 ?? 'curious'}, with a ${t3 ?? 'quiet'} streak, they bring that outlook to their work and to conversations about ${terms[0] ?? 'the world around them'}.`;
+  const streak = t3 ?? 'quiet';
+  return `${opener} who ${link}. ${capitalize(t1 ?? 'thoughtful')} and ${t2 ?? 'curious'}, with ${/^[aeiou]/.test(streak) ? 'an' : 'a'} ${streak} streak, they bring that outlook to their work and to conversations about ${terms[0] ?? 'the world around them'}.`;
 }
 
 function capitalize(s: string): string {
