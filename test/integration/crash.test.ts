@@ -57,7 +57,9 @@ describe('kill -9 mid-run', () => {
     expect(seen.draft.size).toBe(80);
     for (const event of ['draft', 'enriched', 'validated', 'rejected', 'indexed'] as const) expect(records[event]).toBe(seen[event].size);
     expect(await t.pipeline.ctx.store.countPersonas()).toBe(seen.validated.size);
+    // Graceful stop: SIGTERM drains and disconnects, and the process exits 0.
+    const exited = new Promise<number | null>((r) => child?.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
-    await new Promise((r) => child?.once('exit', r));
+    expect(await exited).toBe(0);
   });
 });
