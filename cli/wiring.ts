@@ -12,6 +12,7 @@ import { StageRunner } from '../runtime/runner.ts';
 import { Serde } from '../runtime/serde.ts';
 import type { StackOptions } from '../stack/types.ts';
 import { openStore } from '../store/open.ts';
+import type { Store } from '../store/index.ts';
 import { checkTopology, stageSpec, type StageName } from '../topology/index.ts';
 import { PersonaHubError } from '../runtime/errors.ts';
 
@@ -73,7 +74,7 @@ export async function buildPipeline(config: Config, logger: Logger, clientId: st
     logger: logger.child({ component: 'llm' }), onCall: metrics.onLlmCall,
   }) : undefined;
   const embedder = config.embedder === 'llm' && llm ? llmEmbedder(llm, config.embeddingModel) : hashEmbedder(config.embeddingDimensions);
-  const store = await openStore(config);
+  const store = timedStore(await openStore(config), metrics);
   await store.migrate();
   const ctx: ProcessorContext = { config, logger, llm: config.mode === 'llm' ? llm : undefined, embedder, store, now: () => Date.now() };
   const serde = new Serde(config.registryUrl, config.topicPrefix);
@@ -85,6 +86,20 @@ export async function buildPipeline(config: Config, logger: Logger, clientId: st
       await store.close();
     },
   };
+}
+
+/** Times persona writes for `personahub_store_write_duration_seconds`, outside the store and the processors. */
+function timedStore(store: Store, metrics: PipelineMetrics): Store {
+  return Object.assign(Object.create(store) as Store, {
+    async upsertPersona(persona: Parameters<Store['upsertPersona']>[0]) {
+      const end = metrics.storeWrite.startTimer();
+      try {
+        return await store.upsertPersona(persona);
+      } finally {
+        end();
+      }
+    },
+  });
 }
 
 export function createRunner(pipeline: Pipeline, stage: StageName, logger: Logger): StageRunner<never, never> {

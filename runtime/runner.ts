@@ -152,6 +152,10 @@ export class StageRunner<I extends EventName, O extends EventName> {
       metrics.inFlight.inc({ stage: spec.name });
       try {
         const outputs: Output<O>[] = await processor.process(event, { ...ctx, logger });
+        for (const out of outputs) {
+          // Rejections are counted here, from what the processor emits, so stage code stays metric-free.
+          if (out.event === 'rejected') for (const reason of (out.value as EventTypes['rejected']).reasons) metrics.rejected.inc({ reason: reason.code });
+        }
         return await encodeOutputs(serde, config.topicPrefix, outputs, { [TRACE_HEADER]: traceId });
       } catch (error) {
         const transient = error instanceof PersonaHubError && error.transient;

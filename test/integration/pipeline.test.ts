@@ -79,6 +79,16 @@ describe('pipeline end to end (sampler drafts, fixture embeddings, PostgreSQL st
       expect(row?.embeddingModel).toBe(FIXTURE_EMBEDDING_MODEL);
       expect(row?.mode).toBe('SAMPLER');
     }
+    // Metrics come from the runner's hooks: consumed, produced, dead-lettered, store writes.
+    const metric = async (name: string) => (await t.pipeline.metrics.registry.getSingleMetric(name)?.get())?.values ?? [];
+    const sum = (values: { value: number; labels: Record<string, unknown> }[], labels: Record<string, string>) =>
+      values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((n, v) => n + v.value, 0);
+    expect(sum(await metric('personahub_events_consumed_total'), { stage: 'draft' })).toBe(51);
+    expect(sum(await metric('personahub_events_produced_total'), { stage: 'draft', topic: topicName(t.prefix, 'draft') })).toBe(50);
+    expect(sum(await metric('personahub_events_dead_lettered_total'), { stage: 'draft', code: 'PH_SERDE_DECODE' })).toBe(1);
+    expect(sum(await metric('personahub_events_produced_total'), { stage: 'index' })).toBe(seen.indexed.size);
+    expect(sum(await metric('personahub_validation_rejections_total'), {})).toBe([...seen.rejected.values()].reduce((n, r) => n + r.reasons.length, 0));
+    expect(await t.pipeline.metrics.registry.metrics()).toMatch(/personahub_store_write_duration_seconds_count \d+/);
     // The embeddings really came over HTTP from the fixture: one request per persona at least.
     expect(llm.requests.filter((r) => r.path === '/v1/embeddings').length).toBeGreaterThanOrEqual(50);
   });
