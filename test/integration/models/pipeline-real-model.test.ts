@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../config/index.ts';
+import { fetchModels } from '../../../models/fetch.ts';
+import { buildLlmServer } from '../../../models/server.ts';
+import { createLogger } from '../../../runtime/logger.ts';
+import { createTestPipeline, type TestPipeline } from '../../helpers/pipeline.ts';
+
+/**
+ * The real local models through the whole pipeline: Gemma 3 270M writes the personas through the
+ * local OpenAI-compatible server, all-MiniLM-L6-v2 embeds them, and every event on every topic decodes
+ * against its Avro schema (the observer decodes each one through the registry).
+ */
+describe('pipeline with the real local models', () => {
+  let t: TestPipeline;
+  let server: Awaited<ReturnType<typeof buildLlmServer>>;
+  const base = loadConfig({});
+
+  beforeAll(async () => {
+    const logger = createLogger({ level: 'warn', name: 'llm-test' });
+    const models = await fetchModels({ modelsDir: base.modelsDir, cacheDir: base.cacheDir, logger });
+    server = await buildLlmServer({
+      llmModelPath: models.llm.path, llmModelName: base.llmModel, embeddingModelPath: models.embedding.path, embeddingModelName: base.embeddingModel,
+      contextSize: 2048, maxQueue: 16, requestTimeoutMs: 120_000, maxPromptTokens: 1536, maxTokensCap: 512, logger,
+    });
+    const address = await server.app.listen({ host: '127.0.0.1', port: 0 });
+    t = await createTestPipeline({ PERSONAHUB_MODE: 'llm', PERSONAHUB_EMBEDDER: 'llm', PERSONAHUB_LLM_BASE_URL: `${address}/v1` });
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await server?.close();
+  });
+
+  it('drafts, embeds, validates and indexes a handful of personas written by the model', async () => {
+    const seeds = t.seeds(4);
+    await t.startStages();
+    await t.ingest(seeds);
+    const seedIds = new Set(seeds.map((s) => s.id));
+    expect(await t.observer.waitUntilSettled(seedIds, { timeoutMs: 300_000 })).toBe(true);
+    const { seen } = t.observer;
+    expect(t.observer.undecodable).toEqual([]);
+    expect(seen.dlq.size).toBe(0);
+    expect(seen.draft.size).toBe(4);
+    for (const p of seen.draft.values()) {
+      expect(p.provenance).toMatchObject({ mode: 'LLM', model: base.llmModel });
+      expect(p.description.length).toBeGreaterThanOrEqual(40);
+      expect(p.description.length).toBeLessThanOrEqual(600);
+    }
+    for (const p of seen.enriched.values()) {
+      expect(p.enrichment?.embeddingModel).toBe(base.embeddingModel);
+      expect(p.enrichment?.embedding).toHaveLength(384);
+      expect(Math.hypot(...(p.enrichment?.embedding ?? []))).toBeGreaterThan(0.5);
+    }
+    expect(seen.validated.size + seen.rejected.size).toBe(4);
+    expect(seen.indexed.size).toBe(seen.validated.size);
+    // Semantic search over what was indexed finds a persona by its own meaning.
+    const first = [...seen.validated.values()][0];
+    if (first) {
+      const [vector] = await t.pipeline.ctx.embedder.embed([first.description]);
+      const [hit] = await t.pipeline.ctx.store.search(vector ?? [], 1);
+      expect(hit?.id).toBe(first.id);
+      expect(hit?.score).toBeGreaterThan(0.99);
+    }
+  });
+});
