@@ -26,7 +26,10 @@ import { createLogger } from '../../../runtime/logger.ts';
 const modelsDir = process.env['PERSONAHUB_MODELS_DIR'] ?? '/root/.cache/personahub/models';
 const llmModelPath = join(modelsDir, LLM_MODEL.file);
 const embeddingModelPath = join(modelsDir, EMBEDDING_MODEL.file);
-const hasEmbeddingModel = existsSync(embeddingModelPath);
+// The suite's global setup fetches both models; a missing one is a failure, never a silent skip.
+if (!existsSync(llmModelPath) || !existsSync(embeddingModelPath)) {
+  throw new Error(`models missing in ${modelsDir}: run \`./personahub models fetch\``);
+}
 const LLM = 'gemma-3-270m';
 const EMBEDDER = 'all-minilm-l6-v2';
 
@@ -91,7 +94,7 @@ describe('llm server over HTTP', () => {
     server = await buildLlmServer({
       llmModelPath,
       llmModelName: LLM,
-      ...(hasEmbeddingModel ? { embeddingModelPath, embeddingModelName: EMBEDDER } : {}),
+      embeddingModelPath, embeddingModelName: EMBEDDER,
       contextSize: 2048,
       maxQueue: 1,
       requestTimeoutMs: 120_000,
@@ -113,7 +116,7 @@ describe('llm server over HTTP', () => {
     const ready = await fetch(`${baseUrl}/ready`);
     expect(ready.status).toBe(200);
     const models = await client.models.list();
-    expect(models.data.map((model) => model.id)).toEqual(hasEmbeddingModel ? [LLM, EMBEDDER] : [LLM]);
+    expect(models.data.map((model) => model.id)).toEqual([LLM, EMBEDDER]);
     expect((await client.models.retrieve(LLM)).object).toBe('model');
   });
 
@@ -192,7 +195,7 @@ describe('llm server over HTTP', () => {
     expect(stopped.choices[0]?.finish_reason).toBe('stop');
   });
 
-  it.runIf(hasEmbeddingModel)('embeds single and batched inputs as 384-dim unit vectors', async () => {
+  it('embeds single and batched inputs as 384-dim unit vectors', async () => {
     const single = await client.embeddings.create({ model: EMBEDDER, input: 'A man is playing a guitar.', encoding_format: 'float' });
     expect(single.data).toHaveLength(1);
     expect(single.data[0]?.embedding).toHaveLength(EMBEDDING_MODEL.dimensions);
@@ -231,10 +234,8 @@ describe('llm server over HTTP', () => {
     expect(unknown.status).toBe(404);
     expect(unknown.code).toBe('model_not_found');
     expect(unknown.message).toContain(`'gpt-4o'`);
-    if (hasEmbeddingModel) {
-      const wrongKind = await apiError(client.embeddings.create({ model: LLM, input: 'x' }));
-      expect(wrongKind.status).toBe(404);
-    }
+    const wrongKind = await apiError(client.embeddings.create({ model: LLM, input: 'x' }));
+    expect(wrongKind.status).toBe(404);
     const response = await fetch(`${baseUrl}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -316,7 +317,7 @@ describe('llm server over HTTP', () => {
     expect(text).toContain('personahub_llm_generation_tokens_per_second_bucket');
     expect(text).toContain('personahub_llm_time_to_first_token_seconds_bucket');
     expect(text).toContain('personahub_llm_process_resident_memory_bytes');
-    if (hasEmbeddingModel) expect(text).toMatch(/personahub_llm_embedding_inputs_total\{model="all-minilm-l6-v2"\} [1-9]/);
+    expect(text).toMatch(/personahub_llm_embedding_inputs_total\{model="all-minilm-l6-v2"\} [1-9]/);
   });
 });
 
