@@ -19,13 +19,17 @@ export interface CheckResult {
 
 const AGE_MENTIONS = [/\b(\d{1,3})[- ]years?[- ]old\b/gi, /\baged (\d{1,3})\b/gi, /\bat (\d{1,3}),/gi, /, (\d{1,3}), (?:is|works|lives)\b/gi];
 
-/** Ages the text states, with where they are, so a contradiction can be repaired in place. */
+/** "a 19-year-old daughter" states someone else's age: such mentions are not about the persona. */
+const OTHER_PEOPLE = /^[- ](?:daughter|son|child|kid|baby|boy|girl|grandson|granddaughter|grandchild|nephew|niece|brother|sister|sibling|twin|mother|father|mom|dad|parent|wife|husband|partner|student|patient|client|dog|cat|horse|car|truck|house|home|business|company|firm|shop|bakery|farm|tree)s?\b/i;
+
+/** Ages the text states about the persona, with where they are, so a contradiction can be repaired in place. */
 export function statedAges(text: string): { age: number; index: number; length: number; digits: string }[] {
   const found: { age: number; index: number; length: number; digits: string }[] = [];
   for (const pattern of AGE_MENTIONS) {
     for (const m of text.matchAll(pattern)) {
       const digits = m[1];
       if (digits === undefined || m.index === undefined) continue;
+      if (OTHER_PEOPLE.test(text.slice(m.index + m[0].length))) continue;
       found.push({ age: Number(digits), index: m.index + m[0].indexOf(digits), length: digits.length, digits });
     }
   }
@@ -88,11 +92,21 @@ export function checkPersona(input: Persona, opts: { dimensions: number }): Chec
     repaired.push('description.occupation');
   }
 
+  // A small model stopped by max_tokens ends mid-sentence; keep the complete sentences when enough remain.
+  if (!/[.!?]["')\]]?$/.test(persona.description.trim())) {
+    const lastEnd = Math.max(...['. ', '! ', '? '].map((p) => persona.description.lastIndexOf(p)));
+    if (lastEnd >= 60) {
+      persona = { ...persona, description: persona.description.slice(0, lastEnd + 1) };
+      repaired.push('description.truncated');
+    }
+  }
+
   const d = persona.description;
   check('name', persona.name.trim().length >= 2, 'NAME_EMPTY', 'name is empty');
   check('age_range', persona.age >= 16 && persona.age <= 100, 'AGE_OUT_OF_RANGE', `age ${persona.age} is outside 16-100`);
   check('description_length', d.length >= 40 && d.length <= 2000, 'DESCRIPTION_LENGTH', `description has ${d.length} chars, allowed 40-2000`);
   check('traits', persona.traits.length > 0, 'NO_TRAITS', 'no traits');
+  check('complete_sentence', /[.!?]["')\]]?$/.test(d.trim()), 'TRUNCATED', 'description ends mid-sentence and is too short to cut back');
   const firstName = persona.name.split(' ')[0] ?? persona.name;
   check('name_in_text', d.toLowerCase().includes(firstName.toLowerCase()), 'NAME_NOT_IN_TEXT', `description never names ${firstName}`);
   check('age_in_text', statedAges(d).every((m) => m.age === persona.age), 'AGE_CONTRADICTION', `text states an age other than ${persona.age} after repair`);

@@ -26,6 +26,22 @@ describe('coherence rules', () => {
     expect(r.persona.description).toContain('34-year-old');
   });
 
+  it('ignores ages that belong to someone else', () => {
+    expect(statedAges('She raises a 19-year-old daughter and a 3-year-old dog; at 34, she works nights.').map((m) => m.age)).toEqual([34]);
+    const r = checkPersona(samplePersona({ description: 'Amara Okafor is a 34-year-old pediatric nurse in Lagos with a 12-year-old son who plays chess.' }), dims);
+    expect(r.repaired).toEqual([]);
+    expect(r.reasons).toEqual([]);
+  });
+
+  it('cuts a description that ends mid-sentence back to its last full sentence', () => {
+    const r = checkPersona(samplePersona({ description: 'Amara Okafor is a 34-year-old pediatric nurse in Lagos. She reads every vaccination update. Now, she is in' }), dims);
+    expect(r.repaired).toEqual(['description.truncated']);
+    expect(r.persona.description).toBe('Amara Okafor is a 34-year-old pediatric nurse in Lagos. She reads every vaccination update.');
+    expect(r.reasons).toEqual([]);
+    const short = checkPersona(samplePersona({ description: 'Amara Okafor is a nurse who reads the vaccination schedules every' }), dims);
+    expect(short.reasons.map((x) => x.code)).toEqual(['TRUNCATED']);
+  });
+
   it('repairs an occupation the text contradicts', () => {
     expect(contradictingOccupations('She works as an airline pilot in Lagos.', 'pediatric nurse')).toEqual(['airline pilot']);
     const r = checkPersona(samplePersona({ description: 'Amara Okafor works as an airline pilot in Lagos and reads every update on vaccination schedules.' }), dims);
