@@ -7,6 +7,7 @@
 import { APIError, OpenAI } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { cosine } from './bert-reference.ts';
 
 export interface CompatTarget {
   baseURL: string;
@@ -27,20 +28,6 @@ const personaJsonSchema = (() => {
   const { $schema: _drop, ...rest } = z.toJSONSchema(Persona);
   return rest as Record<string, unknown>;
 })();
-
-function cosine(a: number[], b: number[]): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i] ?? 0;
-    const y = b[i] ?? 0;
-    dot += x * y;
-    na += x * x;
-    nb += y * y;
-  }
-  return dot / Math.sqrt(na * nb);
-}
 
 async function expectApiError(p: Promise<unknown>): Promise<APIError> {
   const err = await p.then(
