@@ -1,27 +1,24 @@
 /**
- * The real local stack, with the defaults every developer and CI use (home /var/tmp/personahub).
+ * The real local stack, as configured (defaults: home /var/tmp/personahub, the ports below), as every developer and CI run it.
  * Starting a second stack would cost about 1 GB and half a minute, so this suite shares the one
  * that is running (or starts it) and never stops it: other suites use it after this one.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PersonaHubError } from '../../runtime/errors.ts';
 import { createLogger } from '../../runtime/logger.ts';
+import { loadConfig } from '../../config/index.ts';
+import { stackOptions } from '../../cli/wiring.ts';
 import { stackLogs, stackStatus, stackUp, stackUrls, type StackOptions, type StackStatus } from '../../stack/index.ts';
 
+// The stack the suite's global setup started, as configured (defaults, or PERSONAHUB_* overrides).
 const options: StackOptions = {
-  home: '/var/tmp/personahub',
-  cacheDir: path.join(os.homedir(), '.cache', 'personahub'),
-  kafka: { port: 19092, controllerPort: 19093 },
-  registry: { port: 18080, managementPort: 18081 },
-  postgres: { port: 15432, user: 'personahub', password: 'personahub', database: 'personahub' },
+  ...stackOptions(loadConfig({ ...process.env, PERSONAHUB_START_LOCAL_LLM: 'false' }), createLogger({ level: 'warn', name: 'stack-test' })),
   readyTimeoutMs: 120_000,
-  logger: createLogger({ level: 'warn', name: 'stack-test' }),
 };
 const urls = stackUrls(options);
 
