@@ -23,6 +23,9 @@ export function createKafka(config: Pick<Config, 'kafkaBrokers'>, clientId: stri
       // kafkajs logs broker error responses and send failures it is about to retry at ERROR (e.g.
       // CONCURRENT_TRANSACTIONS between back-to-back transactions); they are warnings until retries run out.
       const retried = 'retryCount' in extra || message.startsWith('Response ');
+      // Printed on every idempotent producer with a finite retry count. Finite is deliberate: a send
+      // that keeps failing must surface so the chunk's transaction aborts and is redone.
+      if (message.startsWith('Limiting retries for the idempotent producer')) return child.debug(extra, message);
       if (level <= logLevel.ERROR && !retried) child.error(extra, message);
       else child.warn(extra, message);
     },
