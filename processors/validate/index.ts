@@ -21,6 +21,13 @@ export const validate: Processor<'enriched', 'validated' | 'rejected'> = {
   stage: 'validate',
   async process(input, ctx) {
     const result = checkPersona(input, { dimensions: ctx.config.embeddingDimensions });
+    // A repaired text no longer matches the embedding enrich computed: embed it again, so search and
+    // near-duplicate checks see the text that is actually stored.
+    const enrichment = result.persona.enrichment;
+    if (result.repaired.length > 0 && result.reasons.length === 0 && enrichment) {
+      const [embedding] = await ctx.embedder.embed([result.persona.description]);
+      if (embedding) result.persona = { ...result.persona, enrichment: { ...enrichment, embedding, embeddingModel: ctx.embedder.model } };
+    }
     const hash = textHash(result.persona.description);
     const reject = (reasons: { code: string; message: string }[], duplicateOf: string | null) => [{
       event: 'rejected' as const, key: input.id,

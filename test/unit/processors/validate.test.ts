@@ -3,6 +3,7 @@ import { checkPersona, contradictingOccupations, statedAges } from '../../../pro
 import { textHash } from '../../../processors/validate/index.ts';
 import { FEW_SHOT } from '../../../processors/draft/prompt.ts';
 import { samplePersona } from '../../helpers/samples.ts';
+import { hashEmbed } from '../../../runtime/embedder.ts';
 
 const dims = { dimensions: 384 };
 
@@ -79,11 +80,12 @@ describe('validate processor', () => {
     claimSignature: async (_k: string, _s: string, id: string) => owner ?? id,
     nearest: async () => nearest,
   });
-  const run = async (store: object) => {
+  const run = async (store: object, persona = samplePersona(), embedded: string[] = []) => {
     const { validate } = await import('../../../processors/validate/index.ts');
     const { loadConfig } = await import('../../../config/index.ts');
     const { createLogger } = await import('../../../runtime/logger.ts');
-    return validate.process(samplePersona(), { config: loadConfig({}), logger: createLogger({ level: 'silent' }), llm: undefined, embedder: { model: 'x', embed: async () => [] }, store: store as never, now: () => 5 });
+    const embedder = { model: 'hash-bow-384', embed: async (texts: string[]) => { embedded.push(...texts); return texts.map((t) => hashEmbed(t, 384)); } };
+    return validate.process(persona, { config: loadConfig({}), logger: createLogger({ level: 'silent' }), llm: undefined, embedder, store: store as never, now: () => 5 });
   };
 
   it('emits a validated persona with its checks', async () => {
@@ -91,6 +93,22 @@ describe('validate processor', () => {
     expect(out?.event).toBe('validated');
     if (out?.event !== 'validated') return;
     expect(out.value.validation?.checks).toEqual(expect.arrayContaining(['age_in_text', 'unique_text', 'not_near_duplicate']));
+  });
+
+  it('re-embeds a repaired text so the stored vector matches the stored text', async () => {
+    const embedded: string[] = [];
+    const persona = samplePersona({ description: 'Amara Okafor is a 19-year-old pediatric nurse in Lagos who reads every update on vaccination schedules.' });
+    const [out] = await run(fakeStore(null, undefined), persona, embedded);
+    if (out?.event !== 'validated') throw new Error(`expected validated, got ${out?.event}`);
+    expect(out.value.validation?.repaired).toEqual(['description.age']);
+    expect(embedded).toEqual([out.value.description]);
+    expect(out.value.enrichment?.embedding).toEqual(hashEmbed(out.value.description, 384));
+  });
+
+  it('does not re-embed an unrepaired persona', async () => {
+    const embedded: string[] = [];
+    await run(fakeStore(null, undefined), samplePersona(), embedded);
+    expect(embedded).toEqual([]);
   });
 
   it('rejects an exact duplicate owned by another persona', async () => {
