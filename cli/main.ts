@@ -167,7 +167,7 @@ program.command('search').argument('<text>', 'what to look for, in plain words')
 
 program.command('demo').description('the main job: stack up, topics, all stages, ingest the bundled seeds, wait until indexed, report')
   .option('--seeds <file>', 'seed file', join(repoRoot, 'data', 'seeds.jsonl'))
-  .option('--count <n>', 'seeds to ingest (default: 24 with a model, 300 in sampler mode)')
+  .option('--count <n>', 'seeds to ingest (default: 48 with a model, 300 in sampler mode)')
   .addOption(new Option('--mode <mode>', 'llm or sampler').choices(['llm', 'sampler']))
   .option('--llm-base-url <url>', 'use this OpenAI-compatible endpoint instead of the local model server')
   .option('--timeout-min <n>', 'give up waiting after this many minutes', '30')
@@ -183,7 +183,7 @@ program.command('demo').description('the main job: stack up, topics, all stages,
     const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, config.topicPrefix);
     await observer.start();
     const startedAt = Date.now();
-    const count = o.count === undefined ? (config.mode === 'llm' ? 24 : 300) : Number(o.count);
+    const count = o.count === undefined ? (config.mode === 'llm' ? 48 : 300) : Number(o.count);
     const ingested = await ingest(config, pipeline, o.seeds, { limit: count });
     const seedIds = new Set(ingested.seeds.map((s) => s.id));
     console.log(`Ingested ${seedIds.size} seeds (${ingested.rejected.length} lines refused); waiting until every persona is indexed or rejected...`);
