@@ -28,6 +28,7 @@ import { boundJsonSchema } from '../models/json-schema-grammar.ts';
 import { FEW_SHOT_STOP_TRIGGERS, renderFewShotPrompt, type ChatMessage } from '../models/prompt.ts';
 import { serveLlm, type LlmServerOptions } from '../models/server.ts';
 import { createLogger } from '../runtime/logger.ts';
+import { PERSONA_JSON_SCHEMA } from '../test/helpers/persona-schema.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -46,17 +47,7 @@ const MAX_TOKENS = 160;
 const TEMPERATURE = 0.8;
 const EMBEDDING_BATCH = 25;
 
-const personaSchema = {
-  type: 'object',
-  properties: {
-    name: { type: 'string', minLength: 1, maxLength: 40 },
-    age: { type: 'integer', minimum: 18, maximum: 90 },
-    occupation: { type: 'string', minLength: 1, maxLength: 60 },
-    description: { type: 'string', minLength: 1, maxLength: 300 },
-  },
-  required: ['name', 'age', 'occupation', 'description'],
-  additionalProperties: false,
-};
+const personaSchema = PERSONA_JSON_SCHEMA;
 
 const FEW_SHOT: ChatMessage[] = [
   { role: 'system', content: 'Write one realistic persona as JSON for the person described.' },

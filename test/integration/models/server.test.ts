@@ -21,6 +21,7 @@ import { EMBEDDING_MODEL, LLM_MODEL } from '../../../models/fetch.ts';
 import { readGgufHeader, type GgufValue } from '../../../models/gguf.ts';
 import { buildLlmServer, type LlmServer } from '../../../models/server.ts';
 import { createLogger } from '../../../runtime/logger.ts';
+import { PERSONA_JSON_SCHEMA } from '../../helpers/persona-schema.ts';
 
 // The CLI passes the models directory in; this test reads it from the environment itself.
 const modelsDir = process.env['PERSONAHUB_MODELS_DIR'] ?? '/root/.cache/personahub/models';
@@ -33,17 +34,7 @@ if (!existsSync(llmModelPath) || !existsSync(embeddingModelPath)) {
 const LLM = 'gemma-3-270m';
 const EMBEDDER = 'all-minilm-l6-v2';
 
-const personaSchema = {
-  type: 'object',
-  properties: {
-    name: { type: 'string', minLength: 1, maxLength: 40 },
-    age: { type: 'integer', minimum: 18, maximum: 90 },
-    occupation: { type: 'string', minLength: 1, maxLength: 60 },
-    description: { type: 'string', minLength: 1, maxLength: 300 },
-  },
-  required: ['name', 'age', 'occupation', 'description'],
-  additionalProperties: false,
-} as const;
+const personaSchema = PERSONA_JSON_SCHEMA;
 
 /** The same contract, checked independently of the server's own schema handling. */
 const Persona = z.strictObject({
