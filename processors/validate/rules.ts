@@ -101,6 +101,20 @@ export function checkPersona(input: Persona, opts: { dimensions: number }): Chec
     }
   }
 
+  // Small models loop ("Female. Female. Female."): keep the first of each repeated sentence.
+  const sentences = persona.description.match(/[^.!?]+[.!?]+["')\]]?\s*|[^.!?]+$/g) ?? [persona.description];
+  const seen = new Set<string>();
+  const unique = sentences.filter((x) => {
+    const key = normalizeText(x);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  if (unique.length < sentences.length) {
+    persona = { ...persona, description: unique.join('').trim() };
+    repaired.push('description.repetition');
+  }
+
   const d = persona.description;
   check('name', persona.name.trim().length >= 2, 'NAME_EMPTY', 'name is empty');
   check('age_range', persona.age >= 16 && persona.age <= 100, 'AGE_OUT_OF_RANGE', `age ${persona.age} is outside 16-100`);

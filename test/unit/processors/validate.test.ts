@@ -43,6 +43,13 @@ describe('coherence rules', () => {
     expect(short.reasons.map((x) => x.code)).toEqual(['TRUNCATED']);
   });
 
+  it('drops repeated sentences a looping model wrote', () => {
+    const r = checkPersona(samplePersona({ description: 'Amara Okafor is a 34-year-old pediatric nurse in Lagos. She reads every vaccination update. Female. Female. female.' }), dims);
+    expect(r.repaired).toEqual(['description.repetition']);
+    expect(r.persona.description).toBe('Amara Okafor is a 34-year-old pediatric nurse in Lagos. She reads every vaccination update. Female.');
+    expect(r.reasons).toEqual([]);
+  });
+
   it('repairs an occupation the text contradicts', () => {
     expect(contradictingOccupations('She works as an airline pilot in Lagos.', 'pediatric nurse')).toEqual(['airline pilot']);
     const r = checkPersona(samplePersona({ description: 'Amara Okafor works as an airline pilot in Lagos and reads every update on vaccination schedules.' }), dims);
