@@ -40,3 +40,10 @@ describe('config', () => {
     for (const spec of Object.values(keys)) expect(docs).toContain(`\`${spec.env}\``);
   });
 });
+
+describe('README', () => {
+  it('carries the configuration table exactly as `personahub config docs` prints it', async () => {
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync('README.md', 'utf8')).toContain(configDocs());
+  });
+});
