@@ -103,7 +103,10 @@ function describeIssue(error: z.ZodError, spec: KeySpec): string {
 /** Markdown table of every key, for the README (`personahub config docs`). */
 export function configDocs(): string {
   const rows = Object.values(keys).map((k: KeySpec) => {
-    const def = typeof k.default === 'function' ? 'derived' : `\`${k.default === '' ? '""' : k.default}\``;
+    // A derived default is shown as its formula: evaluated over placeholders named after the keys it reads.
+    const placeholders = new Proxy({}, { get: (_target, name) => `$${String(name)}` }) as Record<string, string>;
+    const value = typeof k.default === 'function' ? k.default(placeholders) : k.default;
+    const def = `\`${value === '' ? '""' : value.replace(homedir(), '~')}\``;
     return `| \`${k.env}\` | ${def} | ${k.doc.replaceAll('|', '\\|')} |`;
   });
   return ['| Variable | Default | Meaning |', '|---|---|---|', ...rows].join('\n');
