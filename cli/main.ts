@@ -11,7 +11,7 @@ import { PipelineObserver } from '../runtime/observer.ts';
 import type { StageRunner } from '../runtime/runner.ts';
 import { stages, type StageName } from '../topology/index.ts';
 import { buildReport, renderReport } from './report.ts';
-import { buildPipeline, createRunner, llmBaseUrl, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
+import { buildKafkaClients, buildPipeline, createRunner, llmBaseUrl, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
 
 /**
  * The `personahub` command. Flags that mirror configuration keys are written into the environment
@@ -30,7 +30,9 @@ async function readLines(file: string): Promise<string[]> {
   return lines;
 }
 
-async function topicsInit(config: Config, pipeline: Pipeline, logger: Logger): Promise<void> {
+type KafkaClients = Pick<Pipeline, 'kafka' | 'serde'>;
+
+async function topicsInit(config: Config, pipeline: KafkaClients, logger: Logger): Promise<void> {
   const admin = pipeline.kafka.admin();
   await admin.connect();
   try {
@@ -42,7 +44,7 @@ async function topicsInit(config: Config, pipeline: Pipeline, logger: Logger): P
   }
 }
 
-async function ingest(config: Config, pipeline: Pipeline, file: string, opts: { source?: string; limit?: number }) {
+async function ingest(config: Config, pipeline: KafkaClients, file: string, opts: { source?: string; limit?: number }) {
   const lines = await readLines(file);
   const format = file.endsWith('.jsonl') ? 'jsonl' : 'text';
   const result = parseSeedLines(lines, { source: opts.source ?? (file === '-' ? 'stdin' : basename(file)), format, maxChars: config.maxSeedChars, now: Date.now() });
@@ -123,25 +125,15 @@ stack.command('logs').argument('<service>', 'postgres, kafka, registry or llm').
 
 program.command('topics').description('topics and schemas').command('init').description('create topics and register schemas (idempotent)').action(async () => {
   const { config, logger } = setup();
-  const pipeline = await buildPipeline(config, logger, 'personahub-admin');
-  try {
-    await topicsInit(config, pipeline, logger);
-  } finally {
-    await pipeline.close();
-  }
+  await topicsInit(config, buildKafkaClients(config, logger, 'personahub-admin'), logger);
 });
 
 program.command('ingest').argument('<file>', 'seed texts: .jsonl (objects with "text") or plain text, one per line; - for stdin')
   .option('--source <name>', 'source name recorded with each seed (default: the file name)')
   .description('produce seed events').action(async (file: string, o: { source?: string }) => {
     const { config, logger } = setup();
-    const pipeline = await buildPipeline(config, logger, 'personahub-ingest');
-    try {
-      const r = await ingest(config, pipeline, file, { source: o.source });
-      console.log(JSON.stringify({ produced: r.seeds.length, duplicatesInFile: r.duplicates, rejected: r.rejected }, null, 2));
-    } finally {
-      await pipeline.close();
-    }
+    const r = await ingest(config, buildKafkaClients(config, logger, 'personahub-ingest'), file, { source: o.source });
+    console.log(JSON.stringify({ produced: r.seeds.length, duplicatesInFile: r.duplicates, rejected: r.rejected }, null, 2));
   });
 
 program.command('processor').argument('<stage>', stages.map((s) => s.name).join(' | ')).description('run one stage until SIGTERM').action(async (stage: string) => {

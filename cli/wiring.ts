@@ -61,10 +61,16 @@ export interface Pipeline {
   close(): Promise<void>;
 }
 
-/** Builds what the stages share: clients, store, metrics. Nothing here touches Kafka topics yet. */
-export async function buildPipeline(config: Config, logger: Logger, clientId: string): Promise<Pipeline> {
+/** Kafka and the registry only: enough for sources and admin (ingest, topics init), which need no store or model. */
+export function buildKafkaClients(config: Config, logger: Logger, clientId: string): { kafka: ReturnType<typeof createKafka>; serde: Serde } {
   const problems = checkTopology();
   if (problems.length > 0) throw new PersonaHubError('PH_TOPOLOGY_INVALID', problems.join('; '));
+  return { kafka: createKafka(config, clientId, logger), serde: new Serde(config.registryUrl, config.topicPrefix) };
+}
+
+/** Builds what the stages share: clients, store, metrics. Nothing here touches Kafka topics yet. */
+export async function buildPipeline(config: Config, logger: Logger, clientId: string): Promise<Pipeline> {
+  const { kafka, serde } = buildKafkaClients(config, logger, clientId);
   const metrics = new PipelineMetrics();
   const needLlm = config.mode === 'llm' || config.embedder === 'llm';
   const llm = needLlm ? createLlmClient({
@@ -77,8 +83,6 @@ export async function buildPipeline(config: Config, logger: Logger, clientId: st
   const store = timedStore(await openStore(config), metrics);
   await store.migrate();
   const ctx: ProcessorContext = { config, logger, llm: config.mode === 'llm' ? llm : undefined, embedder, store, now: () => Date.now() };
-  const serde = new Serde(config.registryUrl, config.topicPrefix);
-  const kafka = createKafka(config, clientId, logger);
   return {
     ctx, serde, metrics, kafka, llm,
     async close() {
