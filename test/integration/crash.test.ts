@@ -15,7 +15,7 @@ describe('kill -9 mid-run', () => {
 
   const startChild = (): ChildProcess => {
     const proc = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'run'], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...t.env },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_OPTIONS: process.env.NODE_OPTIONS ?? '', ...t.env },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     return proc;
