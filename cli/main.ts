@@ -11,6 +11,7 @@ import { PipelineObserver } from '../runtime/observer.ts';
 import type { StageRunner } from '../runtime/runner.ts';
 import { stages, type StageName } from '../topology/index.ts';
 import { buildReport, renderReport } from './report.ts';
+import { defaultK, dispersion, kmeans } from '../analytics/population.ts';
 import { buildKafkaClients, buildPipeline, createRunner, llmBaseUrl, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
 
 /**
@@ -151,11 +152,28 @@ program.command('search').argument('<text>', 'what to look for, in plain words')
   const pipeline = await buildPipeline(config, logger, 'personahub-search');
   try {
     const [vector] = await pipeline.ctx.embedder.embed([text]);
-    for (const hit of await pipeline.ctx.store.search(vector ?? [], Number(o.limit))) console.log(`${hit.score.toFixed(3)}  ${hit.name}, ${hit.occupation} [${hit.mode}]: ${hit.description}`);
+    for (const hit of await pipeline.ctx.store.search(vector ?? [], Number(o.limit))) console.log(`${hit.score.toFixed(3)}  ${hit.name}, ${hit.occupation} [${hit.mode}${hit.cluster === null ? '' : `, cluster ${hit.cluster}`}]: ${hit.description}`);
   } finally {
     await pipeline.close();
   }
 });
+
+program.command('clusters').description('cluster the stored personas by embedding (spherical k-means) and record each one\'s cluster')
+  .option('-k, --k <n>', 'clusters (default: sqrt(n/2), at most 24)')
+  .option('--limit <n>', 'personas to cluster at most (a stable sample by id)', '20000')
+  .action(async (o: { k?: string; limit: string }) => {
+    const { config, logger } = setup();
+    const pipeline = await buildPipeline(config, logger, 'personahub-clusters');
+    try {
+      const rows = await pipeline.ctx.store.embeddings(Number(o.limit));
+      const vectors = rows.map((r) => r.embedding);
+      const c = kmeans(vectors, o.k === undefined ? defaultK(rows.length) : Number(o.k), { seed: 'personahub' });
+      await pipeline.ctx.store.setClusters(rows.map((r, i) => ({ id: r.id, cluster: c.assignments[i] ?? 0 })));
+      console.log(`${rows.length} personas, ${c.k} clusters (sizes ${c.sizes.join(', ')}), cohesion ${c.cohesion.toFixed(3)}, dispersion ${dispersion(vectors.slice(0, 2000)).toFixed(3)}`);
+    } finally {
+      await pipeline.close();
+    }
+  });
 
 program.command('demo').description('the main job: stack up, topics, all stages, ingest the bundled seeds, wait until indexed, report')
   .option('--seeds <file>', 'seed file', join(repoRoot, 'data', 'seeds.jsonl'))

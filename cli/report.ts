@@ -1,3 +1,4 @@
+import { defaultK, dispersion, distinctNgramRatio, kmeans } from '../analytics/population.ts';
 import type { PipelineObserver } from '../runtime/observer.ts';
 import type { Store } from '../store/index.ts';
 import type { Embedder } from '../runtime/processor.ts';
@@ -21,6 +22,8 @@ export interface RunReport {
   indexedThisRun: number;
   storedPersonas: number;
   samples: { id: string; name: string; description: string; mode: string }[];
+  /** DESIGN §6 diversity of this run's validated personas. */
+  diversity: { dispersion: number; distinctBigrams: number; clusters: number[]; cohesion: number; occupations: number; locales: number };
   search: { query: string; hits: { score: number; description: string }[] };
 }
 
@@ -44,6 +47,8 @@ export async function buildReport(o: { observer: PipelineObserver; seedIds: Read
   const hits = queryVector.length > 0 ? await o.store.search(queryVector, 3) : [];
   const samples = validated.slice(0, 3).map((p) => ({ id: p.id, name: p.name, description: p.description, mode: p.provenance.mode }));
   const repairedFields = validated.flatMap((p) => p.validation?.repaired ?? []);
+  const vectors = validated.map((p) => p.enrichment?.embedding ?? []).filter((v) => v.length > 0);
+  const clustering = kmeans(vectors, defaultK(vectors.length), { seed: 'report' });
   return {
     mode: o.mode, model: o.model, embeddingModel: o.embedder.model, store: o.store.kind,
     seedsIngested: seedIds.size,
@@ -74,9 +79,19 @@ export async function buildReport(o: { observer: PipelineObserver; seedIds: Read
     indexedThisRun: indexed.length,
     storedPersonas: await o.store.countPersonas(),
     samples,
+    diversity: {
+      dispersion: round3(dispersion(vectors)),
+      distinctBigrams: round3(distinctNgramRatio(validated.map((p) => p.description))),
+      clusters: [...clustering.sizes].sort((a, b) => b - a),
+      cohesion: round3(clustering.cohesion),
+      occupations: new Set(validated.map((p) => p.occupation)).size,
+      locales: new Set(validated.map((p) => p.locale)).size,
+    },
     search: { query: o.searchQuery, hits: hits.map((h) => ({ score: Math.round(h.score * 1000) / 1000, description: h.description })) },
   };
 }
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 
 export function renderReport(r: RunReport): string {
   const lines: string[] = [];
@@ -92,6 +107,9 @@ export function renderReport(r: RunReport): string {
   if (r.repairedByField.length) lines.push(`Repairs by field: ${r.repairedByField.map((x) => `${x.field} ${x.count}`).join(', ')}`);
   lines.push(`DLQ: ${r.dlqByReason.map((x) => `${x.stage}/${x.code} ${x.count}`).join(', ') || 'empty'}`);
   lines.push('', `Throughput: ${r.indexedThisRun} personas indexed in ${r.elapsedSeconds} s = **${r.personasPerMinute} personas/min**; ${r.storedPersonas} personas in the store.`, '');
+  const d = r.diversity;
+  lines.push('## Diversity', '');
+  lines.push(`Embedding dispersion (mean pairwise cosine distance) ${d.dispersion}; distinct bigram ratio ${d.distinctBigrams}; ${d.occupations} occupations and ${d.locales} locales; ${d.clusters.length} clusters by spherical k-means, sizes ${d.clusters.join(', ') || '-'} (cohesion ${d.cohesion}). \`./personahub clusters\` clusters the whole store.`, '');
   lines.push('## Sample personas', '');
   for (const s of r.samples) lines.push(`- **${s.name}** (${s.mode}, ${s.id}): ${s.description}`);
   lines.push('', `## Semantic search: "${r.search.query}"`, '');

@@ -21,6 +21,7 @@ export interface SearchHit {
   occupation: string;
   description: string;
   mode: string;
+  cluster: number | null;
   score: number;
 }
 
@@ -44,6 +45,10 @@ export interface Store {
   /** The stored persona closest to `vector` by cosine, other than `excludeId` (near-duplicate check). */
   nearest(vector: number[], excludeId: string): Promise<{ id: string; score: number } | undefined>;
   countPersonas(): Promise<number>;
+  /** Up to `limit` persona ids with their vectors, in id order (a stable sample for population analytics). */
+  embeddings(limit: number): Promise<{ id: string; embedding: number[] }[]>;
+  /** Records cluster ids (from `personahub clusters`); personas not listed keep theirs. */
+  setClusters(assignments: readonly { id: string; cluster: number }[]): Promise<void>;
   getPersona(id: string): Promise<{ id: string; description: string; embeddingModel: string; embedding: number[]; mode: string; model: string } | undefined>;
   close(): Promise<void>;
 }

@@ -22,6 +22,7 @@ export class SqlStore implements Store {
         created_at timestamptz NOT NULL, indexed_at timestamptz NOT NULL DEFAULT now())`,
       'CREATE INDEX IF NOT EXISTS personas_embedding_hnsw ON personas USING hnsw (embedding vector_cosine_ops)',
       'CREATE INDEX IF NOT EXISTS personas_seed ON personas (seed_id)',
+      'ALTER TABLE personas ADD COLUMN IF NOT EXISTS cluster int',
       `CREATE TABLE IF NOT EXISTS relations (from_id text NOT NULL, to_id text NOT NULL, kind text NOT NULL, depth int NOT NULL,
         PRIMARY KEY (from_id, to_id, kind))`,
       `CREATE TABLE IF NOT EXISTS dedup_signatures (kind text NOT NULL, signature text NOT NULL, persona_id text NOT NULL,
@@ -82,7 +83,7 @@ export class SqlStore implements Store {
 
   async search(vector: number[], limit: number): Promise<SearchHit[]> {
     const rows = await this.sql.query<SearchHit & { score: number | string }>(
-      `SELECT id, name, occupation, description, mode, 1 - (embedding <=> $1::vector) AS score
+      `SELECT id, name, occupation, description, mode, cluster, 1 - (embedding <=> $1::vector) AS score
        FROM personas ORDER BY embedding <=> $1::vector LIMIT $2`,
       [toVector(vector), limit],
     );
@@ -95,6 +96,17 @@ export class SqlStore implements Store {
       [toVector(vector), excludeId],
     );
     return row ? { id: row.id, score: Number(row.score) } : undefined;
+  }
+
+  async embeddings(limit: number): Promise<{ id: string; embedding: number[] }[]> {
+    const rows = await this.sql.query<{ id: string; embedding: string }>('SELECT id, embedding::text AS embedding FROM personas ORDER BY id LIMIT $1', [limit]);
+    return rows.map((r) => ({ id: r.id, embedding: JSON.parse(r.embedding) as number[] }));
+  }
+
+  async setClusters(assignments: readonly { id: string; cluster: number }[]): Promise<void> {
+    // One statement for the whole set: unnest pairs the two arrays row by row.
+    await this.sql.query('UPDATE personas p SET cluster = a.cluster FROM unnest($1::text[], $2::int[]) AS a(id, cluster) WHERE p.id = a.id',
+      [assignments.map((a) => a.id), assignments.map((a) => a.cluster)]);
   }
 
   async countPersonas(): Promise<number> {

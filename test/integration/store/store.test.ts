@@ -72,6 +72,16 @@ describe.each(variants)('store contract: $name', ({ open }) => {
     expect(near?.score).toBeGreaterThan(0.99);
   });
 
+  it('lists embeddings in id order and records cluster ids', async () => {
+    const rows = await store.embeddings(100);
+    expect(rows.map((r) => r.id)).toEqual([...rows.map((r) => r.id)].sort());
+    expect(rows.every((r) => r.embedding.length === 384)).toBe(true);
+    await store.setClusters(rows.map((r, i) => ({ id: r.id, cluster: i % 2 })));
+    const hits = await store.search(rows[1]?.embedding ?? [], 1);
+    expect(hits[0]?.id).toBe(rows[1]?.id);
+    expect(hits[0]?.cluster).toBe(1);
+  });
+
   it('records the embedding space once and refuses another model or size', async () => {
     await store.checkEmbeddingSpace('model-a', 384);
     await store.checkEmbeddingSpace('model-a', 384);
