@@ -190,9 +190,9 @@ program.command('demo').description('the main job: stack up, topics, all stages,
     const pipeline = await buildPipeline(config, logger, 'personahub-demo');
     await topicsInit(config, pipeline, logger);
     const runners = await startStages(pipeline, stages.map((s) => s.name), logger);
-    const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, config.topicPrefix);
-    await observer.start();
     const startedAt = Date.now();
+    const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, config.topicPrefix, startedAt);
+    await observer.start();
     const count = o.count === undefined ? (config.mode === 'llm' ? 48 : 300) : Number(o.count);
     const ingested = await ingest(config, pipeline, o.seeds, { limit: count });
     const seedIds = new Set(ingested.seeds.map((s) => s.id));

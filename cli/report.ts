@@ -33,14 +33,17 @@ function tally(items: string[]): { key: string; count: number }[] {
   return [...m].map(([key, count]) => ({ key, count })).sort((a, b) => b.count - a.count);
 }
 
-/** The report covers this run only: the seeds it ingested and what descends from them, on topics that may hold earlier runs. */
+/**
+ * The report covers this run only: the seeds it ingested and what descends from them, as seen by an
+ * observer that ignores records older than the run (topics may hold earlier runs of the same seeds).
+ */
 export async function buildReport(o: { observer: PipelineObserver; seedIds: ReadonlySet<string>; store: Store; embedder: Embedder; mode: string; model: string; startedAt: number; ingestRejected: string[]; searchQuery: string }): Promise<RunReport> {
   const { observer: obs, seedIds } = o;
   const scoped = <T extends { seedId: string }>(m: Map<string, T>): T[] => [...m.values()].filter((v) => seedIds.has(v.seedId));
   const validated = scoped(obs.seen.validated);
   const rejected = scoped(obs.seen.rejected);
-  const indexed = scoped(obs.seen.indexed).filter((i) => i.indexedAt >= o.startedAt);
-  const dlq = [...obs.seen.dlq.values()].filter((d) => d.failedAt >= o.startedAt);
+  const indexed = scoped(obs.seen.indexed);
+  const dlq = [...obs.seen.dlq.values()];
   const lastIndexedAt = Math.max(o.startedAt, ...indexed.map((i) => i.indexedAt));
   const elapsed = Math.max(0.001, (lastIndexedAt - o.startedAt) / 1000);
   const queryVector = (await o.embedder.embed([o.searchQuery]))[0] ?? [];
@@ -98,7 +101,7 @@ export function renderReport(r: RunReport): string {
   lines.push('# PersonaHub Stream run report', '');
   lines.push(`Mode: **${r.mode}**${r.mode === 'sampler' ? ' (no LLM: personas composed from sampled attributes and seed terms)' : ''} · text model: \`${r.model}\` · embeddings: \`${r.embeddingModel}\` · store: ${r.store}`, '');
   lines.push(`Seeds ingested: ${r.seedsIngested}; lines refused at ingest: ${r.ingestRejected.map((x) => `${x.reason} ${x.count}`).join(', ') || 'none'}`, '');
-  lines.push('| topic | ids from this run | records on the topic (all runs) |', '|---|---|---|');
+  lines.push('| topic | ids from this run | records from this run (a re-delivery counts twice) |', '|---|---|---|');
   for (const [t, c] of Object.entries(r.topics)) lines.push(`| ${t} | ${c.distinct} | ${c.records} |`);
   lines.push('', '| hop | in | out | unaccounted |', '|---|---|---|---|');
   for (const h of r.hops) lines.push(`| ${h.hop} | ${h.in} | ${h.out} | ${h.pending} |`);

@@ -3,6 +3,20 @@ import type { Consumer, Kafka } from 'kafkajs';
 import { events, topicName, type EventName, type EventTypes } from '../topology/index.ts';
 import type { Serde } from './serde.ts';
 
+/** When the event happened, from the field each schema records it in. */
+function eventTime<E extends EventName>(event: E, value: EventTypes[E]): number {
+  const v = value as EventTypes[EventName];
+  switch (event) {
+    case 'seed': return (v as EventTypes['seed']).createdAt;
+    case 'draft': return (v as EventTypes['draft']).provenance.createdAt;
+    case 'enriched': return (v as EventTypes['enriched']).enrichment?.enrichedAt ?? 0;
+    case 'validated': return (v as EventTypes['validated']).validation?.validatedAt ?? 0;
+    case 'indexed': return (v as EventTypes['indexed']).indexedAt;
+    case 'rejected': return (v as EventTypes['rejected']).rejectedAt;
+    default: return (v as EventTypes['dlq']).failedAt;
+  }
+}
+
 export interface HopAccount {
   hop: string;
   in: number;
@@ -30,7 +44,11 @@ export class PipelineObserver {
   lastSeenAt: number | undefined;
   private consumer: Consumer | undefined;
 
-  constructor(private readonly kafka: Kafka, private readonly serde: Serde, private readonly prefix: string) {}
+  /**
+   * `since` (epoch ms) ignores records whose event time is older, so a run can be observed on topics
+   * that hold earlier runs of the same seeds: their ids repeat, their timestamps do not.
+   */
+  constructor(private readonly kafka: Kafka, private readonly serde: Serde, private readonly prefix: string, private readonly since = 0) {}
 
   async start(): Promise<void> {
     this.consumer = this.kafka.consumer({ groupId: `${this.prefix}.observer.${randomUUID()}`, readUncommitted: false });
@@ -47,6 +65,7 @@ export class PipelineObserver {
         const key = (await this.serde.decodeKey(message.key)) ?? '';
         try {
           const value = await this.serde.decode(event, message.value);
+          if (eventTime(event, value) < this.since) return;
           (this.seen[event] as Map<string, unknown>).set(key, value);
           if (event === 'dlq') this.dlqHeaders.set(key, Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])));
           this.records[event] += 1;

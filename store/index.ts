@@ -34,7 +34,11 @@ export interface Store {
    * different one, because mixing two embedding spaces silently breaks search and near-dup checks.
    */
   checkEmbeddingSpace(model: string, dimensions: number): Promise<void>;
-  /** Idempotent by (id, version): a re-delivered persona changes nothing and says UNCHANGED. */
+  /**
+   * Idempotent: a re-delivered persona changes nothing and says UNCHANGED. A newer version replaces the
+   * row; so does the same version with other text or models (the same seed re-run in another mode), so
+   * the store never keeps text the topics no longer carry.
+   */
   upsertPersona(persona: Persona): Promise<UpsertOutcome>;
   /**
    * Claims a dedup signature for a persona. Returns the persona that owns it: the caller's own id

@@ -60,6 +60,8 @@ export class SqlStore implements Store {
          attributes = EXCLUDED.attributes, modalities = EXCLUDED.modalities, mode = EXCLUDED.mode, model = EXCLUDED.model,
          embedding = EXCLUDED.embedding, embedding_model = EXCLUDED.embedding_model, indexed_at = now()
        WHERE personas.version < EXCLUDED.version
+          OR (personas.version = EXCLUDED.version AND (personas.description, personas.model, personas.embedding_model)
+              IS DISTINCT FROM (EXCLUDED.description, EXCLUDED.model, EXCLUDED.embedding_model))
        RETURNING (xmax = 0) AS inserted`,
       [
         p.id, p.version, p.seedId, p.name, p.age, p.occupation, p.locale, p.description,

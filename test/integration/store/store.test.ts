@@ -45,9 +45,15 @@ describe.each(variants)('store contract: $name', ({ open }) => {
     expect(await store.upsertPersona(validated)).toBe('INSERTED');
     expect(await store.upsertPersona(validated)).toBe('UNCHANGED');
     expect(await store.upsertPersona({ ...validated, version: 2, description: `${p.description} Updated.` })).toBe('UPDATED');
+    // Same version, re-generated in another mode: the new text wins, and re-delivering it changes nothing.
+    const regenerated = { ...validated, version: 2, description: `${p.description} Updated again.`, provenance: { ...p.provenance, mode: 'LLM' as const, model: 'gemma' } };
+    expect(await store.upsertPersona(regenerated)).toBe('UPDATED');
+    expect(await store.upsertPersona(regenerated)).toBe('UNCHANGED');
+    expect(await store.upsertPersona({ ...regenerated, version: 1 })).toBe('UNCHANGED');
     expect(await store.countPersonas()).toBe(1);
     const row = await store.getPersona(p.id);
-    expect(row?.description).toMatch(/Updated\.$/);
+    expect(row?.description).toMatch(/Updated again\.$/);
+    expect(row?.model).toBe('gemma');
     expect(row?.embedding).toHaveLength(384);
     expect(row?.embedding[0]).toBeCloseTo(p.enrichment?.embedding[0] ?? NaN, 5);
   });
