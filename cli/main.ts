@@ -15,12 +15,12 @@ import { defaultK, dispersion, kmeans } from '../analytics/population.ts';
 import { buildKafkaClients, buildPipeline, createRunner, llmBaseUrl, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
 
 /**
- * The `personahub` command. Flags that mirror configuration keys are written into the environment
- * before the config is loaded, so there is one validation path for flags and variables alike.
+ * The `personahub` command. Flags that mirror configuration keys are validated as the variables they
+ * stand for, so there is one validation path and one error format for flags and variables alike.
  */
 function setup(overrides: Record<string, string | undefined> = {}): { config: Config; logger: Logger } {
-  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) process.env[k] = v;
-  const config = loadConfig();
+  const flags = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  const config = loadConfig({ ...process.env, ...flags });
   return { config, logger: createLogger({ level: config.logLevel }) };
 }
 
