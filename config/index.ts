@@ -61,10 +61,10 @@ export const keys = {
   maxSeedChars: { env: 'PERSONAHUB_MAX_SEED_CHARS', schema: positiveInt.max(100000), default: '4000', doc: 'Seed lines longer than this are rejected at ingest with a reason.' },
   nearDuplicateCosine: { env: 'PERSONAHUB_NEAR_DUPLICATE_COSINE', schema: z.coerce.number().min(0).max(1), default: '0.97', doc: 'Validate: a persona whose embedding has at least this cosine similarity to an indexed persona is rejected as a near-duplicate (1 disables the check).' },
   maxRetries: { env: 'PERSONAHUB_MAX_RETRIES', schema: z.coerce.number().int().min(0).max(20), default: '3', doc: 'Runner: attempts at a transient processing error before the event goes to the DLQ.' },
+  partitionConcurrency: { env: 'PERSONAHUB_PARTITION_CONCURRENCY', schema: positiveInt.max(256), default: '3', doc: 'Runner: input partitions of one stage processed at the same time, each committing through its own transactional producer.' },
   maxInFlight: { env: 'PERSONAHUB_MAX_IN_FLIGHT', schema: positiveInt.max(1024), default: '4', doc: 'Runner: events of one batch processed concurrently.' },
   sessionTimeoutMs: { env: 'PERSONAHUB_SESSION_TIMEOUT_MS', schema: z.coerce.number().int().min(6000).max(300000), default: '30000', doc: 'Consumer group session timeout: how long a crashed instance holds its partitions before a rebalance hands them over.' },
   metricsPort: { env: 'PERSONAHUB_METRICS_PORT', schema: z.coerce.number().int().min(0).max(65535), default: '0', doc: 'Port of the processor\'s /metrics and /health endpoint; 0 disables it.' },
-  instanceId: { env: 'PERSONAHUB_INSTANCE_ID', schema: z.string().regex(/^[a-zA-Z0-9._-]+$/), default: 'local', doc: 'Stable name of this instance; part of the transactional id, so two instances must differ (the Helm chart uses the pod name).' },
   startLocalLlm: { env: 'PERSONAHUB_START_LOCAL_LLM', schema: bool, default: 'true', doc: '`stack up` also starts the local model server when no endpoint is configured and mode is `llm`.' },
 } as const satisfies Record<string, KeySpec>;
 

@@ -32,7 +32,8 @@ export const DLQ_HEADERS = {
 } as const;
 
 /**
- * Runs one stage: consume → decode → process → encode → produce → commit.
+ * Runs one stage: consume → decode → process → encode → produce → commit, up to
+ * PERSONAHUB_PARTITION_CONCURRENCY partitions at a time.
  *
  * Guarantee: exactly-once between Kafka topics. Each chunk of a batch is processed, then its outputs
  * and its input offsets go in one Kafka transaction (sendOffsets), so after a crash or rebalance a
@@ -41,7 +42,8 @@ export const DLQ_HEADERS = {
  */
 export class StageRunner<I extends EventName, O extends EventName> {
   private consumer: Consumer | undefined;
-  private producer: Producer | undefined;
+  /** One transactional producer per input partition (see producerFor). */
+  private readonly producers = new Map<number, Promise<Producer>>();
   private running = false;
   private readonly group: string;
   private readonly inputTopic: string;
@@ -60,14 +62,6 @@ export class StageRunner<I extends EventName, O extends EventName> {
   async start(): Promise<void> {
     const { kafka, config, spec, processor, ctx } = this.o;
     await processor.init?.(ctx);
-    this.producer = kafka.producer(producerConfig({
-      transactionalId: `${this.group}.${config.instanceId}`,
-      idempotent: true,
-      maxInFlightRequests: 1,
-      // kafkajs waits 300 ms on CONCURRENT_TRANSACTIONS by default, capping a producer at ~4 transactions/s.
-      retry: { initialRetryTime: 20, retries: 10 },
-    }));
-    await this.producer.connect();
     this.consumer = kafka.consumer({ groupId: this.group, readUncommitted: false, allowAutoTopicCreation: false, sessionTimeout: config.sessionTimeoutMs, heartbeatInterval: Math.min(3_000, Math.floor(config.sessionTimeoutMs / 3)) });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.inputTopic, fromBeginning: true });
@@ -75,7 +69,7 @@ export class StageRunner<I extends EventName, O extends EventName> {
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      partitionsConsumedConcurrently: config.partitionConcurrency,
       eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
         const size = this.o.chunkSize ?? 16;
         for (let i = 0; i < batch.messages.length; i += size) {
@@ -115,10 +109,39 @@ export class StageRunner<I extends EventName, O extends EventName> {
     return merged;
   }
 
+  /**
+   * The transactional id is derived from the input partition, not from the instance: when a partition
+   * moves to another instance (rebalance, crash, scale-out), the new owner's producer takes the same
+   * id and fences the old one, so a zombie can no longer commit that partition's outputs. It also lets
+   * partitions commit concurrently, since kafkajs allows one open transaction per producer.
+   */
+  private producerFor(partition: number): Promise<Producer> {
+    let producer = this.producers.get(partition);
+    if (!producer) {
+      const p = this.o.kafka.producer(producerConfig({
+        transactionalId: `${this.group}.${this.inputTopic}.${partition}`,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        // kafkajs waits 300 ms on CONCURRENT_TRANSACTIONS by default, capping a producer at ~4 transactions/s.
+        retry: { initialRetryTime: 20, retries: 10 },
+      }));
+      producer = p.connect().then(() => p);
+      this.producers.set(partition, producer);
+    }
+    return producer;
+  }
+
   private async commit(encoded: Encoded, partition: number, lastOffset: string): Promise<void> {
-    const producer = this.producer;
-    if (!producer) throw new PersonaHubError('PH_RUNNER_NOT_STARTED', 'runner not started');
-    const txn = await producer.transaction();
+    const producer = await this.producerFor(partition);
+    let txn;
+    try {
+      txn = await producer.transaction();
+    } catch (error) {
+      // A fenced or broken producer is dropped; the batch is retried with a fresh one.
+      this.producers.delete(partition);
+      await producer.disconnect().catch(() => {});
+      throw error;
+    }
     try {
       // Sends inside one transaction must not race each other (kafkajs), hence sequential.
       for (const [topic, messages] of encoded) {
@@ -128,7 +151,12 @@ export class StageRunner<I extends EventName, O extends EventName> {
       await txn.sendOffsets({ consumerGroupId: this.group, topics: [{ topic: this.inputTopic, partitions: [{ partition, offset: (BigInt(lastOffset) + 1n).toString() }] }] });
       await txn.commit();
     } catch (error) {
-      await txn.abort().catch((abortError: unknown) => this.o.logger.error({ err: abortError }, 'transaction abort failed'));
+      await txn.abort().catch((abortError: unknown) => {
+        // Abort fails when the producer was fenced by the partition's new owner: drop it.
+        this.o.logger.warn({ err: abortError, partition }, 'transaction abort failed; replacing the producer');
+        this.producers.delete(partition);
+        void producer.disconnect().catch(() => {});
+      });
       throw error;
     }
   }
@@ -197,7 +225,8 @@ export class StageRunner<I extends EventName, O extends EventName> {
   async stop(): Promise<void> {
     this.running = false;
     await this.consumer?.disconnect();
-    await this.producer?.disconnect();
+    for (const producer of this.producers.values()) await (await producer).disconnect();
+    this.producers.clear();
     await this.o.processor.close?.();
     this.o.logger.info({ stage: this.o.spec.name }, 'stage stopped');
   }

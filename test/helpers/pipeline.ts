@@ -42,7 +42,7 @@ export async function createTestPipeline(env: Record<string, string>): Promise<T
   await admin.query(`CREATE DATABASE ${database}`);
   await admin.end();
   const fullEnv: Record<string, string> = {
-    PERSONAHUB_TOPIC_PREFIX: prefix, PERSONAHUB_INSTANCE_ID: prefix, PERSONAHUB_LOG_LEVEL: 'warn', PERSONAHUB_LLM_CACHE_DIR: '',
+    PERSONAHUB_TOPIC_PREFIX: prefix, PERSONAHUB_LOG_LEVEL: 'warn', PERSONAHUB_LLM_CACHE_DIR: '',
     PERSONAHUB_DATABASE_URL: base.databaseUrl.replace(/\/[^/]+$/, `/${database}`), ...env,
   };
   const config = loadConfig(fullEnv);
