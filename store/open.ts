@@ -15,7 +15,22 @@ async function postgresClient(url: string): Promise<SqlClient> {
   // pool replaces it, and the next query fails or succeeds on its own.
   pool.on('error', () => {});
   try {
-    await pool.query('SELECT 1');
+    await pool.query('SELECT 1').catch(async (error: { code?: string }) => {
+      // 3D000: the database does not exist. One database per embedding space is the way to try another
+      // model, so create it (the local stack's role may) rather than make the user do it by hand.
+      if (error.code !== '3D000') throw error;
+      const target = new URL(url);
+      const name = decodeURIComponent(target.pathname.slice(1));
+      target.pathname = '/postgres';
+      const admin = new pg.Client({ connectionString: target.toString(), connectionTimeoutMillis: 10_000 });
+      await admin.connect();
+      try {
+        await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)}`);
+      } finally {
+        await admin.end();
+      }
+      await pool.query('SELECT 1');
+    });
   } catch (cause) {
     await pool.end();
     throw new StoreError('PH_STORE_CONNECT', `cannot connect to PostgreSQL at ${url.replace(/\/\/[^@]*@/, '//***@')}: ${(cause as Error).message} (is the stack up? \`personahub stack up\`)`, { cause, transient: true });

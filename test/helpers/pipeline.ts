@@ -34,14 +34,17 @@ const ADMIN_URL = (c: Config) => c.databaseUrl;
 
 export async function createTestPipeline(env: Record<string, string>): Promise<TestPipeline> {
   const prefix = `t${Date.now().toString(36)}${randomUUID().slice(0, 6)}`;
-  const base = loadConfig({});
+  const base = loadConfig();
   // A database of its own: the store remembers its embedding space, and tests use other models than the demo.
   const database = `test_${prefix}`;
   const admin = new pg.Client(ADMIN_URL(base));
   await admin.connect();
   await admin.query(`CREATE DATABASE ${database}`);
   await admin.end();
+  // The developer's or CI's PERSONAHUB_* settings (ports, dirs) carry over; the test's own come on top.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('PERSONAHUB_') && e[1] !== undefined));
   const fullEnv: Record<string, string> = {
+    ...inherited,
     PERSONAHUB_TOPIC_PREFIX: prefix, PERSONAHUB_LOG_LEVEL: 'warn', PERSONAHUB_LLM_CACHE_DIR: '',
     PERSONAHUB_DATABASE_URL: base.databaseUrl.replace(/\/[^/]+$/, `/${database}`), ...env,
   };

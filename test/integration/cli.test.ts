@@ -10,12 +10,14 @@ import { loadConfig } from '../../config/index.ts';
 import { events, topicName } from '../../topology/index.ts';
 
 const run = promisify(execFile);
+// The surrounding PERSONAHUB_* settings (ports, dirs) apply to the CLI under test too.
+const inherited = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('PERSONAHUB_') && e[1] !== undefined));
 
 /** The `personahub` command as a user runs it: a real process, real exit codes, real stack. */
 async function personahub(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PERSONAHUB_LOG_LEVEL: 'warn', ...env },
+      env: { ...inherited, PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PERSONAHUB_LOG_LEVEL: 'warn', ...env },
       timeout: 120_000,
     });
     return { code: 0, stdout, stderr };
@@ -45,7 +47,7 @@ describe('personahub CLI', () => {
     const env = { PERSONAHUB_TOPIC_PREFIX: prefix, PERSONAHUB_PARTITIONS: '2' };
     expect((await personahub(['topics', 'init'], env)).code).toBe(0);
     expect((await personahub(['topics', 'init'], env)).code).toBe(0);
-    const admin = new Kafka({ brokers: loadConfig({}).kafkaBrokers.split(','), logLevel: logLevel.NOTHING }).admin();
+    const admin = new Kafka({ brokers: loadConfig().kafkaBrokers.split(','), logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
     const { topics } = await admin.fetchTopicMetadata({ topics: Object.keys(events).map((e) => topicName(prefix, e as keyof typeof events)) });
     expect(topics.map((t) => t.partitions.length)).toEqual(new Array(7).fill(2));

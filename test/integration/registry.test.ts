@@ -4,7 +4,7 @@ import { loadConfig } from '../../config/index.ts';
 import { readSchema, Serde } from '../../runtime/serde.ts';
 import { samplePersona, sampleSeed } from '../helpers/samples.ts';
 
-const config = loadConfig({});
+const config = loadConfig();
 
 /** Schema registration and evolution against the real Apicurio registry (Confluent-compatible API). */
 describe('schema registry', () => {

@@ -14,10 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EMBEDDING_MODEL, fetchModels, type FetchedModels } from '../../../models/fetch.ts';
 import { readGgufHeader } from '../../../models/gguf.ts';
 import { BertReference, cosine } from '../../helpers/bert-reference.ts';
+import { loadConfig } from '../../../config/index.ts';
 
 // The CLI passes configured directories to fetchModels; this test reads them from the environment itself.
-const modelsDir = process.env['PERSONAHUB_MODELS_DIR'] ?? '/root/.cache/personahub/models';
-const cacheDir = process.env['PERSONAHUB_CACHE_DIR'] ?? '/root/.cache/personahub';
+const { modelsDir, cacheDir } = loadConfig();
 const logger = pino({ level: 'silent' });
 
 /** Short sentences covering casing, accents, punctuation, symbols, digits and CJK (the normalizer's paths). */

@@ -13,7 +13,7 @@ import { createTestPipeline, type TestPipeline } from '../../helpers/pipeline.ts
 describe('pipeline with the real local models', () => {
   let t: TestPipeline;
   let server: Awaited<ReturnType<typeof buildLlmServer>>;
-  const base = loadConfig({});
+  const base = loadConfig();
 
   beforeAll(async () => {
     const logger = createLogger({ level: 'warn', name: 'llm-test' });

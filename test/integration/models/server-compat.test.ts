@@ -6,7 +6,7 @@ import { describeOpenAiCompat } from '../../helpers/openai-compat-suite.ts';
 
 // The real local model server passes the same OpenAI-compatibility contract as the fixture.
 describeOpenAiCompat('local model server (Gemma 3 270M + all-MiniLM-L6-v2)', async () => {
-  const config = loadConfig({});
+  const config = loadConfig();
   const logger = createLogger({ level: 'warn', name: 'compat' });
   const models = await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, logger });
   const server = await buildLlmServer({

@@ -22,9 +22,10 @@ import { readGgufHeader, type GgufValue } from '../../../models/gguf.ts';
 import { buildLlmServer, type LlmServer } from '../../../models/server.ts';
 import { createLogger } from '../../../runtime/logger.ts';
 import { PERSONA_JSON_SCHEMA } from '../../helpers/persona-schema.ts';
+import { loadConfig } from '../../../config/index.ts';
 
-// The CLI passes the models directory in; this test reads it from the environment itself.
-const modelsDir = process.env['PERSONAHUB_MODELS_DIR'] ?? '/root/.cache/personahub/models';
+// The configured models directory (PERSONAHUB_MODELS_DIR, or under PERSONAHUB_CACHE_DIR), where the global setup fetched them.
+const { modelsDir } = loadConfig();
 const llmModelPath = join(modelsDir, LLM_MODEL.file);
 const embeddingModelPath = join(modelsDir, EMBEDDING_MODEL.file);
 // The suite's global setup fetches both models; a missing one is a failure, never a silent skip.

@@ -8,7 +8,7 @@ import { hashEmbed } from '../../../runtime/embedder.ts';
 import { samplePersona } from '../../helpers/samples.ts';
 
 /** One contract, both stores: the same SQL must behave the same on PGlite and on the PostgreSQL server. */
-const base = loadConfig({});
+const base = loadConfig();
 const database = `store_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
 
 const variants: { name: string; open: () => Promise<Store> }[] = [
@@ -16,12 +16,7 @@ const variants: { name: string; open: () => Promise<Store> }[] = [
   { name: 'postgres', open: () => openStore({ ...base, store: 'postgres', databaseUrl: base.databaseUrl.replace(/\/[^/]+$/, `/${database}`) }) },
 ];
 
-beforeAll(async () => {
-  const c = new pg.Client(base.databaseUrl);
-  await c.connect();
-  await c.query(`CREATE DATABASE ${database}`);
-  await c.end();
-});
+// The postgres variant's database does not exist yet: openStore creates it (3D000 → CREATE DATABASE).
 
 afterAll(async () => {
   const c = new pg.Client(base.databaseUrl);
