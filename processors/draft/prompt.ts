@@ -1,6 +1,6 @@
 import type { SampledAttributes } from './attributes.ts';
 
-export const PROMPT_VERSION = 'draft-v1';
+export const PROMPT_VERSION = 'draft-v2';
 
 export const RELATION_VERBS: Record<SampledAttributes['seedRelation'], string> = {
   READER: 'would read', WRITER: 'could have written', ENTHUSIAST: 'would love', CRITIC: 'would argue against', SUBJECT: 'is the kind of person described in',
@@ -37,10 +37,14 @@ export const FEW_SHOT: readonly { attributes: SampledAttributes; seed: string; d
   },
 ];
 
+/**
+ * The seed text comes first and the person last: a small base model continues from what it read last,
+ * and with the text last it tends to copy the text instead of describing the person.
+ */
 function describe(a: SampledAttributes, seed: string): string {
   return [
-    `Name: ${a.name}`, `Age: ${a.age}`, `Occupation: ${a.occupation}`, `Locale: ${a.locale}`,
-    `Traits: ${a.traits.join(', ')}`, `Relation: someone who ${RELATION_VERBS[a.seedRelation]} the text`, `Text: ${seed}`,
+    `Text: ${seed}`, `Relation: someone who ${RELATION_VERBS[a.seedRelation]} the text`,
+    `Name: ${a.name}`, `Age: ${a.age}`, `Occupation: ${a.occupation}`, `Locale: ${a.locale}`, `Traits: ${a.traits.join(', ')}`,
   ].join('\n');
 }
 

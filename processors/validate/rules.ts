@@ -19,6 +19,13 @@ export interface CheckResult {
 
 const AGE_MENTIONS = [/\b(\d{1,3})[- ]years?[- ]old\b/gi, /\baged (\d{1,3})\b/gi, /\bat (\d{1,3}),/gi, /, (\d{1,3}), (?:is|works|lives)\b/gi];
 
+const escapeRegExp = (x: string): string => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** The word as a whole word ("Amara" is not in "Amarah"), ignoring case. */
+export function mentions(text: string, word: string): boolean {
+  return new RegExp(`(?<![\\p{L}\\p{N}])${escapeRegExp(word)}(?![\\p{L}\\p{N}])`, 'iu').test(text);
+}
+
 /** "a 19-year-old daughter" states someone else's age: such mentions are not about the persona. */
 const OTHER_PEOPLE = /^[- ](?:daughter|son|child|kid|baby|boy|girl|grandson|granddaughter|grandchild|nephew|niece|brother|sister|sibling|twin|mother|father|mom|dad|parent|wife|husband|partner|student|patient|client|dog|cat|horse|car|truck|house|home|business|company|firm|shop|bakery|farm|tree)s?\b/i;
 
@@ -42,7 +49,7 @@ export function contradictingOccupations(text: string, occupation: string): stri
   const own = occupation.toLowerCase();
   return OCCUPATIONS.map((o) => o.title.toLowerCase())
     .filter((title) => title !== own && !own.includes(title) && !title.includes(own))
-    .filter((title) => new RegExp(`\\b(?:as an?|is an?|works as an?|\\d+-year-old) ${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(lower));
+    .filter((title) => new RegExp(`\\b(?:as an?|is an?|works as an?|\\d+-year-old) ${escapeRegExp(title)}\\b`).test(lower));
 }
 
 function shingles(text: string, n = 3): Set<string> {
@@ -84,10 +91,20 @@ export function checkPersona(input: Persona, opts: { dimensions: number }): Chec
     persona = { ...persona, description: text };
     repaired.push('description.age');
   }
+  // A misspelt first name before the right surname ("Tomasth Tanaka" for Tomasz Tanaka) is set right.
+  const [first = '', ...rest] = persona.name.split(' ');
+  const surname = rest.join(' ');
+  if (surname && !mentions(persona.description, first)) {
+    const misspelt = new RegExp(`\\b[A-Z][\\p{L}'-]*(?= ${escapeRegExp(surname)}\\b)`, 'u');
+    if (misspelt.test(persona.description)) {
+      persona = { ...persona, description: persona.description.replace(misspelt, first) };
+      repaired.push('description.name');
+    }
+  }
   const otherJobs = contradictingOccupations(persona.description, persona.occupation);
   if (otherJobs.length > 0) {
     let text = persona.description;
-    for (const job of otherJobs) text = text.replace(new RegExp(`\\b${job.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`, 'gi'), persona.occupation);
+    for (const job of otherJobs) text = text.replace(new RegExp(`\\b${escapeRegExp(job)}\\b`, 'gi'), persona.occupation);
     persona = { ...persona, description: text };
     repaired.push('description.occupation');
   }
@@ -122,7 +139,7 @@ export function checkPersona(input: Persona, opts: { dimensions: number }): Chec
   check('traits', persona.traits.length > 0, 'NO_TRAITS', 'no traits');
   check('complete_sentence', /[.!?]["')\]]?$/.test(d.trim()), 'TRUNCATED', 'description ends mid-sentence and is too short to cut back');
   const firstName = persona.name.split(' ')[0] ?? persona.name;
-  check('name_in_text', d.toLowerCase().includes(firstName.toLowerCase()), 'NAME_NOT_IN_TEXT', `description never names ${firstName}`);
+  check('name_in_text', mentions(d, firstName), 'NAME_NOT_IN_TEXT', `description never names ${firstName}`);
   check('age_in_text', statedAges(d).every((m) => m.age === persona.age), 'AGE_CONTRADICTION', `text states an age other than ${persona.age} after repair`);
   check('occupation_in_text', contradictingOccupations(d, persona.occupation).length === 0, 'OCCUPATION_CONTRADICTION', `text gives another occupation than ${persona.occupation}`);
   const spec = OCCUPATIONS.find((o) => o.title === persona.occupation);

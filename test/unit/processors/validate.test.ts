@@ -43,6 +43,15 @@ describe('coherence rules', () => {
     expect(short.reasons.map((x) => x.code)).toEqual(['TRUNCATED']);
   });
 
+  it('sets a misspelt first name right when the surname is there', () => {
+    const r = checkPersona(samplePersona({ description: 'Amarah Okafor is a 34-year-old pediatric nurse in Lagos who reads every update on vaccination schedules.' }), dims);
+    expect(r.repaired).toEqual(['description.name']);
+    expect(r.persona.description.startsWith('Amara Okafor is')).toBe(true);
+    expect(r.reasons).toEqual([]);
+    const other = checkPersona(samplePersona({ description: 'Grace Miller is a 34-year-old pediatric nurse in Lagos who reads every update on vaccination schedules.' }), dims);
+    expect(other.reasons.map((x) => x.code)).toEqual(['NAME_NOT_IN_TEXT']);
+  });
+
   it('drops repeated sentences a looping model wrote', () => {
     const r = checkPersona(samplePersona({ description: 'Amara Okafor is a 34-year-old pediatric nurse in Lagos. She reads every vaccination update. Female. Female. female.' }), dims);
     expect(r.repaired).toEqual(['description.repetition']);
