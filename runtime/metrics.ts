@@ -13,6 +13,7 @@ export class PipelineMetrics {
   readonly deadLettered = new Counter({ name: 'personahub_events_dead_lettered_total', help: 'Events sent to the DLQ', labelNames: ['stage', 'topic', 'code'], registers: [this.registry] });
   readonly rejected = new Counter({ name: 'personahub_validation_rejections_total', help: 'Personas rejected, by reason', labelNames: ['reason'], registers: [this.registry] });
   readonly duration = new Histogram({ name: 'personahub_processing_duration_seconds', help: 'Time in process() per event', labelNames: ['stage'], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [this.registry] });
+  readonly lag = new Gauge({ name: 'personahub_consumer_lag', help: 'Records behind the partition\'s high watermark after the last committed chunk (what autoscaling on lag reads)', labelNames: ['stage', 'topic', 'partition'], registers: [this.registry] });
   readonly inFlight = new Gauge({ name: 'personahub_in_flight_events', help: 'Events being processed', labelNames: ['stage'], registers: [this.registry] });
   readonly llmRequests = new Counter({ name: 'personahub_llm_requests_total', help: 'LLM and embedding calls', labelNames: ['kind', 'model', 'status'], registers: [this.registry] });
   readonly llmLatency = new Histogram({ name: 'personahub_llm_request_duration_seconds', help: 'LLM call latency', labelNames: ['kind', 'model'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120], registers: [this.registry] });

@@ -83,6 +83,9 @@ export class StageRunner<I extends EventName, O extends EventName> {
           if (!last) continue;
           await this.commit(encoded, batch.partition, last.offset);
           resolveOffset(last.offset);
+          // High watermark minus next offset. Transaction markers and aborted records take offsets too, so
+          // on transactional topics it overstates by a few; it is for trends and autoscaling, not accounting.
+          this.o.metrics.lag.set({ stage: spec.name, topic: this.inputTopic, partition: String(batch.partition) }, Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1));
           await heartbeat();
         }
       },

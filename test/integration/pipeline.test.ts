@@ -89,6 +89,11 @@ describe('pipeline end to end (sampler drafts, fixture embeddings, PostgreSQL st
     expect(sum(await metric('personahub_events_produced_total'), { stage: 'index' })).toBe(seen.indexed.size);
     expect(sum(await metric('personahub_validation_rejections_total'), {})).toBe([...seen.rejected.values()].reduce((n, r) => n + r.reasons.length, 0));
     expect(await t.pipeline.metrics.registry.metrics()).toMatch(/personahub_store_write_duration_seconds_count \d+/);
+    // Every stage caught up: what is left behind each partition's high watermark is transaction
+    // markers and aborted records (a few per partition), not the 50 records.
+    const lag = await metric('personahub_consumer_lag');
+    expect(new Set(lag.map((v) => v.labels.stage))).toEqual(new Set(['draft', 'enrich', 'validate', 'index']));
+    for (const v of lag) expect(v.value).toBeLessThanOrEqual(10);
     // The embeddings really came over HTTP from the fixture: one request per persona at least.
     expect(llm.requests.filter((r) => r.path === '/v1/embeddings').length).toBeGreaterThanOrEqual(50);
   });
