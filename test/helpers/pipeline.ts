@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
@@ -92,4 +93,20 @@ export async function createTestPipeline(env: Record<string, string>): Promise<T
     },
   };
   return t;
+}
+
+/** Runs `personahub <args>` as its own process with the test pipeline's configuration. */
+export function spawnCli(t: TestPipeline, args: string[]): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_OPTIONS: process.env.NODE_OPTIONS ?? '', ...t.env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+/** Sends `signal` and resolves with the exit code. */
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill(signal);
+  return exited;
 }

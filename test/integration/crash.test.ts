@@ -1,7 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_EMBEDDING_MODEL, startFixtureLlm, type FixtureLlm } from '../helpers/fixture-llm.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+import { createTestPipeline, spawnCli, stopChild, type TestPipeline } from '../helpers/pipeline.ts';
 
 /**
  * The delivery guarantee under a crash: all stages run in a child process that is killed with
@@ -13,13 +13,7 @@ describe('kill -9 mid-run', () => {
   let t: TestPipeline;
   let child: ChildProcess | undefined;
 
-  const startChild = (): ChildProcess => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'run'], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_OPTIONS: process.env.NODE_OPTIONS ?? '', ...t.env },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    return proc;
-  };
+  const startChild = (): ChildProcess => spawnCli(t, ['run']);
 
   beforeAll(async () => {
     // Slow embeddings stretch the run so the kill lands in the middle of it.
@@ -45,8 +39,7 @@ describe('kill -9 mid-run', () => {
     while (t.observer.seen.indexed.size < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     const indexedAtKill = t.observer.seen.indexed.size;
     expect(indexedAtKill).toBeGreaterThanOrEqual(10);
-    child.kill('SIGKILL');
-    await new Promise((r) => child?.once('exit', r));
+    await stopChild(child, 'SIGKILL');
     expect(t.observer.settled(seedIds)).toBe(false);
 
     child = startChild();
@@ -58,8 +51,6 @@ describe('kill -9 mid-run', () => {
     for (const event of ['draft', 'enriched', 'validated', 'rejected', 'indexed'] as const) expect(records[event]).toBe(seen[event].size);
     expect(await t.pipeline.ctx.store.countPersonas()).toBe(seen.validated.size);
     // Graceful stop: SIGTERM drains and disconnects, and the process exits 0.
-    const exited = new Promise<number | null>((r) => child?.once('exit', (code) => r(code)));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await stopChild(child)).toBe(0);
   });
 });
