@@ -46,7 +46,7 @@ export const keys = {
   llmApiKey: { env: 'PERSONAHUB_LLM_API_KEY', schema: z.string(), default: 'local', doc: 'API key for the endpoint. Never logged.' },
   llmModel: { env: 'PERSONAHUB_LLM_MODEL', schema: z.string().min(1), default: 'gemma-3-270m', doc: 'Chat model name sent to the endpoint.' },
   embeddingModel: { env: 'PERSONAHUB_EMBEDDING_MODEL', schema: z.string().min(1), default: 'all-minilm-l6-v2', doc: 'Embedding model name sent to the endpoint.' },
-  embedder: { env: 'PERSONAHUB_EMBEDDER', schema: z.enum(['llm', 'hash']), default: 'llm', doc: '`llm`: embeddings from the endpoint. `hash`: feature-hashing vectors computed in-process (no model; for bulk sampler runs and tests; recorded as model `hash-bow`).' },
+  embedder: { env: 'PERSONAHUB_EMBEDDER', schema: z.enum(['llm', 'hash']), default: 'llm', doc: '`llm`: embeddings from the endpoint. `hash`: feature-hashing vectors computed in-process (no model; for bulk sampler runs and tests; recorded as model `hash-bow-<dimensions>`).' },
   embeddingDimensions: { env: 'PERSONAHUB_EMBEDDING_DIMENSIONS', schema: positiveInt.max(4096), default: '384', doc: 'Vector size the store is created with; a different size from the embedder stops the indexer.' },
   llmTimeoutMs: { env: 'PERSONAHUB_LLM_TIMEOUT_MS', schema: positiveInt, default: '120000', doc: 'Per-request timeout for LLM and embedding calls.' },
   llmMaxRetries: { env: 'PERSONAHUB_LLM_MAX_RETRIES', schema: z.coerce.number().int().min(0).max(20), default: '4', doc: 'Retries of transient LLM failures (429, 5xx, timeouts), with jittered backoff and Retry-After honoured.' },
