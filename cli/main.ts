@@ -19,8 +19,7 @@ import { buildKafkaClients, buildPipeline, createRunner, llmBaseUrl, repoRoot, s
  * stand for, so there is one validation path and one error format for flags and variables alike.
  */
 function setup(overrides: Record<string, string | undefined> = {}): { config: Config; logger: Logger } {
-  const flags = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
-  const config = loadConfig({ ...process.env, ...flags });
+  const config = loadConfig(undefined, overrides);
   return { config, logger: createLogger({ level: config.logLevel }) };
 }
 

@@ -72,12 +72,12 @@ type Keys = typeof keys;
 export type Config = Readonly<{ [K in keyof Keys]: z.output<Keys[K]['schema']> }>;
 
 /**
- * Validates the whole environment at once and reports every bad key, each with what it allows,
+ * Validates the whole environment at once (with `overrides`, e.g. CLI flags, on top) and reports every bad key, each with what it allows,
  * so a misconfigured deployment fails at start with one readable error instead of later.
  */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+export function loadConfig(env: Record<string, string | undefined> = process.env, overrides: Record<string, string | undefined> = {}): Config {
   const raw: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) if (value !== undefined) raw[name] = value;
+  for (const [name, value] of [...Object.entries(env), ...Object.entries(overrides)]) if (value !== undefined) raw[name] = value;
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
   for (const [key, spec] of Object.entries(keys) as [string, KeySpec][]) {

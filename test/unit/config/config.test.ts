@@ -35,6 +35,11 @@ describe('config', () => {
     }
   });
 
+  it('applies overrides (CLI flags) on top of the environment, with the same validation', () => {
+    expect(loadConfig({ PERSONAHUB_MODE: 'llm' }, { PERSONAHUB_MODE: 'sampler', PERSONAHUB_LLM_BASE_URL: undefined }).mode).toBe('sampler');
+    expect(() => loadConfig({}, { PERSONAHUB_MODE: 'fast' })).toThrow(/PERSONAHUB_MODE="fast": allowed values/);
+  });
+
   it('documents every key in the generated table', () => {
     const docs = configDocs();
     for (const spec of Object.values(keys)) expect(docs).toContain(`\`${spec.env}\``);
