@@ -1,7 +1,7 @@
 import { createReadStream, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { configDocs, loadConfig, type Config } from '../config/index.ts';
 import { parseSeedLines } from '../processors/ingest/index.ts';
 import { PersonaHubError } from '../runtime/errors.ts';
@@ -31,6 +31,13 @@ async function readLines(file: string): Promise<string[]> {
 }
 
 type KafkaClients = Pick<Pipeline, 'kafka' | 'serde'>;
+
+/** Numeric flags are parsed by commander, so `--count abc` fails with the flag named, not as NaN later. */
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  return n;
+}
 
 async function topicsInit(config: Config, pipeline: KafkaClients, logger: Logger): Promise<void> {
   const admin = pipeline.kafka.admin();
@@ -117,10 +124,10 @@ stack.command('status').description('what runs and answers').action(async () => 
   console.log(JSON.stringify(status, null, 2));
   if (!status.allReady) process.exitCode = 1;
 });
-stack.command('logs').argument('<service>', 'postgres, kafka, registry or llm').option('-n, --lines <n>', 'lines', '50').action(async (service: string, o: { lines: string }) => {
+stack.command('logs').argument('<service>', 'postgres, kafka, registry or llm').option('-n, --lines <n>', 'lines', positiveInt, 50).action(async (service: string, o: { lines: number }) => {
   const { config, logger } = setup();
   const { stackLogs } = await import('../stack/index.ts');
-  console.log(await stackLogs(stackOptions(config, logger), service, Number(o.lines)));
+  console.log(await stackLogs(stackOptions(config, logger), service, o.lines));
 });
 
 program.command('topics').description('topics and schemas').command('init').description('create topics and register schemas (idempotent)').action(async () => {
@@ -146,27 +153,27 @@ program.command('run').description('run every stage in one process until SIGTERM
   await runStagesUntilSignal(stages.map((s) => s.name), 'personahub-all');
 });
 
-program.command('search').argument('<text>', 'what to look for, in plain words').option('-k, --limit <n>', 'results', '5').description('semantic search over indexed personas').action(async (text: string, o: { limit: string }) => {
+program.command('search').argument('<text>', 'what to look for, in plain words').option('-k, --limit <n>', 'results', positiveInt, 5).description('semantic search over indexed personas').action(async (text: string, o: { limit: number }) => {
   const { config, logger } = setup();
   const pipeline = await buildPipeline(config, logger, 'personahub-search');
   try {
     const [vector] = await pipeline.ctx.embedder.embed([text]);
-    for (const hit of await pipeline.ctx.store.search(vector ?? [], Number(o.limit))) console.log(`${hit.score.toFixed(3)}  ${hit.name}, ${hit.occupation} [${hit.mode}${hit.cluster === null ? '' : `, cluster ${hit.cluster}`}]: ${hit.description}`);
+    for (const hit of await pipeline.ctx.store.search(vector ?? [], o.limit)) console.log(`${hit.score.toFixed(3)}  ${hit.name}, ${hit.occupation} [${hit.mode}${hit.cluster === null ? '' : `, cluster ${hit.cluster}`}]: ${hit.description}`);
   } finally {
     await pipeline.close();
   }
 });
 
 program.command('clusters').description('cluster the stored personas by embedding (spherical k-means) and record each one\'s cluster')
-  .option('-k, --k <n>', 'clusters (default: sqrt(n/2), at most 24)')
-  .option('--limit <n>', 'personas to cluster at most (a stable sample by id)', '20000')
-  .action(async (o: { k?: string; limit: string }) => {
+  .option('-k, --k <n>', 'clusters (default: sqrt(n/2), at most 24)', positiveInt)
+  .option('--limit <n>', 'personas to cluster at most (a stable sample by id)', positiveInt, 20000)
+  .action(async (o: { k?: number; limit: number }) => {
     const { config, logger } = setup();
     const pipeline = await buildPipeline(config, logger, 'personahub-clusters');
     try {
-      const rows = await pipeline.ctx.store.embeddings(Number(o.limit));
+      const rows = await pipeline.ctx.store.embeddings(o.limit);
       const vectors = rows.map((r) => r.embedding);
-      const c = kmeans(vectors, o.k === undefined ? defaultK(rows.length) : Number(o.k), { seed: 'personahub' });
+      const c = kmeans(vectors, o.k ?? defaultK(rows.length), { seed: 'personahub' });
       await pipeline.ctx.store.setClusters(rows.map((r, i) => ({ id: r.id, cluster: c.assignments[i] ?? 0 })));
       console.log(`${rows.length} personas, ${c.k} clusters (sizes ${c.sizes.join(', ')}), cohesion ${c.cohesion.toFixed(3)}, dispersion ${dispersion(vectors.slice(0, 2000)).toFixed(3)}`);
     } finally {
@@ -176,11 +183,11 @@ program.command('clusters').description('cluster the stored personas by embeddin
 
 program.command('demo').description('the main job: stack up, topics, all stages, ingest the bundled seeds, wait until indexed, report')
   .option('--seeds <file>', 'seed file', join(repoRoot, 'data', 'seeds.jsonl'))
-  .option('--count <n>', 'seeds to ingest (default: 48 with a model, 300 in sampler mode)')
+  .option('--count <n>', 'seeds to ingest (default: 48 with a model, 300 in sampler mode)', positiveInt)
   .addOption(new Option('--mode <mode>', 'llm or sampler').choices(['llm', 'sampler']))
   .option('--llm-base-url <url>', 'use this OpenAI-compatible endpoint instead of the local model server')
-  .option('--timeout-min <n>', 'give up waiting after this many minutes', '30')
-  .action(async (o: { seeds: string; count?: string; mode?: string; llmBaseUrl?: string; timeoutMin: string }) => {
+  .option('--timeout-min <n>', 'give up waiting after this many minutes', positiveInt, 30)
+  .action(async (o: { seeds: string; count?: number; mode?: string; llmBaseUrl?: string; timeoutMin: number }) => {
     const { config, logger } = setup({ PERSONAHUB_MODE: o.mode, PERSONAHUB_LLM_BASE_URL: o.llmBaseUrl });
     const { stackUp } = await import('../stack/index.ts');
     console.log(`PersonaHub Stream demo: mode ${config.mode}, text model ${config.mode === 'llm' ? `${config.llmModel} at ${llmBaseUrl(config)}` : 'none (sampler)'}, embeddings ${config.embedder === 'llm' ? config.embeddingModel : 'hash'}`);
@@ -192,13 +199,13 @@ program.command('demo').description('the main job: stack up, topics, all stages,
     const startedAt = Date.now();
     const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, config.topicPrefix, startedAt);
     await observer.start();
-    const count = o.count === undefined ? (config.mode === 'llm' ? 48 : 300) : Number(o.count);
+    const count = o.count === undefined ? (config.mode === 'llm' ? 48 : 300) : o.count;
     const ingested = await ingest(config, pipeline, o.seeds, { limit: count });
     const seedIds = new Set(ingested.seeds.map((s) => s.id));
     console.log(`Ingested ${seedIds.size} seeds (${ingested.rejected.length} lines refused); waiting until every persona is indexed or rejected...`);
     let lastLine = '';
     const settled = await observer.waitUntilSettled(seedIds, {
-      timeoutMs: Number(o.timeoutMin) * 60_000,
+      timeoutMs: o.timeoutMin * 60_000,
       onTick: (obs) => {
         const line = obs.accounting(seedIds).map((h) => `${h.hop} ${h.out}/${h.in}`).join(' · ');
         if (line !== lastLine) console.log(`  ${line}`);

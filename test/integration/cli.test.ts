@@ -36,6 +36,12 @@ describe('personahub CLI', () => {
     expect(r.stderr).toContain('PERSONAHUB_PARTITIONS="many"');
   });
 
+  it('refuses a malformed numeric flag, naming it, before doing any work', async () => {
+    const r = await personahub(['demo', '--count', 'abc']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`option '--count <n>' argument 'abc' is invalid. expected a positive integer`);
+  });
+
   it('refuses an unknown stage with the allowed ones', async () => {
     const r = await personahub(['processor', 'summarize']);
     expect(r.code).toBe(1);
