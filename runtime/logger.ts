@@ -7,12 +7,13 @@ export type { Logger };
  * The level comes from config (PERSONAHUB_LOG_LEVEL), passed in so this module reads no env.
  */
 export function createLogger(options: { level?: string; name?: string } = {}): Logger {
-  // Synchronous writes: the CLI often exits right after logging (errors, short commands), and an
-  // asynchronous destination was seen to lose those last lines when stdout is a file.
+  // stderr, so a command's results on stdout (ingest summary, search hits, status JSON) stay parseable;
+  // container runtimes collect both streams. Synchronous writes: the CLI often exits right after
+  // logging, and an asynchronous destination was seen to lose those last lines when output is a file.
   return pino({
     name: options.name ?? 'personahub',
     level: options.level ?? 'info',
     // Secrets must never reach the logs, whichever component logs a config or request object.
     redact: { paths: ['*.apiKey', '*.password', '*.authorization', 'config.llm.apiKey', 'config.store.url'], censor: '[redacted]' },
-  }, pino.destination({ dest: 1, sync: true }));
+  }, pino.destination({ dest: 2, sync: true }));
 }
