@@ -4,7 +4,7 @@ import type { Config } from '../config/index.ts';
 import { processors } from '../processors/index.ts';
 import { hashEmbedder, llmEmbedder } from '../runtime/embedder.ts';
 import { createKafka } from '../runtime/kafka.ts';
-import { createLlmClient, type LlmClient } from '../runtime/llm-client.ts';
+import { createLlmClient } from '../runtime/llm-client.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { PipelineMetrics } from '../runtime/metrics.ts';
 import type { ProcessorContext } from '../runtime/processor.ts';
@@ -23,9 +23,14 @@ export function llmBaseUrl(config: Config): string {
   return config.llmBaseUrl || `http://127.0.0.1:${config.llmPort}/v1`;
 }
 
-/** Whether `stack up` should run the local model server (mode llm and no endpoint configured). */
+/** Whether anything calls the endpoint: the drafts (mode llm) or the embeddings (embedder llm). */
+function usesLlmEndpoint(config: Config): boolean {
+  return config.mode === 'llm' || config.embedder === 'llm';
+}
+
+/** Whether `stack up` should run the local model server (the endpoint is used and none is configured). */
 export function needsLocalLlm(config: Config): boolean {
-  return config.startLocalLlm && config.llmBaseUrl === '' && (config.mode === 'llm' || config.embedder === 'llm');
+  return config.startLocalLlm && config.llmBaseUrl === '' && usesLlmEndpoint(config);
 }
 
 export function stackOptions(config: Config, logger: Logger): StackOptions {
@@ -57,7 +62,6 @@ export interface Pipeline {
   serde: Serde;
   metrics: PipelineMetrics;
   kafka: ReturnType<typeof createKafka>;
-  llm: LlmClient | undefined;
   close(): Promise<void>;
 }
 
@@ -72,8 +76,7 @@ export function buildKafkaClients(config: Config, logger: Logger, clientId: stri
 export async function buildPipeline(config: Config, logger: Logger, clientId: string): Promise<Pipeline> {
   const { kafka, serde } = buildKafkaClients(config, logger, clientId);
   const metrics = new PipelineMetrics();
-  const needLlm = config.mode === 'llm' || config.embedder === 'llm';
-  const llm = needLlm ? createLlmClient({
+  const llm = usesLlmEndpoint(config) ? createLlmClient({
     baseURL: llmBaseUrl(config), apiKey: config.llmApiKey, model: config.llmModel, embeddingModel: config.embeddingModel,
     timeoutMs: config.llmTimeoutMs, maxRetries: config.llmMaxRetries, concurrency: config.llmConcurrency,
     tokensPerMinute: config.llmTokensPerMinute, cacheDir: config.llmCacheDir || undefined, cacheMaxEntries: 10_000,
@@ -84,7 +87,7 @@ export async function buildPipeline(config: Config, logger: Logger, clientId: st
   await store.migrate();
   const ctx: ProcessorContext = { config, logger, llm: config.mode === 'llm' ? llm : undefined, embedder, store, now: () => Date.now() };
   return {
-    ctx, serde, metrics, kafka, llm,
+    ctx, serde, metrics, kafka,
     async close() {
       await llm?.close();
       await store.close();

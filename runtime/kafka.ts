@@ -92,15 +92,3 @@ export async function produceEvents<O extends EventName>(producer: Producer, ser
   }
   await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
 }
-
-/** Messages currently in each topic (high minus low watermark, summed over partitions). */
-export async function topicCounts(admin: Admin, prefix: string): Promise<Record<EventName, number>> {
-  const counts = {} as Record<EventName, number>;
-  for (const event of Object.keys(events) as EventName[]) {
-    const offsets = await admin.fetchTopicOffsets(topicName(prefix, event));
-    // Transaction markers take offsets too, so for transactional topics this is an upper bound;
-    // the report counts records by reading them (readTopic) where exactness matters.
-    counts[event] = offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
-  }
-  return counts;
-}

@@ -40,8 +40,6 @@ export class PipelineObserver {
   readonly undecodable: { topic: string; offset: string }[] = [];
   /** Headers of DLQ records by key: the why and where-from that Kafka tools show without Avro. */
   readonly dlqHeaders = new Map<string, Record<string, string>>();
-  firstSeenAt: number | undefined;
-  lastSeenAt: number | undefined;
   private consumer: Consumer | undefined;
 
   /**
@@ -69,9 +67,6 @@ export class PipelineObserver {
           (this.seen[event] as Map<string, unknown>).set(key, value);
           if (event === 'dlq') this.dlqHeaders.set(key, Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])));
           this.records[event] += 1;
-          const now = Date.now();
-          this.firstSeenAt ??= now;
-          this.lastSeenAt = now;
         } catch {
           // Poison records exist only on the seed topic (or whatever a foreign producer wrote); count, don't stop.
           this.undecodable.push({ topic, offset: message.offset });

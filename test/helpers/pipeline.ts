@@ -31,6 +31,11 @@ export interface TestPipeline {
   close(): Promise<void>;
 }
 
+/** The surrounding PERSONAHUB_* settings, for child processes and test configs to inherit. */
+export function personahubEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('PERSONAHUB_') && e[1] !== undefined));
+}
+
 const ADMIN_URL = (c: Config) => c.databaseUrl;
 
 export async function createTestPipeline(env: Record<string, string>): Promise<TestPipeline> {
@@ -43,9 +48,8 @@ export async function createTestPipeline(env: Record<string, string>): Promise<T
   await admin.query(`CREATE DATABASE ${database}`);
   await admin.end();
   // The developer's or CI's PERSONAHUB_* settings (ports, dirs) carry over; the test's own come on top.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('PERSONAHUB_') && e[1] !== undefined));
   const fullEnv: Record<string, string> = {
-    ...inherited,
+    ...personahubEnv(),
     PERSONAHUB_TOPIC_PREFIX: prefix, PERSONAHUB_LOG_LEVEL: 'warn', PERSONAHUB_LLM_CACHE_DIR: '',
     PERSONAHUB_DATABASE_URL: base.databaseUrl.replace(/\/[^/]+$/, `/${database}`), ...env,
   };

@@ -8,16 +8,15 @@ import { describe, expect, it } from 'vitest';
 import { Kafka, logLevel } from 'kafkajs';
 import { loadConfig } from '../../config/index.ts';
 import { events, topicName } from '../../topology/index.ts';
+import { personahubEnv } from '../helpers/pipeline.ts';
 
 const run = promisify(execFile);
-// The surrounding PERSONAHUB_* settings (ports, dirs) apply to the CLI under test too.
-const inherited = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('PERSONAHUB_') && e[1] !== undefined));
 
 /** The `personahub` command as a user runs it: a real process, real exit codes, real stack. */
 async function personahub(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
-      env: { ...inherited, PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PERSONAHUB_LOG_LEVEL: 'warn', ...env },
+      env: { ...personahubEnv(), PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PERSONAHUB_LOG_LEVEL: 'warn', ...env },
       timeout: 120_000,
     });
     return { code: 0, stdout, stderr };
