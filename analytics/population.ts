@@ -1,4 +1,4 @@
-import { rng } from '../processors/shared/text.ts';
+import { rng } from '../persona/text.ts';
 
 /**
  * Population analytics over persona embeddings (DESIGN §6): clusters and dispersion. Pure functions

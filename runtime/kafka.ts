@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, Partitioners, type Admin, type IHeaders, type Producer, type ProducerConfig } from 'kafkajs';
 import type { Config } from '../config/index.ts';
 import { events, topicName, type EventName } from '../topology/index.ts';
-import { PersonaHubError } from './errors.ts';
-import type { Logger } from './logger.ts';
+import { PersonaHubError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
 import type { Output } from './processor.ts';
 import type { Serde } from './serde.ts';
 

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/index.ts';
 import type { EventName, EventTypes, StageName } from '../topology/index.ts';
 import type { Store } from '../store/index.ts';
-import type { LlmClient } from './llm-client.ts';
+import type { LlmClient } from '../llm/client.ts';
 
 /** One event a processor emits: the runner encodes it for the event's topic and produces it keyed. */
 export type Output<O extends EventName> = { [E in O]: { event: E; key: string; value: EventTypes[E] } }[O];

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import { events, KEY_SCHEMA, topicName, type EventName, type EventTypes } from '../topology/index.ts';
-import { PersonaHubError } from './errors.ts';
+import { PersonaHubError } from '../core/errors.ts';
 
 const schemasDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'schemas');
 

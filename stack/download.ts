@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StackError } from '../runtime/errors.ts';
+import { StackError } from '../core/errors.ts';
 import { runTool } from './exec.ts';
 import type { PinnedWheel } from './pins.ts';
 import { MAVEN_DEPENDENCY_PLUGIN } from './pins.ts';

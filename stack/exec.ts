@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { StackError } from '../runtime/errors.ts';
+import { StackError } from '../core/errors.ts';
 
 export interface RunOptions {
   cwd?: string;

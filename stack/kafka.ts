@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { StackError } from '../runtime/errors.ts';
+import { StackError } from '../core/errors.ts';
 import { exists, mavenCopyDependencies, stampMatches, verifyChecksum, writeStamp } from './download.ts';
 import { runTool } from './exec.ts';
 import { kafkaAnswers } from './health.ts';

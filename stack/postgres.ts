@@ -1,7 +1,7 @@
 import { chmod, chown, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { StackError } from '../runtime/errors.ts';
+import { StackError } from '../core/errors.ts';
 import { exists, extractZip, fetchWheel, stampMatches, writeStamp } from './download.ts';
 import { runTool } from './exec.ts';
 import { isAlive } from './process.ts';

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { StackError } from '../runtime/errors.ts';
+import { StackError } from '../core/errors.ts';
 import { withEnv } from './exec.ts';
 
 export interface PidRecord {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Logger } from '../runtime/logger.ts';
+import type { Logger } from '../core/logger.ts';
 import { findJava, type JavaRuntime } from './java.ts';
 import type { LaunchSpec } from './process.ts';
 import type { ServiceSpec, StackOptions } from './types.ts';

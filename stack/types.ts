@@ -1,4 +1,4 @@
-import type { Logger } from '../runtime/logger.ts';
+import type { Logger } from '../core/logger.ts';
 
 export interface StackOptions {
   /** State: data, logs, pid files. Must be reachable by an unprivileged user (postgres refuses root). */

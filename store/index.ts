@@ -1,4 +1,4 @@
-import { PersonaHubError } from '../runtime/errors.ts';
+import { PersonaHubError } from '../core/errors.ts';
 import type { Persona } from '../schemas/types.generated.ts';
 
 export class StoreError extends PersonaHubError {

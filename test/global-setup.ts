@@ -1,6 +1,6 @@
 import { loadConfig } from '../config/index.ts';
-import { fetchModels } from '../models/fetch.ts';
-import { createLogger } from '../runtime/logger.ts';
+import { fetchModels } from '../models/weights/fetch.ts';
+import { createLogger } from '../core/logger.ts';
 import { stackUp } from '../stack/index.ts';
 import { stackOptions } from '../cli/wiring.ts';
 

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { Persona } from '../../schemas/types.generated.ts';
 import type { Processor } from '../../runtime/processor.ts';
-import { hashId } from '../shared/text.ts';
-import { sampleAttributes } from './attributes.ts';
-import { composeDescription } from './compose.ts';
-import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from './prompt.ts';
+import { hashId } from '../../persona/text.ts';
+import { sampleAttributes } from '../../persona/attributes.ts';
+import { composeDescription } from '../../persona/compose.ts';
+import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from '../../persona/prompt.ts';
 
 const draftOutput = z.object({ description: z.string().trim().min(40).max(600) });
 

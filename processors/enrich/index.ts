@@ -1,6 +1,6 @@
 import type { Processor } from '../../runtime/processor.ts';
-import { PersonaHubError } from '../../runtime/errors.ts';
-import { modalitiesFor } from './modalities.ts';
+import { PersonaHubError } from '../../core/errors.ts';
+import { modalitiesFor } from '../../persona/modalities.ts';
 
 /** Adds the modalities and the embedding of the persona text. */
 export const enrich: Processor<'draft', 'enriched'> = {

@@ -1,5 +1,5 @@
 import type { Processor } from '../../runtime/processor.ts';
-import { PersonaHubError } from '../../runtime/errors.ts';
+import { PersonaHubError } from '../../core/errors.ts';
 
 /**
  * Upserts validated personas into the store, then announces them. The store write is idempotent by

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Persona } from '../../schemas/types.generated.ts';
 import type { Processor } from '../../runtime/processor.ts';
-import { normalizeText } from '../shared/text.ts';
-import { checkPersona } from './rules.ts';
+import { normalizeText } from '../../persona/text.ts';
+import { checkPersona } from '../../persona/coherence.ts';
 
 export function textHash(description: string): string {
   return createHash('sha256').update(normalizeText(description)).digest('hex');

@@ -5,10 +5,10 @@ import pg from 'pg';
 import { loadConfig, type Config } from '../../config/index.ts';
 import { buildPipeline, createRunner, type Pipeline } from '../../cli/wiring.ts';
 import { ensureTopics, produceEvents, producerConfig } from '../../runtime/kafka.ts';
-import { createLogger } from '../../runtime/logger.ts';
+import { createLogger } from '../../core/logger.ts';
 import { PipelineObserver } from '../../runtime/observer.ts';
 import type { StageRunner } from '../../runtime/runner.ts';
-import { parseSeedLines } from '../../processors/ingest/index.ts';
+import { parseSeedLines } from '../../persona/seeds.ts';
 import { stages, type StageName } from '../../topology/index.ts';
 import type { Seed } from '../../schemas/types.generated.ts';
 

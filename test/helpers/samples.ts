@@ -1,6 +1,6 @@
 import type { Persona, Seed } from '../../schemas/types.generated.ts';
-import { hashEmbed } from '../../runtime/embedder.ts';
-import { modalitiesFor } from '../../processors/enrich/modalities.ts';
+import { hashEmbed } from '../../llm/embedder.ts';
+import { modalitiesFor } from '../../persona/modalities.ts';
 
 export function sampleSeed(text = 'The library will extend its opening hours during exam season for students.'): Seed {
   return { id: 'a'.repeat(32), text, source: 'test', lineNumber: 1, depth: 0, parentPersonaId: null, createdAt: 1_700_000_000_000 };

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { getLlama, type LlamaEmbeddingContext, type LlamaModel } from 'node-llama-cpp';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EMBEDDING_MODEL, fetchModels, type FetchedModels } from '../../../models/fetch.ts';
-import { readGgufHeader } from '../../../models/gguf.ts';
+import { EMBEDDING_MODEL, fetchModels, type FetchedModels } from '../../../models/weights/fetch.ts';
+import { readGgufHeader } from '../../../models/weights/gguf.ts';
 import { BertReference, cosine } from '../../helpers/bert-reference.ts';
 import { loadConfig } from '../../../config/index.ts';
 

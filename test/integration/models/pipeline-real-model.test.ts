@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../config/index.ts';
-import { fetchModels } from '../../../models/fetch.ts';
-import { buildLlmServer } from '../../../models/server.ts';
-import { createLogger } from '../../../runtime/logger.ts';
+import { fetchModels } from '../../../models/weights/fetch.ts';
+import { buildLlmServer } from '../../../models/server/server.ts';
+import { createLogger } from '../../../core/logger.ts';
 import { createTestPipeline, type TestPipeline } from '../../helpers/pipeline.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { loadConfig } from '../../../config/index.ts';
-import { fetchModels } from '../../../models/fetch.ts';
-import { buildLlmServer } from '../../../models/server.ts';
-import { createLogger } from '../../../runtime/logger.ts';
+import { fetchModels } from '../../../models/weights/fetch.ts';
+import { buildLlmServer } from '../../../models/server/server.ts';
+import { createLogger } from '../../../core/logger.ts';
 import { describeOpenAiCompat } from '../../helpers/openai-compat-suite.ts';
 
 // The real local model server passes the same OpenAI-compatibility contract as the fixture.

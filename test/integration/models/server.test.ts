@@ -17,10 +17,10 @@ import type { ChatCompletionMessageParam } from 'openai/resources/chat/completio
 import type { CompletionCreateParamsNonStreaming } from 'openai/resources/completions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { EMBEDDING_MODEL, LLM_MODEL } from '../../../models/fetch.ts';
-import { readGgufHeader, type GgufValue } from '../../../models/gguf.ts';
-import { buildLlmServer, type LlmServer } from '../../../models/server.ts';
-import { createLogger } from '../../../runtime/logger.ts';
+import { EMBEDDING_MODEL, LLM_MODEL } from '../../../models/weights/fetch.ts';
+import { readGgufHeader, type GgufValue } from '../../../models/weights/gguf.ts';
+import { buildLlmServer, type LlmServer } from '../../../models/server/server.ts';
+import { createLogger } from '../../../core/logger.ts';
 import { PERSONA_JSON_SCHEMA } from '../../helpers/persona-schema.ts';
 import { loadConfig } from '../../../config/index.ts';
 
@@ -330,8 +330,8 @@ describe('llm serve process', () => {
     scriptDir = await mkdtemp(join(tmpdir(), 'llm-serve-test-'));
     // .mts: outside the project there is no package.json saying ESM, and the script awaits at top level.
     const script = join(scriptDir, 'serve.mts');
-    const serverUrl = pathToFileURL(fileURLToPath(new URL('../../../models/server.ts', import.meta.url))).href;
-    const loggerUrl = pathToFileURL(fileURLToPath(new URL('../../../runtime/logger.ts', import.meta.url))).href;
+    const serverUrl = pathToFileURL(fileURLToPath(new URL('../../../models/server/server.ts', import.meta.url))).href;
+    const loggerUrl = pathToFileURL(fileURLToPath(new URL('../../../core/logger.ts', import.meta.url))).href;
     await writeFile(script, [
       `import { serveLlm } from ${JSON.stringify(serverUrl)};`,
       `import { createLogger } from ${JSON.stringify(loggerUrl)};`,

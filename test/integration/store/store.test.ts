@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../config/index.ts';
 import { openStore } from '../../../store/open.ts';
 import type { Store } from '../../../store/index.ts';
-import { hashEmbed } from '../../../runtime/embedder.ts';
+import { hashEmbed } from '../../../llm/embedder.ts';
 import { samplePersona } from '../../helpers/samples.ts';
 
 /** One contract, both stores: the same SQL must behave the same on PGlite and on the PostgreSQL server. */

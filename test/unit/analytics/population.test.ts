@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defaultK, dispersion, distinctNgramRatio, kmeans } from '../../../analytics/population.ts';
-import { rng } from '../../../processors/shared/text.ts';
+import { rng } from '../../../persona/text.ts';
 
 /** Three well-separated groups of noisy vectors around orthogonal directions. */
 function groups(perGroup: number): { vectors: number[][]; truth: number[] } {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { configDocs, keys, loadConfig } from '../../../config/index.ts';
-import { ConfigError } from '../../../runtime/errors.ts';
+import { ConfigError } from '../../../core/errors.ts';
 
 describe('config', () => {
   it('has a default for every key and freezes the result', () => {

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../../runtime/logger.ts';
+import { createLogger } from '../../../core/logger.ts';
 import { loadConfig } from '../../../config/index.ts';
-import { OCCUPATIONS, sampleAttributes } from '../../../processors/draft/attributes.ts';
-import { composeDescription } from '../../../processors/draft/compose.ts';
+import { OCCUPATIONS, sampleAttributes } from '../../../persona/attributes.ts';
+import { composeDescription } from '../../../persona/compose.ts';
 import { draft, personaId } from '../../../processors/draft/index.ts';
-import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, FEW_SHOT } from '../../../processors/draft/prompt.ts';
-import { salientTerms } from '../../../processors/shared/text.ts';
+import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, FEW_SHOT } from '../../../persona/prompt.ts';
+import { salientTerms } from '../../../persona/text.ts';
 import type { ProcessorContext } from '../../../runtime/processor.ts';
-import type { ChatJsonRequest, LlmClient } from '../../../runtime/llm-client.ts';
+import type { ChatJsonRequest, LlmClient } from '../../../llm/client.ts';
 import { sampleSeed } from '../../helpers/samples.ts';
 
 function ctx(overrides: Partial<ProcessorContext> & { env?: Record<string, string> } = {}): ProcessorContext {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { bigFiveFor, lifeStageFor, modalitiesFor } from '../../../processors/enrich/modalities.ts';
+import { bigFiveFor, lifeStageFor, modalitiesFor } from '../../../persona/modalities.ts';
 import { enrich } from '../../../processors/enrich/index.ts';
-import { hashEmbed, hashEmbedder } from '../../../runtime/embedder.ts';
+import { hashEmbed, hashEmbedder } from '../../../llm/embedder.ts';
 import { loadConfig } from '../../../config/index.ts';
-import { createLogger } from '../../../runtime/logger.ts';
+import { createLogger } from '../../../core/logger.ts';
 import { samplePersona } from '../../helpers/samples.ts';
 
 const cos = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * (b[i] ?? 0), 0);

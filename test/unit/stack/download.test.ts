@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PersonaHubError } from '../../../runtime/errors.ts';
+import { PersonaHubError } from '../../../core/errors.ts';
 import { checksumMismatchMessage, exists, sha256File, stampMatches, verifyChecksum, writeStamp } from '../../../stack/download.ts';
 
 // sha256("hello\n")

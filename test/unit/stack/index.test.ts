@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../../runtime/logger.ts';
+import { createLogger } from '../../../core/logger.ts';
 import { stackDown, stackLogs, stackStatus, stackUrls, type StackOptions } from '../../../stack/index.ts';
 import { isAlive, spawnDetached, startTicksOf, writePidFile } from '../../../stack/process.ts';
 

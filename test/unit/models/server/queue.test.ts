@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { QueueFullError, WorkQueue } from '../../../models/queue.ts';
+import { QueueFullError, WorkQueue } from '../../../../models/server/queue.ts';
 
 /** A job that finishes when the test says so. */
 function gate<T>(value: T): { job: () => Promise<T>; open: () => void; started: () => boolean } {

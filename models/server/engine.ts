@@ -15,7 +15,7 @@ import {
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
-import { ModelError } from '../runtime/errors.ts';
+import { ModelError } from '../../core/errors.ts';
 import { BOUNDED_JSON_OBJECT_GBNF } from './json-schema-grammar.ts';
 import { FEW_SHOT_STOP_TRIGGERS, renderFewShotPrompt, toChatHistory, type ChatMessage } from './prompt.ts';
 

@@ -2,8 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { convertBertToGguf, mapBertTensorName } from '../../../models/convert-bert.ts';
-import { gguf, readGgufHeader, readGgufTensor } from '../../../models/gguf.ts';
+import { convertBertToGguf, mapBertTensorName } from '../../../../models/weights/convert-bert.ts';
+import { gguf, readGgufHeader, readGgufTensor } from '../../../../models/weights/gguf.ts';
 
 /** A tiny BERT in Hugging Face layout: hidden 8, 2 heads, 2 layers, FFN 16, 12 positions, 24-token vocab. */
 const H = 8;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderFewShotPrompt, toChatHistory, type ChatMessage } from '../../../models/prompt.ts';
+import { renderFewShotPrompt, toChatHistory, type ChatMessage } from '../../../../models/server/prompt.ts';
 
 describe('renderFewShotPrompt', () => {
   it('renders system text, examples as Input/Output pairs, then the open question', () => {

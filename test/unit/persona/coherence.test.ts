@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { checkPersona, contradictingOccupations, statedAges } from '../../../processors/validate/rules.ts';
+import { checkPersona, contradictingOccupations, statedAges } from '../../../persona/coherence.ts';
 import { textHash } from '../../../processors/validate/index.ts';
-import { FEW_SHOT } from '../../../processors/draft/prompt.ts';
+import { FEW_SHOT } from '../../../persona/prompt.ts';
 import { samplePersona } from '../../helpers/samples.ts';
-import { hashEmbed } from '../../../runtime/embedder.ts';
+import { hashEmbed } from '../../../llm/embedder.ts';
 
 const dims = { dimensions: 384 };
 
@@ -99,7 +99,7 @@ describe('validate processor', () => {
   const run = async (store: object, persona = samplePersona(), embedded: string[] = []) => {
     const { validate } = await import('../../../processors/validate/index.ts');
     const { loadConfig } = await import('../../../config/index.ts');
-    const { createLogger } = await import('../../../runtime/logger.ts');
+    const { createLogger } = await import('../../../core/logger.ts');
     const embedder = { model: 'hash-bow-384', embed: async (texts: string[]) => { embedded.push(...texts); return texts.map((t) => hashEmbed(t, 384)); } };
     return validate.process(persona, { config: loadConfig({}), logger: createLogger({ level: 'silent' }), llm: undefined, embedder, store: store as never, now: () => 5 });
   };

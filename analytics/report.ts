@@ -1,4 +1,4 @@
-import { defaultK, dispersion, distinctNgramRatio, kmeans } from '../analytics/population.ts';
+import { defaultK, dispersion, distinctNgramRatio, kmeans } from './population.ts';
 import type { PipelineObserver } from '../runtime/observer.ts';
 import type { Store } from '../store/index.ts';
 import type { Embedder } from '../runtime/processor.ts';

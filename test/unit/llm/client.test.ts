@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { z } from 'zod';
-import { createLogger } from '../../../runtime/logger.ts';
+import { createLogger } from '../../../core/logger.ts';
 import {
   cacheKey,
   computeRetryDelayMs,
@@ -15,7 +15,7 @@ import {
   type LlmCallEvent,
   type LlmClient,
   type LlmClientOptions,
-} from '../../../runtime/llm-client.ts';
+} from '../../../llm/client.ts';
 import { FIXTURE_CHAT_MODEL, FIXTURE_EMBEDDING_MODEL, startFixtureLlm, type FixtureLlm, type FixtureLlmOptions } from '../../helpers/fixture-llm.ts';
 
 const logger = createLogger({ level: 'silent' });

@@ -17,8 +17,8 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ModelError } from '../runtime/errors.ts';
-import type { Logger } from '../runtime/logger.ts';
+import { ModelError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
 import { convertBertToGguf } from './convert-bert.ts';
 
 export const REQUIREMENTS_PATH = fileURLToPath(new URL('./requirements.txt', import.meta.url));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BertWordPieceTokenizer } from '../../helpers/bert-reference.ts';
+import { BertWordPieceTokenizer } from '../../../helpers/bert-reference.ts';
 
 const vocabList = [
   '[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]',

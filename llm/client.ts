@@ -11,8 +11,8 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OpenAI, APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { z } from 'zod';
-import { ConfigError, PersonaHubError } from './errors.ts';
-import type { Logger } from './logger.ts';
+import { ConfigError, PersonaHubError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
 
 export interface LlmClientOptions {
   baseURL: string;

@@ -13,8 +13,8 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Llama, LlamaGrammar } from 'node-llama-cpp';
-import { ConfigError, ModelError } from '../runtime/errors.ts';
-import type { Logger } from '../runtime/logger.ts';
+import { ConfigError, ModelError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
 import { EmbeddingEngine, LlmEngine, loadLlama, type GenerationResult, type GrammarSpec, type PreparedPrompt } from './engine.ts';
 import { boundJsonSchema, UnsupportedSchemaError } from './json-schema-grammar.ts';
 import {
@@ -34,7 +34,7 @@ import {
 } from './openai-api.ts';
 import type { ChatMessage } from './prompt.ts';
 import { QueueFullError, WorkQueue } from './queue.ts';
-import { createLlmServerMetrics } from './server-metrics.ts';
+import { createLlmServerMetrics } from './metrics.ts';
 
 export interface LlmServerOptions {
   /** GGUF of the text model. Any GGUF works: one with a chat template takes the chat path. */

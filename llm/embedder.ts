@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Embedder } from './processor.ts';
-import type { LlmClient } from './llm-client.ts';
+import type { Embedder } from '../runtime/processor.ts';
+import type { LlmClient } from './client.ts';
 
 /** Embeddings from the configured OpenAI-compatible endpoint (the local MiniLM server by default). */
 export function llmEmbedder(llm: LlmClient, model: string): Embedder {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { boundJsonSchema, DEFAULT_SCHEMA_BOUNDS, MAX_GRAMMAR_REPETITIONS, UnsupportedSchemaError } from '../../../models/json-schema-grammar.ts';
+import { boundJsonSchema, DEFAULT_SCHEMA_BOUNDS, MAX_GRAMMAR_REPETITIONS, UnsupportedSchemaError } from '../../../../models/server/json-schema-grammar.ts';
 
 function unsupported(schema: unknown): UnsupportedSchemaError {
   try {

@@ -1,6 +1,6 @@
 import type { SampledAttributes } from './attributes.ts';
 import { RELATION_VERBS } from './prompt.ts';
-import { pick, rng, salientTerms } from '../shared/text.ts';
+import { pick, rng, salientTerms } from './text.ts';
 
 /**
  * Sampler mode: a persona written without a model, from the sampled attributes and the seed's

@@ -10,7 +10,7 @@ import {
   readGgufTensor,
   writeGguf,
   type GgufValue,
-} from '../../../models/gguf.ts';
+} from '../../../../models/weights/gguf.ts';
 
 let dir: string;
 beforeAll(async () => {

@@ -12,7 +12,7 @@
  * caller at once what to change, instead of failing later and only sometimes.
  */
 import type { GbnfJsonSchema } from 'node-llama-cpp';
-import { ModelError } from '../runtime/errors.ts';
+import { ModelError } from '../../core/errors.ts';
 
 /** Bounds applied where the request schema leaves a value unbounded. */
 export interface SchemaBounds {

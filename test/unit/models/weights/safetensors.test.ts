@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSafetensorsHeader, SafetensorsFile } from '../../../models/safetensors.ts';
+import { parseSafetensorsHeader, SafetensorsFile } from '../../../../models/weights/safetensors.ts';
 
 /** Builds a safetensors file: 8-byte LE header length, JSON header, then the raw data in the given order. */
 function build(header: Record<string, unknown>, data: Buffer): Buffer {

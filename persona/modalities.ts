@@ -1,5 +1,5 @@
-import type { BigFive, Enrichment, LifeStage, Persona } from '../../schemas/types.generated.ts';
-import { pickDistinct, rng } from '../shared/text.ts';
+import type { BigFive, Enrichment, LifeStage, Persona } from '../schemas/types.generated.ts';
+import { pickDistinct, rng } from './text.ts';
 
 export function lifeStageFor(age: number): LifeStage {
   if (age < 30) return 'YOUNG_ADULT';

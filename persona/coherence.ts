@@ -1,8 +1,8 @@
-import type { Persona } from '../../schemas/types.generated.ts';
-import { OCCUPATIONS } from '../draft/attributes.ts';
-import { FEW_SHOT } from '../draft/prompt.ts';
-import { lifeStageFor } from '../enrich/modalities.ts';
-import { normalizeText } from '../shared/text.ts';
+import type { Persona } from '../schemas/types.generated.ts';
+import { OCCUPATIONS } from './attributes.ts';
+import { FEW_SHOT } from './prompt.ts';
+import { lifeStageFor } from './modalities.ts';
+import { normalizeText } from './text.ts';
 
 export interface Reason {
   code: string;

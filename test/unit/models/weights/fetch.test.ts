@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PersonaHubError } from '../../../runtime/errors.ts';
-import { EMBEDDING_MODEL, fetchModels, LLM_MODEL, REQUIREMENTS_PATH } from '../../../models/fetch.ts';
+import { PersonaHubError } from '../../../../core/errors.ts';
+import { EMBEDDING_MODEL, fetchModels, LLM_MODEL, REQUIREMENTS_PATH } from '../../../../models/weights/fetch.ts';
 
 const logger = pino({ level: 'silent' });
 let root: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseSeedLines, seedId } from '../../../processors/ingest/index.ts';
+import { parseSeedLines, seedId } from '../../../persona/seeds.ts';
 
 const opts = { source: 'file.jsonl', format: 'jsonl' as const, maxChars: 100, now: 1 };
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError, chatCompletionRequest, completionRequest, embeddingRequest, parseBody, toBase64Float32 } from '../../../models/openai-api.ts';
+import { ApiError, chatCompletionRequest, completionRequest, embeddingRequest, parseBody, toBase64Float32 } from '../../../../models/server/openai-api.ts';
 
 function rejection(run: () => unknown): ApiError {
   try {

@@ -1,5 +1,5 @@
-import type { SeedRelation } from '../../schemas/types.generated.ts';
-import { pick, pickDistinct, pickWeighted, rng } from '../shared/text.ts';
+import type { SeedRelation } from '../schemas/types.generated.ts';
+import { pick, pickDistinct, pickWeighted, rng } from './text.ts';
 
 /**
  * Grounded sampling (Nemotron-Personas style): demographic and behavioral attributes are drawn from

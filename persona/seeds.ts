@@ -1,5 +1,5 @@
-import type { Seed } from '../../schemas/types.generated.ts';
-import { hashId, normalizeText } from '../shared/text.ts';
+import type { Seed } from '../schemas/types.generated.ts';
+import { hashId, normalizeText } from './text.ts';
 
 export interface IngestRejection {
   line: number;
