@@ -1,3 +1,4 @@
+import { dot, normalize } from '../core/vector.ts';
 import { rng } from '../persona/text.ts';
 
 /**
@@ -5,16 +6,6 @@ import { rng } from '../persona/text.ts';
  * over number[][] so the same code runs on a demo's 48 personas and on a store's sample.
  */
 
-function dot(a: readonly number[], b: readonly number[]): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i += 1) s += (a[i] ?? 0) * (b[i] ?? 0);
-  return s;
-}
-
-function normalize(v: readonly number[]): number[] {
-  const n = Math.sqrt(dot(v, v)) || 1;
-  return v.map((x) => x / n);
-}
 
 export interface Clustering {
   k: number;

@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { configDocs, loadConfig, type Config } from '../config/index.ts';
 import { parseSeedLines } from '../persona/seeds.ts';
 import { PersonaHubError } from '../core/errors.ts';
+import { redactRecord } from '../core/secrets.ts';
 import { ensureTopics, produceEvents, producerConfig } from '../runtime/kafka.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { PipelineObserver } from '../runtime/observer.ts';
@@ -256,7 +257,7 @@ const configCmd = program.command('config').description('configuration');
 configCmd.command('docs').description('print the configuration reference (Markdown)').action(() => console.log(configDocs()));
 configCmd.command('check').description('validate the environment and print the effective configuration').action(() => {
   const { config } = setup();
-  console.log(JSON.stringify({ ...config, llmApiKey: '[redacted]', postgresPassword: '[redacted]', databaseUrl: config.databaseUrl.replace(/\/\/[^@]*@/, '//***@') }, null, 2));
+  console.log(JSON.stringify(redactRecord(config), null, 2));
 });
 
 program.parseAsync().catch((error: unknown) => {

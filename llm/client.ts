@@ -6,13 +6,15 @@
  * The SDK's own retries are disabled: they would stack with ours (and with the runner's), hold a
  * concurrency slot while sleeping, and not share 429 back-pressure across requests.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { OpenAI, APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
+import { OpenAI } from 'openai';
 import { z } from 'zod';
+import type { ChatMessage } from '../core/chat.ts';
 import { ConfigError, PersonaHubError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { cacheKey, ResponseCache, type CacheEntry } from './cache.ts';
+import { classify, ClosedError, InvalidResponseError, LlmError } from './errors.ts';
+import { RequestGate } from './limiter.ts';
+import { computeRetryDelayMs, MAX_HONOURED_RETRY_AFTER_MS } from './retry.ts';
 
 export interface LlmClientOptions {
   baseURL: string;
@@ -48,10 +50,6 @@ export interface LlmCallEvent {
   errorCode?: string;
 }
 
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-}
 
 export interface ChatJsonRequest<T> {
   messages: ChatMessage[];
@@ -72,87 +70,9 @@ export interface LlmClient {
   close(): Promise<void>;
 }
 
-export type LlmErrorCode =
-  | 'PH_LLM_RATE_LIMITED'
-  | 'PH_LLM_SERVER_ERROR'
-  | 'PH_LLM_TIMEOUT'
-  | 'PH_LLM_CONNECTION'
-  | 'PH_LLM_BAD_REQUEST'
-  | 'PH_LLM_AUTH'
-  | 'PH_LLM_BAD_OUTPUT'
-  | 'PH_LLM_CLOSED';
-
-// CLOSED is transient because it means "this process is shutting down", not "this event is poison":
-// the event must be re-delivered to the next consumer, not dead-lettered.
-const TRANSIENT: ReadonlySet<LlmErrorCode> = new Set(['PH_LLM_RATE_LIMITED', 'PH_LLM_SERVER_ERROR', 'PH_LLM_TIMEOUT', 'PH_LLM_CONNECTION', 'PH_LLM_CLOSED']);
-
-/**
- * An LLM or embedding call that failed. `transient` stays true for transient codes even after our
- * retries are exhausted, so the runner can still choose to retry the event later rather than DLQ it.
- * PH_LLM_AUTH (401/403) is permanent but a configuration problem, not a poison event.
- */
-export class LlmError extends PersonaHubError {
-  declare readonly code: LlmErrorCode;
-  /** HTTP status of the last response, when there was one. */
-  readonly status: number | undefined;
-  /** Attempts made: HTTP attempts for transport failures, output attempts (seeds tried) for PH_LLM_BAD_OUTPUT. */
-  readonly attempts: number;
-  /** The server's Retry-After hint from the last response, when it gave one. */
-  readonly retryAfterMs: number | undefined;
-
-  constructor(code: LlmErrorCode, message: string, options: { cause?: unknown; status?: number; attempts?: number; retryAfterMs?: number } = {}) {
-    super(code, message, { cause: options.cause, transient: TRANSIENT.has(code) });
-    this.status = options.status;
-    this.attempts = options.attempts ?? 0;
-    this.retryAfterMs = options.retryAfterMs;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Retry policy
-
-const BACKOFF_BASE_MS = 200;
-const BACKOFF_CAP_MS = 10_000;
-/** Longer Retry-After hints (a quota reset, say) are not slept through here: the error goes to the runner with the hint. */
-const MAX_HONOURED_RETRY_AFTER_MS = 60_000;
 /** Extra attempts, with seed+attempt, when the output is not JSON or fails `parse`: sampling may fix it. */
 const BAD_OUTPUT_RETRIES = 2;
 const SNIPPET_CHARS = 200;
-
-/**
- * The server's retry hint in ms: `retry-after-ms` (OpenAI's extension) first, then `Retry-After` as
- * seconds or an HTTP date. Undefined when absent or unparseable.
- */
-export function parseRetryAfterMs(headers: Headers | undefined, nowMs: number): number | undefined {
-  const ms = headers?.get('retry-after-ms');
-  if (ms != null && ms.trim() !== '') {
-    const v = Number(ms);
-    if (Number.isFinite(v) && v >= 0) return v;
-  }
-  const ra = headers?.get('retry-after');
-  if (ra == null || ra.trim() === '') return undefined;
-  const seconds = Number(ra);
-  if (Number.isFinite(seconds)) return seconds >= 0 ? seconds * 1000 : undefined;
-  const date = Date.parse(ra);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
-}
-
-/**
- * Delay before retry number `attempt + 1`. With a server hint: the hint plus up to 10% (≤1 s) so that
- * clients told the same Retry-After do not return in lock-step. Without: exponential backoff with
- * "equal jitter" (half fixed, half random), so a retry never comes back immediately.
- */
-export function computeRetryDelayMs(attempt: number, random: () => number, hintMs?: number): number {
-  if (hintMs !== undefined) return hintMs + random() * Math.min(hintMs * 0.1, 1000);
-  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
-  return ceiling / 2 + random() * (ceiling / 2);
-}
-
-/**
- * A 200 whose body is not an OpenAI-shaped response (a proxy's HTML page, a truncated body). Note
- * that the SDK hands back non-JSON bodies as a string rather than throwing, so shapes are checked here.
- */
-class InvalidResponseError extends Error {}
 
 const ChatCompletionShape = z.object({
   model: z.string(),
@@ -176,241 +96,6 @@ function shaped<S extends z.ZodType>(schema: S, body: unknown, what: string): z.
   if (!result.success) throw new InvalidResponseError(`${what} response body is malformed: ${snippet(z.prettifyError(result.error))}`);
   return result.data;
 }
-
-/** Maps whatever one HTTP attempt threw to an LlmError (or rethrows programming errors unchanged). */
-function classify(err: unknown, ctx: { timedOut: boolean; closing: boolean; attempts: number }): LlmError {
-  const { attempts } = ctx;
-  // Our own deadline and close() both abort through the signal; the SDK then reports a user abort
-  // (before headers) or the body read fails with an AbortError (after), so the flags decide.
-  if (ctx.closing) return new LlmError('PH_LLM_CLOSED', 'LLM client closed while the request was in flight', { cause: err, attempts });
-  if (ctx.timedOut || err instanceof APIConnectionTimeoutError) return new LlmError('PH_LLM_TIMEOUT', 'LLM request timed out', { cause: err, attempts });
-  if (err instanceof APIConnectionError) return new LlmError('PH_LLM_CONNECTION', `LLM endpoint unreachable: ${err.message}`, { cause: err, attempts });
-  if (err instanceof APIError && typeof err.status === 'number') {
-    const status = err.status;
-    // openai@6 exposes response headers on APIError as a WHATWG Headers object (not a plain record).
-    const retryAfterMs = status === 429 || status === 503 ? parseRetryAfterMs(err.headers, Date.now()) : undefined;
-    const opts = { cause: err, status, attempts, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
-    if (status === 429) return new LlmError('PH_LLM_RATE_LIMITED', `LLM rate limited: ${err.message}`, opts);
-    if (status === 408) return new LlmError('PH_LLM_TIMEOUT', `LLM request timed out at the server: ${err.message}`, opts);
-    // 409 is what OpenAI uses for lock timeouts; the SDK's own policy retries it too.
-    if (status >= 500 || status === 409) return new LlmError('PH_LLM_SERVER_ERROR', `LLM server error: ${err.message}`, opts);
-    if (status === 401 || status === 403) return new LlmError('PH_LLM_AUTH', `LLM endpoint refused the credentials: ${err.message}`, opts);
-    return new LlmError('PH_LLM_BAD_REQUEST', `LLM rejected the request: ${err.message}`, opts);
-  }
-  // SyntaxError: the SDK's response.json() on a body announced as JSON that is not.
-  if (err instanceof InvalidResponseError || err instanceof SyntaxError) return new LlmError('PH_LLM_SERVER_ERROR', err.message, { cause: err, attempts });
-  throw err;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Concurrency limit + token bucket
-
-class ClosedError extends LlmError {
-  constructor() {
-    super('PH_LLM_CLOSED', 'LLM client is closed');
-  }
-}
-
-interface Waiter {
-  cost: number;
-  resolve: (release: () => void) => void;
-  reject: (err: Error) => void;
-}
-
-/**
- * Admits requests FIFO when a concurrency slot is free, the token bucket holds the request's
- * estimate, and no 429 pause is in force. Waiting is one timer for the head of the queue (or a
- * release), never polling. FIFO means a large request is not starved by a stream of small ones.
- */
-class RequestGate {
-  private inFlight = 0;
-  private tokens: number;
-  private refilledAt = performance.now();
-  private pausedUntil = 0;
-  private readonly queue: Waiter[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private closed = false;
-
-  constructor(
-    private readonly concurrency: number,
-    private readonly tokensPerMinute: number,
-  ) {
-    this.tokens = tokensPerMinute;
-  }
-
-  acquire(cost: number): Promise<() => void> {
-    if (this.closed) return Promise.reject(new ClosedError());
-    return new Promise((resolve, reject) => {
-      this.queue.push({ cost, resolve, reject });
-      this.pump();
-    });
-  }
-
-  /** Corrects the bucket once the real usage is known (positive = refund). */
-  adjust(delta: number): void {
-    if (this.tokensPerMinute <= 0 || delta === 0) return;
-    this.refill(performance.now());
-    // Debt is bounded so one huge mis-estimate cannot stall the client for more than a minute.
-    this.tokens = Math.max(-this.tokensPerMinute, Math.min(this.tokensPerMinute, this.tokens + delta));
-    this.pump();
-  }
-
-  /** Holds every new admission for `ms`: a 429 means the endpoint is saturated for everyone, not just one request. */
-  pause(ms: number): void {
-    this.pausedUntil = Math.max(this.pausedUntil, performance.now() + ms);
-  }
-
-  close(): void {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    for (const w of this.queue.splice(0)) w.reject(new ClosedError());
-  }
-
-  private refill(now: number): void {
-    if (this.tokensPerMinute <= 0) return;
-    this.tokens = Math.min(this.tokensPerMinute, this.tokens + ((now - this.refilledAt) * this.tokensPerMinute) / 60_000);
-    this.refilledAt = now;
-  }
-
-  private pump(): void {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
-    while (this.queue.length > 0 && this.inFlight < this.concurrency) {
-      const head = this.queue[0] as Waiter;
-      const now = performance.now();
-      if (now < this.pausedUntil) return this.wakeIn(this.pausedUntil - now);
-      if (this.tokensPerMinute > 0) {
-        this.refill(now);
-        // A request larger than the whole bucket would otherwise wait forever; it waits for a full bucket instead.
-        const need = Math.min(head.cost, this.tokensPerMinute);
-        if (this.tokens < need) return this.wakeIn(((need - this.tokens) * 60_000) / this.tokensPerMinute);
-        this.tokens -= need;
-      }
-      this.queue.shift();
-      this.inFlight++;
-      let released = false;
-      head.resolve(() => {
-        if (released) return;
-        released = true;
-        this.inFlight--;
-        this.pump();
-      });
-    }
-  }
-
-  private wakeIn(ms: number): void {
-    this.timer = setTimeout(() => this.pump(), Math.max(1, Math.ceil(ms)));
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Cache
-
-type CacheEntry = { kind: 'chat'; model: string; value: unknown } | { kind: 'embed'; model: string; vectors: number[][] };
-
-const DiskRecord = z.object({
-  v: z.literal(1),
-  key: z.string(),
-  entry: z.discriminatedUnion('kind', [
-    z.object({ kind: z.literal('chat'), model: z.string(), value: z.unknown() }),
-    z.object({ kind: z.literal('embed'), model: z.string(), vectors: z.array(z.array(z.number())) }),
-  ]),
-});
-
-/** JSON with object keys sorted at every level, so equal requests hash equally whatever the key order. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-    const src = v as Record<string, unknown>;
-    return Object.fromEntries(Object.keys(src).sort().map((k) => [k, src[k]]));
-  });
-}
-
-export function cacheKey(request: unknown): string {
-  return createHash('sha256').update(canonicalJson(request)).digest('hex');
-}
-
-/**
- * In-memory LRU in front of an optional disk store. Disk files are sharded by the key's first two
- * bytes (no directory grows past a few thousand files) and written tmp + rename, so a crash never
- * leaves a torn entry that a later process would trust. Cache failures are logged, never thrown:
- * the cache saves money, it must not fail a call.
- */
-class ResponseCache {
-  private readonly memory = new Map<string, CacheEntry>();
-
-  constructor(
-    private readonly maxEntries: number,
-    private readonly dir: string | undefined,
-    private readonly log: Logger,
-  ) {}
-
-  async get(key: string): Promise<CacheEntry | undefined> {
-    const hit = this.memory.get(key);
-    if (hit) {
-      this.remember(key, hit);
-      return hit;
-    }
-    if (!this.dir) return undefined;
-    let text: string;
-    try {
-      text = await readFile(this.path(key), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err, key }, 'LLM cache read failed; calling the model');
-      return undefined;
-    }
-    let parsed: z.infer<typeof DiskRecord> | undefined;
-    try {
-      const result = DiskRecord.safeParse(JSON.parse(text));
-      if (result.success && result.data.key === key) parsed = result.data;
-    } catch {
-      // Unparseable JSON falls through to the warning below.
-    }
-    if (!parsed) {
-      this.log.warn({ key }, 'LLM cache entry is corrupt; ignoring it');
-      return undefined;
-    }
-    const entry = parsed.entry as CacheEntry;
-    this.remember(key, entry);
-    return entry;
-  }
-
-  async set(key: string, entry: CacheEntry): Promise<void> {
-    this.remember(key, entry);
-    if (!this.dir) return;
-    const file = this.path(key);
-    const tmp = `${file}.${process.pid}.${randomUUID()}.tmp`;
-    try {
-      await mkdir(join(this.dir, key.slice(0, 2), key.slice(2, 4)), { recursive: true });
-      await writeFile(tmp, JSON.stringify({ v: 1, key, entry }));
-      await rename(tmp, file);
-    } catch (err) {
-      this.log.warn({ err, key }, 'LLM cache write failed; the response is not persisted');
-      await rm(tmp, { force: true }).catch(() => undefined);
-    }
-  }
-
-  private path(key: string): string {
-    return join(this.dir as string, key.slice(0, 2), key.slice(2, 4), `${key}.json`);
-  }
-
-  private remember(key: string, entry: CacheEntry): void {
-    if (this.maxEntries <= 0) return;
-    // Map iteration order is insertion order: delete + set moves the key to the young end.
-    this.memory.delete(key);
-    this.memory.set(key, entry);
-    while (this.memory.size > this.maxEntries) {
-      const oldest = this.memory.keys().next();
-      if (oldest.done) break;
-      this.memory.delete(oldest.value);
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Client
 
 function snippet(text: string): string {
   return text.length > SNIPPET_CHARS ? `${text.slice(0, SNIPPET_CHARS)}…` : text;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { normalize } from '../core/vector.ts';
 import type { Embedder } from '../runtime/processor.ts';
 import type { LlmClient } from './client.ts';
 
@@ -37,6 +38,5 @@ export function hashEmbed(text: string, dimensions: number): number[] {
     const index = h.readUInt32LE(0) % dimensions;
     v[index] = (v[index] ?? 0) + ((h[4] ?? 0) & 1 ? 1 : -1);
   }
-  const norm = Math.hypot(...v) || 1;
-  return v.map((x) => x / norm);
+  return normalize(v);
 }

@@ -1,6 +1,6 @@
 import type { SampledAttributes } from './attributes.ts';
 import { RELATION_VERBS } from './prompt.ts';
-import { pick, rng, salientTerms } from './text.ts';
+import { cityOf, pick, rng, salientTerms } from './text.ts';
 
 /**
  * Sampler mode: a persona written without a model, from the sampled attributes and the seed's
@@ -10,12 +10,11 @@ export function composeDescription(a: SampledAttributes, seedText: string, key: 
   const random = rng(`compose:${key}`);
   const terms = salientTerms(seedText, 3);
   const topic = terms.length > 0 ? terms.join(', ') : 'everyday life';
-  const city = a.locale.split(',')[0] ?? a.locale;
   // Each opener ends where a relative clause ("who ...") reads naturally.
   const opener = pick(random, [
-    `${a.name} is a ${a.age}-year-old ${a.occupation} in ${city}`,
-    `${a.name}, ${a.age}, is a ${a.occupation} based in ${city}`,
-    `${a.name} is ${a.age} and works in ${city} as a ${a.occupation}, someone`,
+    `${a.name} is a ${a.age}-year-old ${a.occupation} in ${cityOf(a.locale)}`,
+    `${a.name}, ${a.age}, is a ${a.occupation} based in ${cityOf(a.locale)}`,
+    `${a.name} is ${a.age} and works in ${cityOf(a.locale)} as a ${a.occupation}, someone`,
   ]);
   const link = `${RELATION_VERBS[a.seedRelation]} a piece about ${topic}`;
   const [t1, t2, t3] = a.traits;

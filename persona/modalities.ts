@@ -1,5 +1,5 @@
 import type { BigFive, Enrichment, LifeStage, Persona } from '../schemas/types.generated.ts';
-import { pickDistinct, rng } from './text.ts';
+import { cityOf, pickDistinct, rng } from './text.ts';
 
 export function lifeStageFor(age: number): LifeStage {
   if (age < 30) return 'YOUNG_ADULT';
@@ -49,7 +49,6 @@ export function modalitiesFor(p: Persona): Omit<Enrichment, 'embedding' | 'embed
   const random = rng(`enrich:${p.id}`);
   const lifeStage = lifeStageFor(p.age);
   const looks = pickDistinct(random, LOOKS, 2);
-  const city = p.locale.split(',')[0] ?? p.locale;
   const appearance = `${p.age}-year-old ${p.occupation} with ${looks.join(' and ')}, ${p.traits[0] ?? 'calm'} in manner`;
   return {
     lifeStage,
@@ -58,7 +57,7 @@ export function modalitiesFor(p: Persona): Omit<Enrichment, 'embedding' | 'embed
     goals: pickDistinct(random, GOALS, 2),
     mediaDiet: pickDistinct(random, MEDIA, 3),
     appearance,
-    imagePrompt: `Candid documentary photo of ${appearance}, in ${city}, natural light, 35mm`,
+    imagePrompt: `Candid documentary photo of ${appearance}, in ${cityOf(p.locale)}, natural light, 35mm`,
     settings: pickDistinct(random, SETTINGS_BY_STAGE[lifeStage], 3),
   };
 }

@@ -1,3 +1,4 @@
+import type { ChatMessage } from '../core/chat.ts';
 import type { SampledAttributes } from './attributes.ts';
 
 export const PROMPT_VERSION = 'draft-v2';
@@ -13,11 +14,6 @@ export const DRAFT_OUTPUT_SCHEMA = {
   required: ['description'],
   additionalProperties: false,
 } as const;
-
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-}
 
 /**
  * Few-shot examples: a base model continues the pattern it sees. They are kept in a fixed order

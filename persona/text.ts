@@ -5,6 +5,11 @@ export function normalizeText(text: string): string {
   return text.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
 }
 
+/** The city part of a sampled locale ("Manila, Philippines" → "Manila"). */
+export function cityOf(locale: string): string {
+  return locale.split(',')[0]?.trim() || locale;
+}
+
 /** Ids are 32 hex chars of sha-256 over NUL-joined parts, so no two part lists collide by concatenation. */
 export function hashId(...parts: (string | number)[]): string {
   return createHash('sha256').update(parts.map(String).join('\u0000')).digest('hex').slice(0, 32);

@@ -72,23 +72,35 @@ export async function ensureTopics(admin: Admin, prefix: string, partitions: num
   return missing.map((t) => t.topic);
 }
 
-export async function encodeOutputs<O extends EventName>(serde: Serde, prefix: string, outputs: readonly Output<O>[], headers: IHeaders): Promise<Map<string, { key: Buffer; value: Buffer; headers: IHeaders }[]>> {
-  const byTopic = new Map<string, { key: Buffer; value: Buffer; headers: IHeaders }[]>();
-  for (const out of outputs) {
-    const topic = topicName(prefix, out.event);
-    const list = byTopic.get(topic) ?? [];
-    list.push({ key: await serde.encodeKey(out.event, out.key), value: await serde.encodeValue(out.event, out.value), headers });
-    byTopic.set(topic, list);
+/** Encoded records grouped by topic, in the order they were produced: what one send (or one transaction) writes. */
+export type Encoded = Map<string, { key: Buffer; value: Buffer; headers: IHeaders }[]>;
+
+/** Joins groups topic by topic, keeping each group's order and the groups' order. */
+export function mergeByTopic(groups: Iterable<Encoded>): Encoded {
+  const merged: Encoded = new Map();
+  for (const group of groups) {
+    for (const [topic, records] of group) {
+      const list = merged.get(topic);
+      if (list) list.push(...records);
+      else merged.set(topic, [...records]);
+    }
   }
-  return byTopic;
+  return merged;
+}
+
+export async function encodeOutputs<O extends EventName>(serde: Serde, prefix: string, outputs: readonly Output<O>[], headers: IHeaders): Promise<Encoded> {
+  const groups: Encoded[] = [];
+  for (const out of outputs) {
+    const record = { key: await serde.encodeKey(out.event, out.key), value: await serde.encodeValue(out.event, out.value), headers };
+    groups.push(new Map([[topicName(prefix, out.event), [record]]]));
+  }
+  return mergeByTopic(groups);
 }
 
 /** A plain idempotent producer for sources (ingest): each event keyed, with a fresh trace id. */
 export async function produceEvents<O extends EventName>(producer: Producer, serde: Serde, prefix: string, outputs: readonly Output<O>[]): Promise<void> {
-  const byTopic = new Map<string, { key: Buffer; value: Buffer; headers: IHeaders }[]>();
-  for (const out of outputs) {
-    const encoded = await encodeOutputs(serde, prefix, [out], { [TRACE_HEADER]: randomUUID() });
-    for (const [topic, msgs] of encoded) byTopic.set(topic, [...(byTopic.get(topic) ?? []), ...msgs]);
-  }
+  const groups: Encoded[] = [];
+  for (const out of outputs) groups.push(await encodeOutputs(serde, prefix, [out], { [TRACE_HEADER]: randomUUID() }));
+  const byTopic = mergeByTopic(groups);
   await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
 }

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Config } from '../config/index.ts';
 import { groupId, topicName, type EventName, type EventTypes, type StageSpec } from '../topology/index.ts';
+import { backoffDelayMs, type BackoffPolicy } from '../core/backoff.ts';
 import { PersonaHubError } from '../core/errors.ts';
-import { encodeOutputs, producerConfig, TRACE_HEADER } from './kafka.ts';
+import { encodeOutputs, mergeByTopic, producerConfig, TRACE_HEADER, type Encoded } from './kafka.ts';
 import type { Logger } from '../core/logger.ts';
 import type { PipelineMetrics } from './metrics.ts';
 import type { Output, Processor, ProcessorContext } from './processor.ts';
@@ -23,7 +24,8 @@ export interface RunnerOptions<I extends EventName, O extends EventName> {
   sleep?: (ms: number) => Promise<void>;
 }
 
-type Encoded = Map<string, { key: Buffer; value: Buffer; headers: IHeaders }[]>;
+/** Retries of a transient processing error: 250 ms doubling up to 30 s, jittered. */
+const RETRY_BACKOFF: BackoffPolicy = { baseMs: 250, capMs: 30_000 };
 
 /** DLQ headers: readable without Avro, so any Kafka tool can tell why and from where. */
 export const DLQ_HEADERS = {
@@ -107,9 +109,7 @@ export class StageRunner<I extends EventName, O extends EventName> {
     };
     await Promise.all(Array.from({ length: Math.min(limit, chunk.length) }, worker));
     // Outputs go out in input order, so per-key order survives concurrent processing.
-    const merged: Encoded = new Map();
-    for (const r of results) for (const [topic, msgs] of r) merged.set(topic, [...(merged.get(topic) ?? []), ...msgs]);
-    return merged;
+    return mergeByTopic(results);
   }
 
   /**
@@ -192,7 +192,7 @@ export class StageRunner<I extends EventName, O extends EventName> {
         const transient = error instanceof PersonaHubError && error.transient;
         metrics.failed.inc({ stage: spec.name, code: errorCode(error), transient: String(transient) });
         if (!transient || attempts > config.maxRetries) return this.deadLetter(message, partition, error, attempts, traceId, logger);
-        const delay = Math.min(30_000, 250 * 2 ** (attempts - 1)) * (0.5 + Math.random() / 2);
+        const delay = backoffDelayMs(attempts - 1, RETRY_BACKOFF);
         logger.warn({ err: error, attempts, delay }, 'transient failure, retrying');
         await this.sleep(delay);
       } finally {

@@ -1,4 +1,5 @@
 import type { Config } from '../config/index.ts';
+import { maskUrl } from '../core/secrets.ts';
 import { StoreError, type SqlClient, type Store } from './index.ts';
 import { SqlStore } from './sql-store.ts';
 
@@ -33,7 +34,7 @@ async function postgresClient(url: string): Promise<SqlClient> {
     });
   } catch (cause) {
     await pool.end();
-    throw new StoreError('PH_STORE_CONNECT', `cannot connect to PostgreSQL at ${url.replace(/\/\/[^@]*@/, '//***@')}: ${(cause as Error).message} (is the stack up? \`personahub stack up\`)`, { cause, transient: true });
+    throw new StoreError('PH_STORE_CONNECT', `cannot connect to PostgreSQL at ${maskUrl(url)}: ${(cause as Error).message} (is the stack up? \`personahub stack up\`)`, { cause, transient: true });
   }
   return {
     async query<T extends object>(sql: string, params?: unknown[]) {

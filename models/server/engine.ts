@@ -17,7 +17,9 @@ import {
 } from 'node-llama-cpp';
 import { ModelError } from '../../core/errors.ts';
 import { BOUNDED_JSON_OBJECT_GBNF } from './json-schema-grammar.ts';
-import { FEW_SHOT_STOP_TRIGGERS, renderFewShotPrompt, toChatHistory, type ChatMessage } from './prompt.ts';
+import type { ChatMessage } from '../../core/chat.ts';
+import { normalize } from '../../core/vector.ts';
+import { FEW_SHOT_STOP_TRIGGERS, renderFewShotPrompt, toChatHistory } from './prompt.ts';
 
 /**
  * One Llama instance for the process, with threads capped at the machine's math cores.
@@ -270,9 +272,3 @@ export class EmbeddingEngine {
   }
 }
 
-export function normalize(vector: readonly number[]): number[] {
-  let sumOfSquares = 0;
-  for (const value of vector) sumOfSquares += value * value;
-  const norm = Math.sqrt(sumOfSquares);
-  return norm === 0 ? [...vector] : vector.map((value) => value / norm);
-}

@@ -9,12 +9,7 @@
  */
 import type { ChatHistoryItem } from 'node-llama-cpp';
 
-export type ChatRole = 'system' | 'user' | 'assistant';
-
-export interface ChatMessage {
-  role: ChatRole;
-  content: string;
-}
+import type { ChatMessage } from '../../core/chat.ts';
 
 export const FEW_SHOT_INPUT_LABEL = 'Input:';
 export const FEW_SHOT_OUTPUT_LABEL = 'Output:';

@@ -32,7 +32,7 @@ import {
   type ModelObject,
   type ResponseFormat,
 } from './openai-api.ts';
-import type { ChatMessage } from './prompt.ts';
+import type { ChatMessage } from '../../core/chat.ts';
 import { QueueFullError, WorkQueue } from './queue.ts';
 import { createLlmServerMetrics } from './metrics.ts';
 

@@ -5,12 +5,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { createLogger } from '../../../core/logger.ts';
+import { cacheKey } from '../../../llm/cache.ts';
+import { LlmError } from '../../../llm/errors.ts';
+import { computeRetryDelayMs, parseRetryAfterMs } from '../../../llm/retry.ts';
 import {
-  cacheKey,
-  computeRetryDelayMs,
   createLlmClient,
-  LlmError,
-  parseRetryAfterMs,
   type ChatJsonRequest,
   type LlmCallEvent,
   type LlmClient,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { renderFewShotPrompt, toChatHistory, type ChatMessage } from '../../../../models/server/prompt.ts';
+import type { ChatMessage } from '../../../../core/chat.ts';
+import { renderFewShotPrompt, toChatHistory } from '../../../../models/server/prompt.ts';
 
 describe('renderFewShotPrompt', () => {
   it('renders system text, examples as Input/Output pairs, then the open question', () => {
