@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Config } from '../config/index.ts';
+import { keys, type Config } from '../config/index.ts';
 import { processors } from '../processors/registry.ts';
 import { hashEmbedder, llmEmbedder } from '../llm/embedder.ts';
 import { createKafka } from '../runtime/kafka.ts';
@@ -42,6 +42,15 @@ export function stackOptions(config: Config, logger: Logger): StackOptions {
     postgres: { port: config.postgresPort, user: config.postgresUser, password: config.postgresPassword, database: config.postgresDatabase },
     readyTimeoutMs: 180_000,
     logger,
+    portSettings: [
+      { port: config.kafkaPort, setting: keys.kafkaPort.env },
+      { port: config.kafkaControllerPort, setting: keys.kafkaControllerPort.env },
+      { port: config.registryPort, setting: keys.registryPort.env },
+      { port: config.registryManagementPort, setting: keys.registryManagementPort.env },
+      { port: config.postgresPort, setting: keys.postgresPort.env },
+      // Only when its server runs: otherwise a clash on the same number would name a setting that is not in play.
+      ...(needsLocalLlm(config) ? [{ port: config.llmPort, setting: keys.llmPort.env }] : []),
+    ],
     extraServices: needsLocalLlm(config) ? [{
       name: 'llm',
       async install() {

@@ -1,5 +1,5 @@
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
 
@@ -16,8 +16,34 @@ interface KeySpec {
   doc: string;
 }
 
-const port = z.coerce.number().int().min(1).max(65535);
-const positiveInt = z.coerce.number().int().min(1);
+/**
+ * Numbers are parsed from plain decimal digits only: `Number()`, which z.coerce uses, reads "" as 0,
+ * "1e3" as 1000 and "0x10" as 16, so a blank or mistyped value would silently become a different setting.
+ * One message per key for every way a value can fail, saying the whole allowed form and range.
+ */
+function wholeNumber(min: number, max?: number) {
+  const message = `expected a whole number ${max === undefined ? `of at least ${min}` : `from ${min} to ${max}`} written in decimal digits`;
+  return z.string().regex(/^\d+$/, message).transform(Number).refine((n) => n >= min && (max === undefined || n <= max), message);
+}
+
+/** As wholeNumber, with an optional fraction: "0.97", ".5", "1"; no sign, exponent or blank. */
+function decimal(min: number, max: number) {
+  const message = `expected a number from ${min} to ${max} written in decimal digits, like 0.97`;
+  return z.string().regex(/^\d*\.?\d+$/, message).transform(Number).refine((n) => n >= min && n <= max, message);
+}
+
+/** z.url() alone accepts any scheme `new URL` parses, even ftp:// or "localhost:8080/v1" (scheme "localhost:"); the clients here speak HTTP only. */
+function httpUrl(allowed = 'an http:// or https:// URL') {
+  return z.url({ protocol: /^https?$/, error: `expected ${allowed}` });
+}
+
+const port = wholeNumber(1, 65535);
+/** setTimeout's limit: a longer delay fires after 1 ms instead, with only a warning. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** PGlite keeps an empty dataDir in memory without a word, so a blank value would lose the store at exit; memory:// asks for that on purpose. */
+const pgliteDir = z.string().min(1, 'expected a directory, or memory:// to keep the store in memory');
+/** `stack up` starts the model server from the repo root, where a relative path names another file than where it was typed. */
+const modelPath = z.string().refine((v) => v === '' || isAbsolute(v), 'expected an absolute path, or empty for the bundled model');
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -30,8 +56,8 @@ export const keys = {
   kafkaBrokers: { env: 'PERSONAHUB_KAFKA_BROKERS', schema: z.string().regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'comma-separated host:port list'), default: (r) => `127.0.0.1:${r.PERSONAHUB_KAFKA_PORT ?? '19092'}`, doc: 'Bootstrap brokers, comma-separated host:port. Defaults to the local stack.' },
   kafkaPort: { env: 'PERSONAHUB_KAFKA_PORT', schema: port, default: '19092', doc: 'Local stack: broker listener port (loopback).' },
   kafkaControllerPort: { env: 'PERSONAHUB_KAFKA_CONTROLLER_PORT', schema: port, default: '19093', doc: 'Local stack: KRaft controller port (loopback).' },
-  partitions: { env: 'PERSONAHUB_PARTITIONS', schema: positiveInt.max(1024), default: '3', doc: 'Partitions per pipeline topic when `topics init` creates them (the upper bound on instances per stage).' },
-  registryUrl: { env: 'PERSONAHUB_REGISTRY_URL', schema: z.url(), default: (r) => `http://127.0.0.1:${r.PERSONAHUB_REGISTRY_PORT ?? '18080'}/apis/ccompat/v7`, doc: 'Confluent-compatible schema registry API. Defaults to the local Apicurio.' },
+  partitions: { env: 'PERSONAHUB_PARTITIONS', schema: wholeNumber(1, 1024), default: '3', doc: 'Partitions per pipeline topic when `topics init` creates them (the upper bound on instances per stage).' },
+  registryUrl: { env: 'PERSONAHUB_REGISTRY_URL', schema: httpUrl(), default: (r) => `http://127.0.0.1:${r.PERSONAHUB_REGISTRY_PORT ?? '18080'}/apis/ccompat/v7`, doc: 'Confluent-compatible schema registry API. Defaults to the local Apicurio.' },
   registryPort: { env: 'PERSONAHUB_REGISTRY_PORT', schema: port, default: '18080', doc: 'Local stack: Apicurio HTTP port.' },
   registryManagementPort: { env: 'PERSONAHUB_REGISTRY_MANAGEMENT_PORT', schema: port, default: '18081', doc: 'Local stack: Apicurio management (health) port.' },
   postgresPort: { env: 'PERSONAHUB_POSTGRES_PORT', schema: port, default: '15432', doc: 'Local stack: PostgreSQL port (loopback).' },
@@ -39,32 +65,32 @@ export const keys = {
   postgresPassword: { env: 'PERSONAHUB_POSTGRES_PASSWORD', schema: z.string().min(1), default: 'personahub', doc: 'Local stack: PostgreSQL password.' },
   postgresDatabase: { env: 'PERSONAHUB_POSTGRES_DATABASE', schema: z.string().min(1), default: 'personahub', doc: 'Local stack: database of the pipeline (the registry uses `apicurio`).' },
   store: { env: 'PERSONAHUB_STORE', schema: z.enum(['postgres', 'pglite']), default: 'postgres', doc: 'Persona store: `postgres` (server with pgvector; the local stack runs one) or `pglite` (embedded, single process only: use with `personahub run`).' },
-  databaseUrl: { env: 'PERSONAHUB_DATABASE_URL', schema: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'), default: (r) => `postgres://${r.PERSONAHUB_POSTGRES_USER ?? 'personahub'}:${r.PERSONAHUB_POSTGRES_PASSWORD ?? 'personahub'}@127.0.0.1:${r.PERSONAHUB_POSTGRES_PORT ?? '15432'}/${r.PERSONAHUB_POSTGRES_DATABASE ?? 'personahub'}`, doc: 'PostgreSQL URL for `store=postgres`. Defaults to the local stack.' },
-  pgliteDir: { env: 'PERSONAHUB_PGLITE_DIR', schema: z.string(), default: (r) => join(r.PERSONAHUB_HOME ?? '/var/tmp/personahub', 'pglite'), doc: 'PGlite data directory for `store=pglite`; `memory://` keeps it in memory.' },
+  databaseUrl: { env: 'PERSONAHUB_DATABASE_URL', schema: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL'), default: (r) => `postgres://${r.PERSONAHUB_POSTGRES_USER ?? 'personahub'}:${r.PERSONAHUB_POSTGRES_PASSWORD ?? 'personahub'}@127.0.0.1:${r.PERSONAHUB_POSTGRES_PORT ?? '15432'}/${r.PERSONAHUB_POSTGRES_DATABASE ?? 'personahub'}`, doc: 'PostgreSQL URL for `store=postgres`. Defaults to the local stack.' },
+  pgliteDir: { env: 'PERSONAHUB_PGLITE_DIR', schema: pgliteDir, default: (r) => join(r.PERSONAHUB_HOME ?? '/var/tmp/personahub', 'pglite'), doc: 'PGlite data directory for `store=pglite`; `memory://` keeps it in memory.' },
   mode: { env: 'PERSONAHUB_MODE', schema: z.enum(['llm', 'sampler']), default: 'llm', doc: '`llm`: personas written by the LLM, grounded on sampled attributes. `sampler`: no LLM, personas composed from sampled attributes and the seed\'s salient terms (labelled as such in every persona).' },
-  llmBaseUrl: { env: 'PERSONAHUB_LLM_BASE_URL', schema: z.union([z.literal(''), z.url()]), default: '', doc: 'OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server). Empty: the local model server that `stack up` starts.' },
+  llmBaseUrl: { env: 'PERSONAHUB_LLM_BASE_URL', schema: z.union([z.literal(''), httpUrl('an http:// or https:// URL, or empty for the local model server')]), default: '', doc: 'OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server). Empty: the local model server that `stack up` starts.' },
   llmApiKey: { env: 'PERSONAHUB_LLM_API_KEY', schema: z.string(), default: 'local', doc: 'API key for the endpoint. Never logged.' },
   llmModel: { env: 'PERSONAHUB_LLM_MODEL', schema: z.string().min(1), default: 'gemma-3-270m', doc: 'Chat model name sent to the endpoint.' },
   embeddingModel: { env: 'PERSONAHUB_EMBEDDING_MODEL', schema: z.string().min(1), default: 'all-minilm-l6-v2', doc: 'Embedding model name sent to the endpoint.' },
   embedder: { env: 'PERSONAHUB_EMBEDDER', schema: z.enum(['llm', 'hash']), default: 'llm', doc: '`llm`: embeddings from the endpoint. `hash`: feature-hashing vectors computed in-process (no model; for bulk sampler runs and tests; recorded as model `hash-bow-<dimensions>`).' },
-  embeddingDimensions: { env: 'PERSONAHUB_EMBEDDING_DIMENSIONS', schema: positiveInt.max(4096), default: '384', doc: 'Vector size the store is created with; a different size from the embedder stops the indexer.' },
-  llmTimeoutMs: { env: 'PERSONAHUB_LLM_TIMEOUT_MS', schema: positiveInt, default: '120000', doc: 'Per-request timeout for LLM and embedding calls.' },
-  llmMaxRetries: { env: 'PERSONAHUB_LLM_MAX_RETRIES', schema: z.coerce.number().int().min(0).max(20), default: '4', doc: 'Retries of transient LLM failures (429, 5xx, timeouts), with jittered backoff and Retry-After honoured.' },
-  llmConcurrency: { env: 'PERSONAHUB_LLM_CONCURRENCY', schema: positiveInt.max(1024), default: '4', doc: 'Maximum LLM requests in flight per process.' },
-  llmTokensPerMinute: { env: 'PERSONAHUB_LLM_TOKENS_PER_MINUTE', schema: z.coerce.number().int().min(0), default: '0', doc: 'Token budget per minute per process (0 = unlimited).' },
+  embeddingDimensions: { env: 'PERSONAHUB_EMBEDDING_DIMENSIONS', schema: wholeNumber(1, 4096), default: '384', doc: 'Vector size the store is created with; a different size from the embedder stops the indexer.' },
+  llmTimeoutMs: { env: 'PERSONAHUB_LLM_TIMEOUT_MS', schema: wholeNumber(1, MAX_TIMER_MS), default: '120000', doc: 'Per-request timeout for LLM and embedding calls.' },
+  llmMaxRetries: { env: 'PERSONAHUB_LLM_MAX_RETRIES', schema: wholeNumber(0, 20), default: '4', doc: 'Retries of transient LLM failures (429, 5xx, timeouts), with jittered backoff and Retry-After honoured.' },
+  llmConcurrency: { env: 'PERSONAHUB_LLM_CONCURRENCY', schema: wholeNumber(1, 1024), default: '4', doc: 'Maximum LLM requests in flight per process.' },
+  llmTokensPerMinute: { env: 'PERSONAHUB_LLM_TOKENS_PER_MINUTE', schema: wholeNumber(0), default: '0', doc: 'Token budget per minute per process (0 = unlimited).' },
   llmCacheDir: { env: 'PERSONAHUB_LLM_CACHE_DIR', schema: z.string(), default: (r) => join(r.PERSONAHUB_HOME ?? '/var/tmp/personahub', 'llm-cache'), doc: 'Content-addressed LLM response cache, so a re-delivered event costs no second call. Empty disables the disk cache.' },
   llmPort: { env: 'PERSONAHUB_LLM_PORT', schema: port, default: '18434', doc: 'Local model server port (loopback).' },
-  llmQueue: { env: 'PERSONAHUB_LLM_QUEUE', schema: positiveInt.max(10000), default: '64', doc: 'Local model server: requests waiting beyond this get 429 with Retry-After.' },
-  llmContextSize: { env: 'PERSONAHUB_LLM_CONTEXT_SIZE', schema: positiveInt.max(131072), default: '4096', doc: 'Local model server: context size of the text model.' },
-  llmModelPath: { env: 'PERSONAHUB_LLM_MODEL_PATH', schema: z.string(), default: '', doc: 'Local model server: a GGUF to serve instead of the bundled Gemma 3 270M (e.g. a larger instruct model).' },
-  personasPerSeed: { env: 'PERSONAHUB_PERSONAS_PER_SEED', schema: positiveInt.max(16), default: '1', doc: 'Personas drafted from each seed (Text-to-Persona).' },
-  maxSeedChars: { env: 'PERSONAHUB_MAX_SEED_CHARS', schema: positiveInt.max(100000), default: '4000', doc: 'Seed lines longer than this are rejected at ingest with a reason.' },
-  nearDuplicateCosine: { env: 'PERSONAHUB_NEAR_DUPLICATE_COSINE', schema: z.coerce.number().min(0).max(1), default: '0.97', doc: 'Validate: a persona whose embedding has at least this cosine similarity to an indexed persona is rejected as a near-duplicate (1 disables the check).' },
-  maxRetries: { env: 'PERSONAHUB_MAX_RETRIES', schema: z.coerce.number().int().min(0).max(20), default: '3', doc: 'Runner: attempts at a transient processing error before the event goes to the DLQ.' },
-  partitionConcurrency: { env: 'PERSONAHUB_PARTITION_CONCURRENCY', schema: positiveInt.max(256), default: '3', doc: 'Runner: input partitions of one stage processed at the same time, each committing through its own transactional producer.' },
-  maxInFlight: { env: 'PERSONAHUB_MAX_IN_FLIGHT', schema: positiveInt.max(1024), default: '4', doc: 'Runner: events of one batch processed concurrently.' },
-  sessionTimeoutMs: { env: 'PERSONAHUB_SESSION_TIMEOUT_MS', schema: z.coerce.number().int().min(6000).max(300000), default: '30000', doc: 'Consumer group session timeout: how long a crashed instance holds its partitions before a rebalance hands them over.' },
-  metricsPort: { env: 'PERSONAHUB_METRICS_PORT', schema: z.coerce.number().int().min(0).max(65535), default: '0', doc: 'Port of the processor\'s /metrics and /health endpoint; 0 disables it.' },
+  llmQueue: { env: 'PERSONAHUB_LLM_QUEUE', schema: wholeNumber(1, 10000), default: '64', doc: 'Local model server: requests waiting beyond this get 429 with Retry-After.' },
+  llmContextSize: { env: 'PERSONAHUB_LLM_CONTEXT_SIZE', schema: wholeNumber(1, 131072), default: '4096', doc: 'Local model server: context size of the text model.' },
+  llmModelPath: { env: 'PERSONAHUB_LLM_MODEL_PATH', schema: modelPath, default: '', doc: 'Local model server: absolute path of a GGUF to serve instead of the bundled Gemma 3 270M (e.g. a larger instruct model).' },
+  personasPerSeed: { env: 'PERSONAHUB_PERSONAS_PER_SEED', schema: wholeNumber(1, 16), default: '1', doc: 'Personas drafted from each seed (Text-to-Persona).' },
+  maxSeedChars: { env: 'PERSONAHUB_MAX_SEED_CHARS', schema: wholeNumber(1, 100000), default: '4000', doc: 'Seed lines longer than this are rejected at ingest with a reason.' },
+  nearDuplicateCosine: { env: 'PERSONAHUB_NEAR_DUPLICATE_COSINE', schema: decimal(0, 1), default: '0.97', doc: 'Validate: a persona whose embedding has at least this cosine similarity to an indexed persona is rejected as a near-duplicate (1 disables the check).' },
+  maxRetries: { env: 'PERSONAHUB_MAX_RETRIES', schema: wholeNumber(0, 20), default: '3', doc: 'Runner: attempts at a transient processing error before the event goes to the DLQ.' },
+  partitionConcurrency: { env: 'PERSONAHUB_PARTITION_CONCURRENCY', schema: wholeNumber(1, 256), default: '3', doc: 'Runner: input partitions of one stage processed at the same time, each committing through its own transactional producer.' },
+  maxInFlight: { env: 'PERSONAHUB_MAX_IN_FLIGHT', schema: wholeNumber(1, 1024), default: '4', doc: 'Runner: events of one batch processed concurrently.' },
+  sessionTimeoutMs: { env: 'PERSONAHUB_SESSION_TIMEOUT_MS', schema: wholeNumber(6000, 300000), default: '30000', doc: 'Consumer group session timeout: how long a crashed instance holds its partitions before a rebalance hands them over.' },
+  metricsPort: { env: 'PERSONAHUB_METRICS_PORT', schema: wholeNumber(0, 65535), default: '0', doc: 'Port of the processor\'s /metrics and /health endpoint; 0 disables it.' },
   startLocalLlm: { env: 'PERSONAHUB_START_LOCAL_LLM', schema: bool, default: 'true', doc: '`stack up` also starts the local model server when no endpoint is configured and mode is `llm`.' },
 } as const satisfies Record<string, KeySpec>;
 

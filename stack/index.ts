@@ -119,22 +119,26 @@ async function afterReady(s: ManagedService): Promise<void> {
   }
 }
 
-async function checkPorts(s: ManagedService): Promise<void> {
+/** Exported for its unit test: the message must name the setting to change, which needs no running stack to check. */
+export async function checkPorts(s: Pick<ManagedService, 'name' | 'ports'>, portSettings: StackOptions['portSettings'] = []): Promise<void> {
   for (const port of s.ports) {
     if (await portFree(port)) continue;
     const owner = await portOwner(port);
     const who = owner ? ` by pid ${owner.pid} (${owner.command})` : '';
+    // Two settings may give the same port: then changing either one resolves the clash.
+    const settings = portSettings.filter((p) => p.port === port).map((p) => p.setting);
+    const change = settings.length > 0 ? `set ${settings.join(' or ')} to a free port` : 'configure another port';
     throw new StackError(
       'PH_STACK_PORT_IN_USE',
       `port ${port}, needed by ${s.name}, is already in use${who}. ` +
-        'Stop that process (it may be a stack started with another home), or configure another port.',
+        `Stop that process (it may be a stack started with another home), or ${change}.`,
     );
   }
 }
 
 async function startService(ctx: StackContext, s: ManagedService): Promise<PidRecord> {
   await s.install();
-  await checkPorts(s);
+  await checkPorts(s, ctx.o.portSettings);
   await s.prepare?.();
   const logFile = logFileOf(ctx.paths, s.name);
   await rotateLogIfLarge(logFile);

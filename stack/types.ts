@@ -17,6 +17,11 @@ export interface StackOptions {
   systemUser?: string;
   /** A JDK or JRE home to try before the ones found on the machine. */
   javaHome?: string;
+  /**
+   * The setting that chose each port (e.g. 15432 from `PERSONAHUB_POSTGRES_PORT`), so a port clash can say
+   * what to change; the stack itself does not know the configuration's names.
+   */
+  portSettings?: { port: number; setting: string }[];
 }
 
 export interface ServiceSpec {

@@ -40,6 +40,104 @@ describe('config', () => {
     expect(() => loadConfig({}, { PERSONAHUB_MODE: 'fast' })).toThrow(/PERSONAHUB_MODE="fast": allowed values/);
   });
 
+  // One realistic mistake per key. Every key must appear here or in freeForm, so a new key needs a bad example too.
+  const badValues: Partial<Record<keyof typeof keys, string>> = {
+    home: '',
+    cacheDir: '',
+    modelsDir: '',
+    logLevel: 'verbose',
+    topicPrefix: 'persona hub',
+    kafkaBrokers: 'localhost',
+    kafkaPort: '',
+    kafkaControllerPort: '70000',
+    partitions: '1e3',
+    registryUrl: 'ftp://x',
+    registryPort: '0x10',
+    registryManagementPort: '18081 ',
+    postgresPort: '5432.0',
+    postgresUser: '',
+    postgresPassword: '',
+    postgresDatabase: '',
+    store: 'sqlite',
+    databaseUrl: 'mysql://u:p@127.0.0.1/personahub',
+    pgliteDir: '',
+    mode: 'magic',
+    llmBaseUrl: 'localhost:11434/v1',
+    llmModel: '',
+    embeddingModel: '',
+    embedder: 'openai',
+    embeddingDimensions: '0',
+    llmTimeoutMs: '30s',
+    llmMaxRetries: '-1',
+    llmConcurrency: '0',
+    llmTokensPerMinute: '1e6',
+    llmPort: '65536',
+    llmQueue: '',
+    llmContextSize: '8k',
+    llmModelPath: 'models/gemma.gguf',
+    personasPerSeed: '2.5',
+    maxSeedChars: '4,000',
+    nearDuplicateCosine: '',
+    maxRetries: '',
+    partitionConcurrency: '0x10',
+    maxInFlight: '1e1',
+    sessionTimeoutMs: '1000',
+    metricsPort: '-1',
+    startLocalLlm: 'yes',
+  };
+  // Any string is a valid value: an API key has no common format (local servers ignore it), and the LLM cache
+  // directory takes any path, empty meaning no disk cache.
+  const freeForm: (keyof typeof keys)[] = ['llmApiKey', 'llmCacheDir'];
+
+  it.each(Object.keys(keys) as (keyof typeof keys)[])('refuses a bad value of %s, naming its variable', (key) => {
+    const bad = badValues[key];
+    if (freeForm.includes(key)) {
+      expect(bad, `${key} is listed as free-form and has a bad example`).toBeUndefined();
+      return;
+    }
+    expect(bad, `${key} needs a bad example in badValues (or a reason to be free-form)`).toBeDefined();
+    const env = keys[key].env;
+    expect(() => loadConfig({ [env]: bad })).toThrow(ConfigError);
+    expect(() => loadConfig({ [env]: bad })).toThrow(`${env}=${JSON.stringify(bad)}: `);
+  });
+
+  it.each([
+    ['PERSONAHUB_PARTITIONS', '1e1', 'expected a whole number from 1 to 1024 written in decimal digits'],
+    ['PERSONAHUB_PARTITIONS', '1e3', 'expected a whole number from 1 to 1024 written in decimal digits'],
+    ['PERSONAHUB_PARTITIONS', '0x10', 'expected a whole number from 1 to 1024 written in decimal digits'],
+    ['PERSONAHUB_PARTITIONS', ' 12', 'expected a whole number from 1 to 1024 written in decimal digits'],
+    ['PERSONAHUB_PARTITIONS', '12.0', 'expected a whole number from 1 to 1024 written in decimal digits'],
+    ['PERSONAHUB_PARTITIONS', '2000', 'expected a whole number from 1 to 1024 written in decimal digits'],
+    ['PERSONAHUB_MAX_RETRIES', '', 'expected a whole number from 0 to 20 written in decimal digits'],
+    ['PERSONAHUB_LLM_TOKENS_PER_MINUTE', '', 'expected a whole number of at least 0 written in decimal digits'],
+    ['PERSONAHUB_NEAR_DUPLICATE_COSINE', '', 'expected a number from 0 to 1 written in decimal digits, like 0.97'],
+    ['PERSONAHUB_NEAR_DUPLICATE_COSINE', '9.7e-1', 'expected a number from 0 to 1 written in decimal digits, like 0.97'],
+    ['PERSONAHUB_NEAR_DUPLICATE_COSINE', '1.5', 'expected a number from 0 to 1 written in decimal digits, like 0.97'],
+    ['PERSONAHUB_REGISTRY_URL', 'ftp://x', 'expected an http:// or https:// URL'],
+    ['PERSONAHUB_LLM_BASE_URL', 'ftp://x', 'expected an http:// or https:// URL, or empty for the local model server'],
+    ['PERSONAHUB_DATABASE_URL', 'http://127.0.0.1:15432/personahub', 'expected a postgres:// or postgresql:// URL'],
+  ])('refuses %s=%j, saying what is allowed', (env, value, allowed) => {
+    expect(() => loadConfig({ [env]: value })).toThrow(`invalid configuration:\n  ${env}=${JSON.stringify(value)}: ${allowed}`);
+  });
+
+  it('still accepts plain values', () => {
+    const config = loadConfig({
+      PERSONAHUB_PARTITIONS: '12',
+      PERSONAHUB_MAX_RETRIES: '0',
+      PERSONAHUB_METRICS_PORT: '0',
+      PERSONAHUB_NEAR_DUPLICATE_COSINE: '0.9',
+      PERSONAHUB_REGISTRY_URL: 'https://registry.example.com/apis/ccompat/v7',
+      PERSONAHUB_LLM_BASE_URL: 'http://localhost:11434/v1',
+      PERSONAHUB_DATABASE_URL: 'postgresql://u:p@db:5432/personahub',
+      PERSONAHUB_PGLITE_DIR: 'memory://',
+      PERSONAHUB_LLM_MODEL_PATH: '/models/gemma-3-4b-it.gguf',
+    });
+    expect(config).toMatchObject({ partitions: 12, maxRetries: 0, metricsPort: 0, nearDuplicateCosine: 0.9, llmModelPath: '/models/gemma-3-4b-it.gguf' });
+    expect(loadConfig({ PERSONAHUB_NEAR_DUPLICATE_COSINE: '1' }).nearDuplicateCosine).toBe(1);
+    expect(loadConfig({ PERSONAHUB_NEAR_DUPLICATE_COSINE: '0' }).nearDuplicateCosine).toBe(0);
+    expect(loadConfig({ PERSONAHUB_NEAR_DUPLICATE_COSINE: '.5' }).nearDuplicateCosine).toBe(0.5);
+  });
+
   it('documents every key in the generated table', () => {
     const docs = configDocs();
     for (const spec of Object.values(keys)) expect(docs).toContain(`\`${spec.env}\``);

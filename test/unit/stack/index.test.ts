@@ -1,9 +1,12 @@
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { stackOptions } from '../../../cli/wiring.ts';
+import { loadConfig } from '../../../config/index.ts';
 import { createLogger } from '../../../core/logger.ts';
-import { stackDown, stackLogs, stackStatus, stackUrls, type StackOptions } from '../../../stack/index.ts';
+import { checkPorts, stackDown, stackLogs, stackStatus, stackUrls, type StackOptions } from '../../../stack/index.ts';
 import { isAlive, spawnDetached, startTicksOf, writePidFile } from '../../../stack/process.ts';
 
 // A home of its own with ports nobody uses: nothing here touches the shared dev stack.
@@ -64,5 +67,40 @@ describe('stack API without services', () => {
   it('refuses logs of a service it does not know', async () => {
     await expect(stackLogs(o, 'zookeeper', 10)).rejects.toMatchObject({ code: 'PH_STACK_UNKNOWN_SERVICE' });
     expect(await stackLogs(o, 'kafka', 10)).toBe('');
+  });
+});
+
+describe('port in use', () => {
+  it('says PH_STACK_PORT_IN_USE, naming the port, the service, the holder and the setting to change', async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const address = server.address();
+      if (address === null || typeof address === 'string') throw new Error('no port');
+      const port = address.port;
+      const settings = [{ port, setting: 'PERSONAHUB_POSTGRES_PORT' }, { port: port + 1, setting: 'PERSONAHUB_KAFKA_PORT' }];
+      const err = await checkPorts({ name: 'postgres', ports: [port] }, settings).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'PH_STACK_PORT_IN_USE' });
+      const message = (err as Error).message;
+      expect(message).toContain(`port ${port}, needed by postgres`);
+      expect(message).toContain(`pid ${process.pid}`);
+      expect(message).toContain('set PERSONAHUB_POSTGRES_PORT to a free port');
+      expect(message).not.toContain('PERSONAHUB_KAFKA_PORT');
+      // Two settings on one port: either can be changed.
+      const both = await checkPorts({ name: 'kafka', ports: [port] }, [...settings, { port, setting: 'PERSONAHUB_KAFKA_PORT' }]).catch((e: unknown) => e);
+      expect((both as Error).message).toContain('set PERSONAHUB_POSTGRES_PORT or PERSONAHUB_KAFKA_PORT to a free port');
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('gets from the CLI the setting behind every port the stack binds', () => {
+    const config = loadConfig({ PERSONAHUB_POSTGRES_PORT: '25432', PERSONAHUB_LLM_PORT: '28434' });
+    const so = stackOptions(config, createLogger({ level: 'silent' }));
+    const llmPort = Number(new URL(so.extraServices?.[0]?.ready.http ?? '').port);
+    const bound = [so.kafka.port, so.kafka.controllerPort, so.registry.port, so.registry.managementPort, so.postgres.port, llmPort];
+    expect(so.portSettings?.map((p) => p.port).sort()).toEqual(bound.sort());
+    expect(so.portSettings).toContainEqual({ port: 25432, setting: 'PERSONAHUB_POSTGRES_PORT' });
+    expect(so.portSettings).toContainEqual({ port: 28434, setting: 'PERSONAHUB_LLM_PORT' });
   });
 });
