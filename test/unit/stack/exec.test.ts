@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { lastLines, runTool, withEnv } from '../../../stack/exec.ts';
+import { ModelError } from '../../../core/errors.ts';
+import { lastLines, runTool, type ToolFailure, withEnv } from '../../../stack/exec.ts';
 
 describe('running tools', () => {
   it('adds variables through env without dropping the inherited environment', () => {
@@ -35,5 +36,35 @@ describe('running tools', () => {
     await expect(runTool('sleep', ['10'], { failCode: 'PH_STACK_DOWNLOAD', what: 'waiting', timeoutMs: 200 })).rejects.toMatchObject({
       message: expect.stringContaining('timed out after 200 ms'),
     });
+  });
+
+  it('hands each stdout line to onStdoutLine as it comes, the last one even without a newline', async () => {
+    const lines: string[] = [];
+    const { stdout } = await runTool('sh', ['-c', 'printf "one\\ntwo\\n"; sleep 0.05; printf "thr"; sleep 0.05; printf "ee\\nfour"'], {
+      failCode: 'PH_STACK_TEST',
+      what: 'counting',
+      onStdoutLine: (l) => lines.push(l),
+    });
+    expect(lines).toEqual(['one', 'two', 'three', 'four']);
+    expect(stdout).toBe('one\ntwo\nthree\nfour');
+  });
+
+  it('lets the caller raise its own error, told whether the tool was missing', async () => {
+    const failures: ToolFailure[] = [];
+    const error = (f: ToolFailure): ModelError => {
+      failures.push(f);
+      return new ModelError(f.missing ? 'PH_MODEL_PIP_MISSING' : 'PH_MODEL_DOWNLOAD', `${f.message}\nThen retry.`, { transient: !f.missing });
+    };
+    await expect(runTool('sh', ['-c', 'echo "no network" >&2; exit 2'], { what: 'downloading', error })).rejects.toMatchObject({
+      code: 'PH_MODEL_DOWNLOAD',
+      transient: true,
+      message: expect.stringMatching(/^downloading: .*exited with code 2\.\n--- last output ---\nno network\nThen retry\.$/s),
+    });
+    await expect(runTool('personahub-no-such-tool', [], { what: 'checking', installHint: 'Install it.', error })).rejects.toMatchObject({
+      code: 'PH_MODEL_PIP_MISSING',
+      message: 'checking: `personahub-no-such-tool` was not found on PATH. Install it.\nThen retry.',
+    });
+    expect(failures.map((f) => f.missing)).toEqual([false, true]);
+    expect(failures[1]?.cause).toMatchObject({ code: 'ENOENT' });
   });
 });

