@@ -1,7 +1,7 @@
 import { defaultK, dispersion, distinctNgramRatio, kmeans } from './population.ts';
 import type { PipelineObserver } from '../runtime/observer.ts';
 import type { Store } from '../store/index.ts';
-import type { Embedder } from '../runtime/processor.ts';
+import type { Embedder } from '../llm/embedder.ts';
 
 export interface RunReport {
   mode: string;

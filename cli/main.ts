@@ -6,14 +6,15 @@ import { configDocs, loadConfig, type Config } from '../config/index.ts';
 import { parseSeedLines } from '../persona/seeds.ts';
 import { PersonaHubError } from '../core/errors.ts';
 import { redactRecord } from '../core/secrets.ts';
-import { ensureTopics, produceEvents, producerConfig } from '../runtime/kafka.ts';
+import { initTopics } from '../runtime/admin.ts';
+import { EventSource } from '../runtime/source.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { PipelineObserver } from '../runtime/observer.ts';
-import type { StageRunner } from '../runtime/runner.ts';
+import type { RunningStage } from '../runtime/runner.ts';
 import { stages, type StageName } from '../topology/index.ts';
 import { buildReport, renderReport } from '../analytics/report.ts';
 import { defaultK, dispersion, kmeans } from '../analytics/population.ts';
-import { buildKafkaClients, buildPipeline, createRunner, llmBaseUrl, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
+import { buildKafkaClients, buildPipeline, createRunner, llmBaseUrl, openReadSide, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
 
 /**
  * The `personahub` command. Flags that mirror configuration keys are validated as the variables they
@@ -41,15 +42,7 @@ function positiveInt(value: string): number {
 }
 
 async function topicsInit(config: Config, pipeline: KafkaClients, logger: Logger): Promise<void> {
-  const admin = pipeline.kafka.admin();
-  await admin.connect();
-  try {
-    const created = await ensureTopics(admin, config.topicPrefix, config.partitions);
-    const ids = await pipeline.serde.registerAll();
-    logger.info({ created, subjects: ids.size }, 'topics and schemas ready');
-  } finally {
-    await admin.disconnect();
-  }
+  await initTopics(pipeline.kafka, pipeline.serde, { prefix: config.topicPrefix, partitions: config.partitions, logger });
 }
 
 async function ingest(config: Config, pipeline: KafkaClients, file: string, opts: { source?: string; limit?: number }) {
@@ -57,19 +50,16 @@ async function ingest(config: Config, pipeline: KafkaClients, file: string, opts
   const format = file.endsWith('.jsonl') ? 'jsonl' : 'text';
   const result = parseSeedLines(lines, { source: opts.source ?? (file === '-' ? 'stdin' : basename(file)), format, maxChars: config.maxSeedChars, now: Date.now() });
   const seeds = opts.limit === undefined ? result.seeds : result.seeds.slice(0, opts.limit);
-  const producer = pipeline.kafka.producer(producerConfig({ idempotent: true, maxInFlightRequests: 1 }));
-  await producer.connect();
+  const source = await EventSource.open(pipeline.kafka, pipeline.serde, config.topicPrefix);
   try {
-    for (let i = 0; i < seeds.length; i += 500) {
-      await produceEvents(producer, pipeline.serde, config.topicPrefix, seeds.slice(i, i + 500).map((s) => ({ event: 'seed' as const, key: s.id, value: s })));
-    }
+    await source.send(seeds.map((s) => ({ event: 'seed' as const, key: s.id, value: s })));
   } finally {
-    await producer.disconnect();
+    await source.close();
   }
   return { seeds, rejected: result.rejected, duplicates: result.duplicates };
 }
 
-async function startStages(pipeline: Pipeline, names: readonly StageName[], logger: Logger): Promise<StageRunner<never, never>[]> {
+async function startStages(pipeline: Pipeline, names: readonly StageName[], logger: Logger): Promise<RunningStage[]> {
   const runners = names.map((n) => createRunner(pipeline, n, logger));
   for (const r of runners) await r.start();
   return runners;
@@ -156,12 +146,12 @@ program.command('run').description('run every stage in one process until SIGTERM
 
 program.command('search').argument('<text>', 'what to look for, in plain words').option('-k, --limit <n>', 'results', positiveInt, 5).description('semantic search over indexed personas').action(async (text: string, o: { limit: number }) => {
   const { config, logger } = setup();
-  const pipeline = await buildPipeline(config, logger, 'personahub-search');
+  const read = await openReadSide(config, logger);
   try {
-    const [vector] = await pipeline.ctx.embedder.embed([text]);
-    for (const hit of await pipeline.ctx.store.search(vector ?? [], o.limit)) console.log(`${hit.score.toFixed(3)}  ${hit.name}, ${hit.occupation} [${hit.mode}${hit.cluster === null ? '' : `, cluster ${hit.cluster}`}]: ${hit.description}`);
+    const [vector] = await read.embedder.embed([text]);
+    for (const hit of await read.store.search(vector ?? [], o.limit)) console.log(`${hit.score.toFixed(3)}  ${hit.name}, ${hit.occupation} [${hit.mode}${hit.cluster === null ? '' : `, cluster ${hit.cluster}`}]: ${hit.description}`);
   } finally {
-    await pipeline.close();
+    await read.close();
   }
 });
 
@@ -170,15 +160,15 @@ program.command('clusters').description('cluster the stored personas by embeddin
   .option('--limit <n>', 'personas to cluster at most (a stable sample by id)', positiveInt, 20000)
   .action(async (o: { k?: number; limit: number }) => {
     const { config, logger } = setup();
-    const pipeline = await buildPipeline(config, logger, 'personahub-clusters');
+    const read = await openReadSide(config, logger);
     try {
-      const rows = await pipeline.ctx.store.embeddings(o.limit);
+      const rows = await read.store.embeddings(o.limit);
       const vectors = rows.map((r) => r.embedding);
       const c = kmeans(vectors, o.k ?? defaultK(rows.length), { seed: 'personahub' });
-      await pipeline.ctx.store.setClusters(rows.map((r, i) => ({ id: r.id, cluster: c.assignments[i] ?? 0 })));
+      await read.store.setClusters(rows.map((r, i) => ({ id: r.id, cluster: c.assignments[i] ?? 0 })));
       console.log(`${rows.length} personas, ${c.k} clusters (sizes ${c.sizes.join(', ')}), cohesion ${c.cohesion.toFixed(3)}, dispersion ${dispersion(vectors.slice(0, 2000)).toFixed(3)}`);
     } finally {
-      await pipeline.close();
+      await read.close();
     }
   });
 

@@ -2,18 +2,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { keys, type Config } from '../config/index.ts';
 import { processors } from '../processors/registry.ts';
-import { hashEmbedder, llmEmbedder } from '../llm/embedder.ts';
+import { hashEmbedder, llmEmbedder, type Embedder } from '../llm/embedder.ts';
 import { createKafka } from '../runtime/kafka.ts';
-import { createLlmClient } from '../llm/client.ts';
+import { createLlmClient, type LlmClient, type LlmClientOptions } from '../llm/client.ts';
 import type { Logger } from '../core/logger.ts';
 import { PipelineMetrics } from '../runtime/metrics.ts';
 import type { ProcessorContext } from '../runtime/processor.ts';
+import { timedStore } from '../runtime/timed-store.ts';
 import { StageRunner } from '../runtime/runner.ts';
 import { Serde } from '../runtime/serde.ts';
 import type { StackOptions } from '../stack/types.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/index.ts';
-import { checkTopology, stageSpec, type StageName } from '../topology/index.ts';
+import { checkTopology, stage, type StageName } from '../topology/index.ts';
 import { PersonaHubError } from '../core/errors.ts';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -70,28 +71,39 @@ export interface Pipeline {
   ctx: ProcessorContext;
   serde: Serde;
   metrics: PipelineMetrics;
-  kafka: ReturnType<typeof createKafka>;
+  kafka: KafkaClient;
   close(): Promise<void>;
 }
 
+type KafkaClient = ReturnType<typeof createKafka>;
+
 /** Kafka and the registry only: enough for sources and admin (ingest, topics init), which need no store or model. */
-export function buildKafkaClients(config: Config, logger: Logger, clientId: string): { kafka: ReturnType<typeof createKafka>; serde: Serde } {
+export function buildKafkaClients(config: Config, logger: Logger, clientId: string): { kafka: KafkaClient; serde: Serde } {
   const problems = checkTopology();
   if (problems.length > 0) throw new PersonaHubError('PH_TOPOLOGY_INVALID', problems.join('; '));
   return { kafka: createKafka(config, clientId, logger), serde: new Serde(config.registryUrl, config.topicPrefix) };
+}
+
+function buildLlm(config: Config, logger: Logger, onCall?: LlmClientOptions['onCall']): LlmClient | undefined {
+  if (!usesLlmEndpoint(config)) return undefined;
+  return createLlmClient({
+    baseURL: llmBaseUrl(config), apiKey: config.llmApiKey, model: config.llmModel, embeddingModel: config.embeddingModel,
+    timeoutMs: config.llmTimeoutMs, maxRetries: config.llmMaxRetries, concurrency: config.llmConcurrency,
+    tokensPerMinute: config.llmTokensPerMinute, cacheDir: config.llmCacheDir || undefined, cacheMaxEntries: 10_000,
+    logger: logger.child({ component: 'llm' }), ...(onCall ? { onCall } : {}),
+  });
+}
+
+function buildEmbedder(config: Config, llm: LlmClient | undefined): Embedder {
+  return config.embedder === 'llm' && llm ? llmEmbedder(llm, config.embeddingModel) : hashEmbedder(config.embeddingDimensions);
 }
 
 /** Builds what the stages share: clients, store, metrics. Nothing here touches Kafka topics yet. */
 export async function buildPipeline(config: Config, logger: Logger, clientId: string): Promise<Pipeline> {
   const { kafka, serde } = buildKafkaClients(config, logger, clientId);
   const metrics = new PipelineMetrics();
-  const llm = usesLlmEndpoint(config) ? createLlmClient({
-    baseURL: llmBaseUrl(config), apiKey: config.llmApiKey, model: config.llmModel, embeddingModel: config.embeddingModel,
-    timeoutMs: config.llmTimeoutMs, maxRetries: config.llmMaxRetries, concurrency: config.llmConcurrency,
-    tokensPerMinute: config.llmTokensPerMinute, cacheDir: config.llmCacheDir || undefined, cacheMaxEntries: 10_000,
-    logger: logger.child({ component: 'llm' }), onCall: metrics.onLlmCall,
-  }) : undefined;
-  const embedder = config.embedder === 'llm' && llm ? llmEmbedder(llm, config.embeddingModel) : hashEmbedder(config.embeddingDimensions);
+  const llm = buildLlm(config, logger, metrics.onLlmCall);
+  const embedder = buildEmbedder(config, llm);
   const store = timedStore(await openStore(config), metrics);
   await store.migrate();
   const ctx: ProcessorContext = { config, logger, llm: config.mode === 'llm' ? llm : undefined, embedder, store, now: () => Date.now() };
@@ -104,25 +116,34 @@ export async function buildPipeline(config: Config, logger: Logger, clientId: st
   };
 }
 
-/** Times persona writes for `personahub_store_write_duration_seconds`, outside the store and the processors. */
-function timedStore(store: Store, metrics: PipelineMetrics): Store {
-  return Object.assign(Object.create(store) as Store, {
-    async upsertPersona(persona: Parameters<Store['upsertPersona']>[0]) {
-      const end = metrics.storeWrite.startTimer();
-      try {
-        return await store.upsertPersona(persona);
-      } finally {
-        end();
-      }
-    },
-  });
+/** What read-only commands (search, clusters, report) need: the store and the embedder, no Kafka, no registry. */
+export interface ReadSide {
+  store: Store;
+  embedder: Embedder;
+  close(): Promise<void>;
 }
 
-export function createRunner(pipeline: Pipeline, stage: StageName, logger: Logger): StageRunner<never, never> {
-  // The topology pairs each stage with its processor; the runner is generic over both, and this
-  // is the one place the pair is looked up by name.
-  return new StageRunner({
-    config: pipeline.ctx.config, spec: stageSpec(stage) as never, processor: processors[stage] as never,
+export async function openReadSide(config: Config, logger: Logger): Promise<ReadSide> {
+  // Only the embeddings are asked of the endpoint here, so the client is built for them alone.
+  const llm = config.embedder === 'llm' ? buildLlm(config, logger) : undefined;
+  const store = await openStore(config);
+  await store.migrate();
+  return {
+    store, embedder: buildEmbedder(config, llm),
+    async close() {
+      await llm?.close();
+      await store.close();
+    },
+  };
+}
+
+/**
+ * The one place a stage is paired with its processor, by name. Both come from tables keyed by stage
+ * name (topology and registry), so for any N the compiler knows they agree; no cast is needed.
+ */
+export function createRunner<N extends StageName>(pipeline: Pipeline, name: N, logger: Logger): StageRunner<N> {
+  return new StageRunner<N>({
+    config: pipeline.ctx.config, spec: stage(name), processor: processors[name],
     kafka: pipeline.kafka, serde: pipeline.serde, ctx: pipeline.ctx, metrics: pipeline.metrics, logger,
   });
 }

@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import { normalize } from '../core/vector.ts';
-import type { Embedder } from '../runtime/processor.ts';
 import type { LlmClient } from './client.ts';
+
+/** Turns texts into vectors of one model's space; the store records the model so spaces never mix. */
+export interface Embedder {
+  readonly model: string;
+  embed(texts: string[]): Promise<number[][]>;
+}
 
 /** Embeddings from the configured OpenAI-compatible endpoint (the local MiniLM server by default). */
 export function llmEmbedder(llm: LlmClient, model: string): Embedder {

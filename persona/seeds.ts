@@ -1,5 +1,5 @@
 import type { Seed } from '../schemas/types.generated.ts';
-import { hashId, normalizeText } from './text.ts';
+import { seedId } from './ids.ts';
 
 export interface IngestRejection {
   line: number;
@@ -14,10 +14,6 @@ export interface IngestResult {
   duplicates: number;
 }
 
-/** Seed id = hash of normalized text + source: the same text from the same source is one seed, however often ingested. */
-export function seedId(text: string, source: string): string {
-  return hashId('seed', normalizeText(text), source);
-}
 
 /**
  * Parses seed lines: JSONL objects with a `text` field (and optional `source`), or plain text, one

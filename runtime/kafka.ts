@@ -1,8 +1,6 @@
-import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type Admin, type IHeaders, type Producer, type ProducerConfig } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type IHeaders, type ProducerConfig } from 'kafkajs';
 import type { Config } from '../config/index.ts';
-import { events, topicName, type EventName } from '../topology/index.ts';
-import { PersonaHubError } from '../core/errors.ts';
+import { topicName, type EventName } from '../topology/index.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Output } from './processor.ts';
 import type { Serde } from './serde.ts';
@@ -40,38 +38,6 @@ export function producerConfig(extra: ProducerConfig = {}): ProducerConfig {
   return { createPartitioner: Partitioners.DefaultPartitioner, ...extra };
 }
 
-/**
- * Creates every topic of the topology (idempotent). Leaders are awaited by polling metadata rather
- * than `waitForLeaders`, which throws UNKNOWN_TOPIC_OR_PARTITION right after a broker restart
- * although the topics were created.
- */
-export async function ensureTopics(admin: Admin, prefix: string, partitions: number, timeoutMs = 60_000): Promise<string[]> {
-  const existing = new Set(await admin.listTopics());
-  const wanted = (Object.keys(events) as EventName[]).map((event) => ({
-    topic: topicName(prefix, event),
-    numPartitions: partitions,
-    replicationFactor: 1,
-    configEntries: [
-      { name: 'retention.ms', value: String(events[event].retentionMs) },
-      { name: 'cleanup.policy', value: 'delete' },
-    ],
-  }));
-  const missing = wanted.filter((t) => !existing.has(t.topic));
-  if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: false });
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const { topics } = await admin.fetchTopicMetadata({ topics: wanted.map((t) => t.topic) });
-      if (topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) break;
-    } catch (cause) {
-      if (Date.now() > deadline) throw new PersonaHubError('PH_KAFKA_TOPICS', `topics have no leaders after ${timeoutMs} ms: ${(cause as Error).message}`, { cause });
-    }
-    if (Date.now() > deadline) throw new PersonaHubError('PH_KAFKA_TOPICS', `topics have no leaders after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return missing.map((t) => t.topic);
-}
-
 /** Encoded records grouped by topic, in the order they were produced: what one send (or one transaction) writes. */
 export type Encoded = Map<string, { key: Buffer; value: Buffer; headers: IHeaders }[]>;
 
@@ -95,12 +61,4 @@ export async function encodeOutputs<O extends EventName>(serde: Serde, prefix: s
     groups.push(new Map([[topicName(prefix, out.event), [record]]]));
   }
   return mergeByTopic(groups);
-}
-
-/** A plain idempotent producer for sources (ingest): each event keyed, with a fresh trace id. */
-export async function produceEvents<O extends EventName>(producer: Producer, serde: Serde, prefix: string, outputs: readonly Output<O>[]): Promise<void> {
-  const groups: Encoded[] = [];
-  for (const out of outputs) groups.push(await encodeOutputs(serde, prefix, [out], { [TRACE_HEADER]: randomUUID() }));
-  const byTopic = mergeByTopic(groups);
-  await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
 }

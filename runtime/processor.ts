@@ -1,16 +1,12 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../core/logger.ts';
 import type { Config } from '../config/index.ts';
-import type { EventName, EventTypes, StageName } from '../topology/index.ts';
+import type { EventName, EventTypes, StageInput, StageName, StageOutput } from '../topology/index.ts';
 import type { Store } from '../store/index.ts';
 import type { LlmClient } from '../llm/client.ts';
+import type { Embedder } from '../llm/embedder.ts';
 
 /** One event a processor emits: the runner encodes it for the event's topic and produces it keyed. */
 export type Output<O extends EventName> = { [E in O]: { event: E; key: string; value: EventTypes[E] } }[O];
-
-export interface Embedder {
-  readonly model: string;
-  embed(texts: string[]): Promise<number[][]>;
-}
 
 /** What a processor may use: external clients come in here so unit tests can pass fakes. */
 export interface ProcessorContext {
@@ -24,9 +20,14 @@ export interface ProcessorContext {
   now(): number;
 }
 
-export interface Processor<I extends EventName, O extends EventName> {
-  readonly stage: StageName;
+/**
+ * The processor of stage N: it consumes N's input event and emits only N's output events, both read
+ * off the topology, so a processor registered for the wrong stage does not compile. `process` is a
+ * property, not a method, so its parameter is checked strictly (contravariantly), not bivariantly.
+ */
+export interface Processor<N extends StageName> {
+  readonly stage: N;
   init?(ctx: ProcessorContext): Promise<void>;
-  process(event: EventTypes[I], ctx: ProcessorContext): Promise<Output<O>[]>;
+  process: (event: EventTypes[StageInput<N>], ctx: ProcessorContext) => Promise<Output<StageOutput<N>>[]>;
   close?(): Promise<void>;
 }

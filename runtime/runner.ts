@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Consumer, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Config } from '../config/index.ts';
-import { groupId, topicName, type EventName, type EventTypes, type StageSpec } from '../topology/index.ts';
+import { groupId, topicName, type EventName, type EventTypes, type StageInput, type StageName, type StageOf, type StageOutput } from '../topology/index.ts';
 import { backoffDelayMs, type BackoffPolicy } from '../core/backoff.ts';
 import { PersonaHubError } from '../core/errors.ts';
 import { encodeOutputs, mergeByTopic, producerConfig, TRACE_HEADER, type Encoded } from './kafka.ts';
@@ -10,10 +10,10 @@ import type { PipelineMetrics } from './metrics.ts';
 import type { Output, Processor, ProcessorContext } from './processor.ts';
 import type { Serde } from './serde.ts';
 
-export interface RunnerOptions<I extends EventName, O extends EventName> {
+export interface RunnerOptions<N extends StageName> {
   config: Config;
-  spec: StageSpec<I, O>;
-  processor: Processor<I, O>;
+  spec: StageOf<N>;
+  processor: Processor<N>;
   kafka: Kafka;
   serde: Serde;
   ctx: ProcessorContext;
@@ -42,7 +42,15 @@ export const DLQ_HEADERS = {
  * chunk is either fully visible downstream (read_committed) with its offsets committed, or not at
  * all and is processed again. The store sink is idempotent by (id, version) for the same reason.
  */
-export class StageRunner<I extends EventName, O extends EventName> {
+/** What the CLI and tests hold of a running stage, whichever stage it is. */
+export interface RunningStage {
+  readonly stage: StageName;
+  readonly isRunning: boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export class StageRunner<N extends StageName> implements RunningStage {
   private consumer: Consumer | undefined;
   /** One transactional producer per input partition (see producerFor). */
   private readonly producers = new Map<number, Promise<Producer>>();
@@ -51,10 +59,14 @@ export class StageRunner<I extends EventName, O extends EventName> {
   private readonly inputTopic: string;
   private readonly sleep: (ms: number) => Promise<void>;
 
-  constructor(private readonly o: RunnerOptions<I, O>) {
+  constructor(private readonly o: RunnerOptions<N>) {
     this.group = groupId(o.config.topicPrefix, o.spec.name);
     this.inputTopic = topicName(o.config.topicPrefix, o.spec.input);
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  get stage(): N {
+    return this.o.spec.name;
   }
 
   get isRunning(): boolean {
@@ -171,9 +183,9 @@ export class StageRunner<I extends EventName, O extends EventName> {
     const logger = ctx.logger.child({ stage: spec.name, traceId, partition, offset: message.offset });
     metrics.consumed.inc({ stage: spec.name, topic: this.inputTopic });
     let attempts = 0;
-    let event: EventTypes[I];
+    let event: EventTypes[StageInput<N>];
     try {
-      event = await serde.decode(spec.input, message.value);
+      event = await serde.decode<StageInput<N>>(spec.input, message.value);
     } catch (error) {
       return this.deadLetter(message, partition, error, 1, traceId, logger);
     }
@@ -182,10 +194,10 @@ export class StageRunner<I extends EventName, O extends EventName> {
       const timer = metrics.duration.startTimer({ stage: spec.name });
       metrics.inFlight.inc({ stage: spec.name });
       try {
-        const outputs: Output<O>[] = await processor.process(event, { ...ctx, logger });
+        const outputs: Output<StageOutput<N>>[] = await processor.process(event, { ...ctx, logger });
         for (const out of outputs) {
           // Rejections are counted here, from what the processor emits, so stage code stays metric-free.
-          if (out.event === 'rejected') for (const reason of (out.value as EventTypes['rejected']).reasons) metrics.rejected.inc({ reason: reason.code });
+          if (isRejection(out)) for (const reason of out.value.reasons) metrics.rejected.inc({ reason: reason.code });
         }
         return await encodeOutputs(serde, config.topicPrefix, outputs, { [TRACE_HEADER]: traceId });
       } catch (error) {
@@ -233,6 +245,10 @@ export class StageRunner<I extends EventName, O extends EventName> {
     await this.o.processor.close?.();
     this.o.logger.info({ stage: this.o.spec.name }, 'stage stopped');
   }
+}
+
+function isRejection<O extends EventName>(out: Output<O>): out is Output<O> & Output<'rejected'> {
+  return out.event === 'rejected';
 }
 
 function errorCode(error: unknown): string {

@@ -14,6 +14,18 @@ export function readSchema(file: string): string {
 
 const stringType = avro.Type.forSchema('string');
 
+const readerTypes = new Map<EventName, avro.Type>();
+
+/** The event's own schema as an avsc Type (the reader side of schema resolution). */
+function readerType(event: EventName): avro.Type {
+  let type = readerTypes.get(event);
+  if (!type) {
+    type = avro.Type.forSchema(JSON.parse(readSchema(events[event].schema)) as avro.Schema);
+    readerTypes.set(event, type);
+  }
+  return type;
+}
+
 export class SerdeError extends PersonaHubError {
   constructor(code: 'PH_SERDE_DECODE' | 'PH_SERDE_ENCODE' | 'PH_SERDE_REGISTER', message: string, options: { cause?: unknown; transient?: boolean } = {}) {
     super(code, message, options);
@@ -28,6 +40,8 @@ export class SerdeError extends PersonaHubError {
 export class Serde {
   private readonly registry: SchemaRegistry;
   private readonly ids = new Map<string, number>();
+  /** Writer-to-reader resolvers by event and writer schema id: a few entries, built once each. */
+  private readonly resolvers = new Map<string, { reader: avro.Type; resolver: avro.Resolver }>();
 
   constructor(private readonly registryUrl: string, private readonly prefix: string) {
     this.registry = new SchemaRegistry({ host: registryUrl });
@@ -109,14 +123,46 @@ export class Serde {
     }
   }
 
-  /** Decodes any Confluent-framed Avro bytes; the caller states which event it expects. */
-  async decode<E extends EventName>(_event: E, bytes: Buffer | null): Promise<EventTypes[E]> {
+  /**
+   * Decodes Confluent-framed Avro bytes as the event the caller expects: the writer's schema (looked up
+   * by the id in the frame) is resolved into this event's own schema, the one its TypeScript type is
+   * generated from, so the value has that type by construction, and bytes written with a schema that
+   * cannot be read as this event are refused instead of passed on mistyped.
+   */
+  async decode<E extends EventName>(event: E, bytes: Buffer | null): Promise<EventTypes[E]> {
     if (!bytes || bytes.length < 5 || bytes[0] !== 0) throw new SerdeError('PH_SERDE_DECODE', `not Confluent-framed Avro (${bytes ? `${bytes.length} bytes, first byte ${bytes[0]}` : 'null value'})`);
+    const id = bytes.readUInt32BE(1);
+    const { reader, resolver } = await this.resolverFor(event, id);
     try {
-      return (await this.registry.decode(bytes)) as EventTypes[E];
+      const value: EventTypes[E] = reader.fromBuffer(bytes.subarray(5), resolver);
+      return value;
     } catch (cause) {
-      throw new SerdeError('PH_SERDE_DECODE', `cannot decode: ${(cause as Error).message}`, { cause });
+      throw new SerdeError('PH_SERDE_DECODE', `cannot decode ${bytes.length} bytes as ${event} (schema id ${id}): ${(cause as Error).message}`, { cause });
     }
+  }
+
+  private async resolverFor(event: EventName, id: number): Promise<{ reader: avro.Type; resolver: avro.Resolver }> {
+    const cacheKey = `${event}:${id}`;
+    const cached = this.resolvers.get(cacheKey);
+    if (cached) return cached;
+    let writer;
+    try {
+      writer = await this.registry.getSchema(id);
+    } catch (cause) {
+      throw new SerdeError('PH_SERDE_DECODE', `cannot look up schema id ${id} at ${this.registryUrl}: ${(cause as Error).message}`, { cause });
+    }
+    // The registry client builds its schemas with the same avsc (one copy in the lockfile), so a Type it is.
+    if (!(writer instanceof avro.Type)) throw new SerdeError('PH_SERDE_DECODE', `schema id ${id} is not an Avro schema`);
+    const reader = readerType(event);
+    let resolver: avro.Resolver;
+    try {
+      resolver = reader.createResolver(writer);
+    } catch (cause) {
+      throw new SerdeError('PH_SERDE_DECODE', `schema id ${id} cannot be read as ${event} (${events[event].schema}): ${(cause as Error).message}`, { cause });
+    }
+    const entry = { reader, resolver };
+    this.resolvers.set(cacheKey, entry);
+    return entry;
   }
 
   async decodeKey(bytes: Buffer | null): Promise<string | null> {

@@ -30,26 +30,48 @@ export interface EventTypes {
 
 export const KEY_SCHEMA = 'key.avsc';
 
-export type StageName = 'draft' | 'enrich' | 'validate' | 'index';
-
-export interface StageSpec<I extends EventName = EventName, O extends EventName = EventName> {
-  name: StageName;
-  input: I;
-  outputs: readonly O[];
+/** What a stage is, before its name is attached: its input event, its output events and a line of docs. */
+export interface StageDef {
+  input: EventName;
+  outputs: readonly EventName[];
   doc: string;
 }
 
 /** Ingest is a source (CLI or API producer), not a consumer stage, so it only appears as the seed producer. */
 export const sources = [{ name: 'ingest', outputs: ['seed'] }] as const;
 
-export const stages = [
-  { name: 'draft', input: 'seed', outputs: ['draft'], doc: 'Text-to-Persona: seed text to persona drafts grounded on sampled attributes.' },
-  { name: 'enrich', input: 'draft', outputs: ['enriched'], doc: 'Behavioral, visual and contextual modalities and the embedding.' },
-  { name: 'validate', input: 'enriched', outputs: ['validated', 'rejected'], doc: 'Invariants, cross-field coherence, exact-duplicate removal.' },
-  { name: 'index', input: 'validated', outputs: ['indexed'], doc: 'Upsert into the store (pgvector), then announce.' },
-] as const satisfies readonly StageSpec[];
+/**
+ * The stages, keyed by name in pipeline order. Keyed rather than listed so that `stageTable[name]`
+ * keeps each stage's own input and output types when `name` is a type parameter (the runner's wiring).
+ */
+export const stageTable = {
+  draft: { input: 'seed', outputs: ['draft'], doc: 'Text-to-Persona: seed text to persona drafts grounded on sampled attributes.' },
+  enrich: { input: 'draft', outputs: ['enriched'], doc: 'Behavioral, visual and contextual modalities and the embedding.' },
+  validate: { input: 'enriched', outputs: ['validated', 'rejected'], doc: 'Invariants, cross-field coherence, exact-duplicate removal.' },
+  index: { input: 'validated', outputs: ['indexed'], doc: 'Upsert into the store (pgvector), then announce.' },
+} as const satisfies Record<string, StageDef>;
 
-export type Stage = (typeof stages)[number];
+type StageTable = typeof stageTable;
+export type StageName = keyof StageTable;
+export type StageInput<N extends StageName> = StageTable[N]['input'];
+export type StageOutput<N extends StageName> = StageTable[N]['outputs'][number];
+
+/** The stage named N with its name attached; its event types stay exact even when N is generic. */
+export type StageOf<N extends StageName> = { name: N } & StageTable[N];
+
+/** Any stage with its name, for code that goes over every stage. */
+export type Stage = StageOf<StageName>;
+
+export function stage<N extends StageName>(name: N): StageOf<N> {
+  return { name, ...stageTable[name] };
+}
+
+function isStageName(name: string): name is StageName {
+  return Object.hasOwn(stageTable, name);
+}
+
+/** Every stage in pipeline order. */
+export const stages: readonly Stage[] = Object.keys(stageTable).filter(isStageName).map((name) => stage(name));
 
 export function topicName(prefix: string, event: EventName): string {
   return `${prefix}.${event}.v1`;
@@ -57,12 +79,6 @@ export function topicName(prefix: string, event: EventName): string {
 
 export function groupId(prefix: string, stage: StageName): string {
   return `${prefix}.${stage}`;
-}
-
-export function stageSpec<N extends StageName>(name: N): Extract<Stage, { name: N }> {
-  const spec = stages.find((s) => s.name === name);
-  if (!spec) throw new Error(`unknown stage ${name}`);
-  return spec as Extract<Stage, { name: N }>;
 }
 
 /**

@@ -1,20 +1,15 @@
 import { z } from 'zod';
 import type { Persona } from '../../schemas/types.generated.ts';
 import type { Processor } from '../../runtime/processor.ts';
-import { hashId } from '../../persona/text.ts';
+import { personaId } from '../../persona/ids.ts';
 import { sampleAttributes } from '../../persona/attributes.ts';
 import { composeDescription } from '../../persona/compose.ts';
 import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from '../../persona/prompt.ts';
 
 const draftOutput = z.object({ description: z.string().trim().min(40).max(600) });
 
-/** Persona id = hash of seed id + generation index: the same seed always yields the same persona ids. */
-export function personaId(seedId: string, generationIndex: number): string {
-  return hashId('persona', seedId, generationIndex);
-}
-
 /** Text-to-Persona: each seed becomes `personasPerSeed` drafts, grounded on sampled attributes. */
-export const draft: Processor<'seed', 'draft'> = {
+export const draft: Processor<'draft'> = {
   stage: 'draft',
   async process(seed, ctx) {
     const outputs = [];

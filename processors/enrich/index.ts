@@ -3,7 +3,7 @@ import { PersonaHubError } from '../../core/errors.ts';
 import { modalitiesFor } from '../../persona/modalities.ts';
 
 /** Adds the modalities and the embedding of the persona text. */
-export const enrich: Processor<'draft', 'enriched'> = {
+export const enrich: Processor<'enrich'> = {
   stage: 'enrich',
   async process(persona, ctx) {
     const [embedding] = await ctx.embedder.embed([persona.description]);

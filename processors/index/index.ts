@@ -5,7 +5,7 @@ import { PersonaHubError } from '../../core/errors.ts';
  * Upserts validated personas into the store, then announces them. The store write is idempotent by
  * (id, version), so a chunk redone after a crash re-announces but never duplicates a persona.
  */
-export const index: Processor<'validated', 'indexed'> = {
+export const index: Processor<'index'> = {
   stage: 'index',
   async init(ctx) {
     await ctx.store.migrate();

@@ -1,12 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { Persona } from '../../schemas/types.generated.ts';
 import type { Processor } from '../../runtime/processor.ts';
-import { normalizeText } from '../../persona/text.ts';
+import { textHash } from '../../persona/ids.ts';
 import { checkPersona } from '../../persona/coherence.ts';
-
-export function textHash(description: string): string {
-  return createHash('sha256').update(normalizeText(description)).digest('hex');
-}
 
 function withoutEmbedding(p: Persona): string {
   return JSON.stringify({ ...p, enrichment: p.enrichment ? { ...p.enrichment, embedding: `[${p.enrichment.embedding.length} floats]` } : null });
@@ -17,7 +12,7 @@ function withoutEmbedding(p: Persona): string {
  * signature is claimed in the store, so every instance of this stage shares one view, and a
  * re-delivered persona finds its own claim rather than being called a duplicate of itself.
  */
-export const validate: Processor<'enriched', 'validated' | 'rejected'> = {
+export const validate: Processor<'validate'> = {
   stage: 'validate',
   async process(input, ctx) {
     const result = checkPersona(input, { dimensions: ctx.config.embeddingDimensions });

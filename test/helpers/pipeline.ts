@@ -4,10 +4,11 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { loadConfig, type Config } from '../../config/index.ts';
 import { buildPipeline, createRunner, type Pipeline } from '../../cli/wiring.ts';
-import { ensureTopics, produceEvents, producerConfig } from '../../runtime/kafka.ts';
+import { initTopics } from '../../runtime/admin.ts';
+import { EventSource } from '../../runtime/source.ts';
 import { createLogger } from '../../core/logger.ts';
 import { PipelineObserver } from '../../runtime/observer.ts';
-import type { StageRunner } from '../../runtime/runner.ts';
+import type { RunningStage } from '../../runtime/runner.ts';
 import { parseSeedLines } from '../../persona/seeds.ts';
 import { stages, type StageName } from '../../topology/index.ts';
 import type { Seed } from '../../schemas/types.generated.ts';
@@ -23,7 +24,7 @@ export interface TestPipeline {
   prefix: string;
   pipeline: Pipeline;
   observer: PipelineObserver;
-  runners: StageRunner<never, never>[];
+  runners: RunningStage[];
   seeds(count: number): Seed[];
   ingest(seeds: Seed[]): Promise<void>;
   startStages(names?: readonly StageName[]): Promise<void>;
@@ -56,24 +57,19 @@ export async function createTestPipeline(env: Record<string, string>): Promise<T
   const config = loadConfig(fullEnv);
   const logger = createLogger({ level: config.logLevel, name: prefix });
   const pipeline = await buildPipeline(config, logger, prefix);
-  const kafkaAdmin = pipeline.kafka.admin();
-  await kafkaAdmin.connect();
-  await ensureTopics(kafkaAdmin, prefix, config.partitions);
-  await kafkaAdmin.disconnect();
-  await pipeline.serde.registerAll();
+  await initTopics(pipeline.kafka, pipeline.serde, { prefix, partitions: config.partitions, logger });
   const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, prefix);
   await observer.start();
-  const producer = pipeline.kafka.producer(producerConfig({ idempotent: true, maxInFlightRequests: 1 }));
-  await producer.connect();
+  const source = await EventSource.open(pipeline.kafka, pipeline.serde, prefix);
   const corpus = readFileSync('data/seeds.jsonl', 'utf8').split('\n');
-  const runners: StageRunner<never, never>[] = [];
+  const runners: RunningStage[] = [];
   const t: TestPipeline = {
     config, env: fullEnv, prefix, pipeline, observer, runners,
     seeds(count) {
       return parseSeedLines(corpus, { source: prefix, format: 'jsonl', maxChars: config.maxSeedChars, now: Date.now() }).seeds.slice(0, count);
     },
     async ingest(seeds) {
-      await produceEvents(producer, pipeline.serde, prefix, seeds.map((s) => ({ event: 'seed' as const, key: s.id, value: s })));
+      await source.send(seeds.map((s) => ({ event: 'seed' as const, key: s.id, value: s })));
     },
     async startStages(names = stages.map((s) => s.name)) {
       for (const name of names) {
@@ -87,7 +83,7 @@ export async function createTestPipeline(env: Record<string, string>): Promise<T
     },
     async close() {
       await t.stopStages();
-      await producer.disconnect();
+      await source.close();
       await observer.stop();
       await pipeline.close();
       const a = new pg.Client(ADMIN_URL(base));

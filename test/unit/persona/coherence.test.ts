@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { checkPersona, contradictingOccupations, statedAges } from '../../../persona/coherence.ts';
-import { textHash } from '../../../processors/validate/index.ts';
 import { FEW_SHOT } from '../../../persona/prompt.ts';
 import { samplePersona } from '../../helpers/samples.ts';
 import { hashEmbed } from '../../../llm/embedder.ts';
@@ -83,63 +82,5 @@ describe('coherence rules', () => {
     const zero = { ...p, enrichment: p.enrichment ? { ...p.enrichment, embedding: new Array(384).fill(0) } : null };
     const codes = checkPersona(zero, dims).reasons.map((x) => x.code);
     expect(codes).toEqual(expect.arrayContaining(['DESCRIPTION_LENGTH', 'EMBEDDING_INVALID']));
-  });
-
-  it('hashes normalized text for exact-duplicate detection', () => {
-    expect(textHash('Hello   World')).toBe(textHash('hello world'));
-    expect(textHash('hello world')).not.toBe(textHash('hello world!'));
-  });
-});
-
-describe('validate processor', () => {
-  const fakeStore = (owner: string | null, nearest: { id: string; score: number } | undefined) => ({
-    claimSignature: async (_k: string, _s: string, id: string) => owner ?? id,
-    nearest: async () => nearest,
-  });
-  const run = async (store: object, persona = samplePersona(), embedded: string[] = []) => {
-    const { validate } = await import('../../../processors/validate/index.ts');
-    const { loadConfig } = await import('../../../config/index.ts');
-    const { createLogger } = await import('../../../core/logger.ts');
-    const embedder = { model: 'hash-bow-384', embed: async (texts: string[]) => { embedded.push(...texts); return texts.map((t) => hashEmbed(t, 384)); } };
-    return validate.process(persona, { config: loadConfig({}), logger: createLogger({ level: 'silent' }), llm: undefined, embedder, store: store as never, now: () => 5 });
-  };
-
-  it('emits a validated persona with its checks', async () => {
-    const [out] = await run(fakeStore(null, { id: 'far', score: 0.5 }));
-    expect(out?.event).toBe('validated');
-    if (out?.event !== 'validated') return;
-    expect(out.value.validation?.checks).toEqual(expect.arrayContaining(['age_in_text', 'unique_text', 'not_near_duplicate']));
-  });
-
-  it('re-embeds a repaired text so the stored vector matches the stored text', async () => {
-    const embedded: string[] = [];
-    const persona = samplePersona({ description: 'Amara Okafor is a 19-year-old pediatric nurse in Lagos who reads every update on vaccination schedules.' });
-    const [out] = await run(fakeStore(null, undefined), persona, embedded);
-    if (out?.event !== 'validated') throw new Error(`expected validated, got ${out?.event}`);
-    expect(out.value.validation?.repaired).toEqual(['description.age']);
-    expect(embedded).toEqual([out.value.description]);
-    expect(out.value.enrichment?.embedding).toEqual(hashEmbed(out.value.description, 384));
-  });
-
-  it('does not re-embed an unrepaired persona', async () => {
-    const embedded: string[] = [];
-    await run(fakeStore(null, undefined), samplePersona(), embedded);
-    expect(embedded).toEqual([]);
-  });
-
-  it('rejects an exact duplicate owned by another persona', async () => {
-    const [out] = await run(fakeStore('someone-else', undefined));
-    expect(out?.event).toBe('rejected');
-    if (out?.event !== 'rejected') return;
-    expect(out.value.duplicateOf).toBe('someone-else');
-    expect(out.value.reasons.map((r) => r.code)).toEqual(['DUPLICATE']);
-  });
-
-  it('rejects a near-duplicate by cosine over the threshold', async () => {
-    const [out] = await run(fakeStore(null, { id: 'twin', score: 0.985 }));
-    expect(out?.event).toBe('rejected');
-    if (out?.event !== 'rejected') return;
-    expect(out.value.reasons[0]?.code).toBe('NEAR_DUPLICATE');
-    expect(JSON.parse(out.value.personaJson).enrichment.embedding).toBe('[384 floats]'); // left out of the rejected record
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseSeedLines, seedId } from '../../../persona/seeds.ts';
+import { seedId } from '../../../persona/ids.ts';
+import { parseSeedLines } from '../../../persona/seeds.ts';
 
 const opts = { source: 'file.jsonl', format: 'jsonl' as const, maxChars: 100, now: 1 };
 

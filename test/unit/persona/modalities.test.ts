@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { bigFiveFor, lifeStageFor, modalitiesFor } from '../../../persona/modalities.ts';
+import { samplePersona } from '../../helpers/samples.ts';
+
+describe('modalities', () => {
+  it('maps age to life stage at the documented boundaries', () => {
+    expect([18, 29, 30, 44, 45, 64, 65, 90].map(lifeStageFor)).toEqual(['YOUNG_ADULT', 'YOUNG_ADULT', 'ADULT', 'ADULT', 'MIDDLE_AGED', 'MIDDLE_AGED', 'SENIOR', 'SENIOR']);
+  });
+
+  it('moves Big Five scores with the traits', () => {
+    const anxious = bigFiveFor({ id: 'x', traits: ['anxious', 'cautious', 'impatient'] });
+    const calm = bigFiveFor({ id: 'x', traits: ['optimistic', 'patient', 'pragmatic'] });
+    expect(anxious.neuroticism).toBeGreaterThan(calm.neuroticism);
+  });
+
+  it('is deterministic per persona', () => {
+    const p = samplePersona();
+    expect(modalitiesFor(p)).toEqual(modalitiesFor(p));
+    expect(modalitiesFor(p).imagePrompt).toContain('pediatric nurse');
+  });
+
+
+});

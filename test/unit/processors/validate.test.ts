@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { hashEmbed } from '../../../llm/embedder.ts';
+import { textHash } from '../../../persona/ids.ts';
+import { validate } from '../../../processors/validate/index.ts';
+import type { Persona } from '../../../schemas/types.generated.ts';
+import { fakeContext, MemoryStore } from '../../helpers/context.ts';
+import { samplePersona } from '../../helpers/samples.ts';
+
+describe('validate processor', () => {
+  const run = async (store: MemoryStore, persona = samplePersona(), embedded: string[] = []) => {
+    const embedder = { model: 'hash-bow-384', embed: async (texts: string[]) => { embedded.push(...texts); return texts.map((t) => hashEmbed(t, 384)); } };
+    return validate.process(persona, fakeContext({ embedder, store }));
+  };
+  /** A store already holding `persona` as indexed, so near-duplicate checks have a neighbour. */
+  const storeWith = async (persona: Persona): Promise<MemoryStore> => {
+    const store = new MemoryStore();
+    await store.upsertPersona(persona);
+    return store;
+  };
+
+  it('emits a validated persona with its checks', async () => {
+    const far = samplePersona({ id: 'far', description: 'Kenji Sato is a 58-year-old beekeeper in Osaka who argues about honey prices at the market every weekend.' });
+    const [out] = await run(await storeWith(far));
+    expect(out?.event).toBe('validated');
+    if (out?.event !== 'validated') return;
+    expect(out.value.validation?.checks).toEqual(expect.arrayContaining(['age_in_text', 'unique_text', 'not_near_duplicate']));
+  });
+
+  it('re-embeds a repaired text so the stored vector matches the stored text', async () => {
+    const embedded: string[] = [];
+    const persona = samplePersona({ description: 'Amara Okafor is a 19-year-old pediatric nurse in Lagos who reads every update on vaccination schedules.' });
+    const [out] = await run(new MemoryStore(), persona, embedded);
+    if (out?.event !== 'validated') throw new Error(`expected validated, got ${out?.event}`);
+    expect(out.value.validation?.repaired).toEqual(['description.age']);
+    expect(embedded).toEqual([out.value.description]);
+    expect(out.value.enrichment?.embedding).toEqual(hashEmbed(out.value.description, 384));
+  });
+
+  it('does not re-embed an unrepaired persona', async () => {
+    const embedded: string[] = [];
+    await run(new MemoryStore(), samplePersona(), embedded);
+    expect(embedded).toEqual([]);
+  });
+
+  it('rejects an exact duplicate owned by another persona', async () => {
+    const store = new MemoryStore();
+    const persona = samplePersona();
+    await store.claimSignature('text-sha256', textHash(persona.description), 'someone-else');
+    const [out] = await run(store, persona);
+    expect(out?.event).toBe('rejected');
+    if (out?.event !== 'rejected') return;
+    expect(out.value.duplicateOf).toBe('someone-else');
+    expect(out.value.reasons.map((r) => r.code)).toEqual(['DUPLICATE']);
+  });
+
+  it('a re-delivered persona finds its own claim and passes again', async () => {
+    const store = new MemoryStore();
+    const [first] = await run(store);
+    const [again] = await run(store);
+    expect([first?.event, again?.event]).toEqual(['validated', 'validated']);
+  });
+
+  it('rejects a near-duplicate by cosine over the threshold', async () => {
+    const persona = samplePersona();
+    // The same words with other punctuation, under another id: no exact-text match, but the same vector.
+    const twin = samplePersona({ id: 'twin', description: persona.description.replace(/\.$/, '!') });
+    const [out] = await run(await storeWith(twin), persona);
+    expect(out?.event).toBe('rejected');
+    if (out?.event !== 'rejected') return;
+    expect(out.value.reasons[0]?.code).toBe('NEAR_DUPLICATE');
+    expect(out.value.duplicateOf).toBe('twin');
+    expect(JSON.parse(out.value.personaJson).enrichment.embedding).toBe('[384 floats]'); // left out of the rejected record
+  });
+});
