@@ -2,7 +2,7 @@ import type { Persona } from '../schemas/types.generated.ts';
 import { OCCUPATIONS } from './attributes.ts';
 import { FEW_SHOT } from './prompt.ts';
 import { lifeStageFor } from './modalities.ts';
-import { normalizeText } from './text.ts';
+import { normalizeText, withArticle } from './text.ts';
 
 export interface Reason {
   code: string;
@@ -104,7 +104,10 @@ export function checkPersona(input: Persona, opts: { dimensions: number }): Chec
   const otherJobs = contradictingOccupations(persona.description, persona.occupation);
   if (otherJobs.length > 0) {
     let text = persona.description;
-    for (const job of otherJobs) text = text.replace(new RegExp(`\\b${escapeRegExp(job)}\\b`, 'gi'), persona.occupation);
+    // The article goes with the noun it precedes: "an airline pilot" becomes "a pediatric nurse".
+    for (const job of otherJobs) {
+      text = text.replace(new RegExp(`\\b(?:(an?) )?${escapeRegExp(job)}\\b`, 'gi'), (_m, article: string | undefined) => (article ? `${withArticle(persona.occupation, article)}` : persona.occupation));
+    }
     persona = { ...persona, description: text };
     repaired.push('description.occupation');
   }

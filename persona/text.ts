@@ -5,6 +5,16 @@ export function normalizeText(text: string): string {
   return text.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
 }
 
+/**
+ * "a"/"an" chosen by the sound the phrase starts with (a vowel letter, save "uni-", "use-", "eu-",
+ * "one"; a silent h in "hour", "honest", "heir"), keeping the original article's capital.
+ */
+export function withArticle(phrase: string, original = 'a'): string {
+  const vowelSound = (/^[aeiou]/i.test(phrase) && !/^(?:uni|use|usu|eu|one\b)/i.test(phrase)) || /^(?:hour|honest|heir)/i.test(phrase);
+  const article = vowelSound ? 'an' : 'a';
+  return `${original.startsWith('A') ? article[0]?.toUpperCase() + article.slice(1) : article} ${phrase}`;
+}
+
 /** The city part of a sampled locale ("Manila, Philippines" → "Manila"). */
 export function cityOf(locale: string): string {
   return locale.split(',')[0]?.trim() || locale;

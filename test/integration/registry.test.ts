@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/index.ts';
 import { readSchema, Serde } from '../../runtime/serde.ts';
@@ -44,5 +45,27 @@ describe('schema registry', () => {
     const incompatible = { ...seed, fields: [...seed.fields, { name: 'mandatory', type: 'string' }] };
     const refused = await post(incompatible);
     expect(refused.status).toBe(409);
+  });
+
+  it('decodes bytes of a newer writer schema as the event\'s own type (schema resolution)', async () => {
+    const subject = `${prefix}.seed.v1-value`;
+    const seed = JSON.parse(readSchema('seed.avsc'));
+    const newer = { ...seed, fields: [...seed.fields, { name: 'region', type: ['null', 'string'], default: null }] };
+    const response = await fetch(`${config.registryUrl}/subjects/${subject}/versions`, {
+      method: 'POST', headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' }, body: JSON.stringify({ schema: JSON.stringify(newer) }),
+    });
+    expect(response.status).toBe(200);
+    const { id } = (await response.json()) as { id: number };
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(id, 1);
+    const bytes = Buffer.concat([header, avro.Type.forSchema(newer).toBuffer({ ...sampleSeed(), region: 'Lagos' })]);
+    const decoded = await serde.decode('seed', bytes);
+    expect(decoded).toEqual(sampleSeed());
+    expect(decoded).not.toHaveProperty('region');
+  });
+
+  it('refuses bytes written with another event\'s schema instead of passing them on mistyped', async () => {
+    const seedBytes = await serde.encodeValue('seed', sampleSeed());
+    await expect(serde.decode('enriched', seedBytes)).rejects.toMatchObject({ code: 'PH_SERDE_DECODE', message: expect.stringContaining('cannot be read as enriched') });
   });
 });

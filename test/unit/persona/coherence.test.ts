@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkPersona, contradictingOccupations, statedAges } from '../../../persona/coherence.ts';
+import { withArticle } from '../../../persona/text.ts';
 import { FEW_SHOT } from '../../../persona/prompt.ts';
 import { samplePersona } from '../../helpers/samples.ts';
 import { hashEmbed } from '../../../llm/embedder.ts';
@@ -62,7 +63,17 @@ describe('coherence rules', () => {
     expect(contradictingOccupations('She works as an airline pilot in Lagos.', 'pediatric nurse')).toEqual(['airline pilot']);
     const r = checkPersona(samplePersona({ description: 'Amara Okafor works as an airline pilot in Lagos and reads every update on vaccination schedules.' }), dims);
     expect(r.repaired).toEqual(['description.occupation']);
-    expect(r.persona.description).toContain('works as an pediatric nurse');
+    expect(r.persona.description).toBe('Amara Okafor works as a pediatric nurse in Lagos and reads every update on vaccination schedules.');
+  });
+
+  it('fits the article to the occupation it puts in', () => {
+    const r = checkPersona(samplePersona({ occupation: 'emergency room physician', description: 'Amara Okafor is a 34-year-old airline pilot in Lagos who reads every update on vaccination schedules. A airline pilot, she says.' }), dims);
+    expect(r.persona.description).toContain('is a 34-year-old emergency room physician');
+    expect(r.persona.description).toContain('An emergency room physician, she says.');
+    expect(withArticle('union electrician')).toBe('a union electrician');
+    expect(withArticle('undergraduate studying economics')).toBe('an undergraduate studying economics');
+    expect(withArticle('honest broker')).toBe('an honest broker');
+    expect(withArticle('pediatric nurse', 'An')).toBe('A pediatric nurse');
   });
 
   it('rejects with every reason: missing name, implausible age for the job, wrong dims, copied few-shot', () => {
