@@ -2,16 +2,37 @@
  * Errors with stable codes. Callers branch on `code`, never on message text, so messages can
  * improve without breaking error policies, DLQ consumers or alert rules.
  */
+/**
+ * The outside services a stage depends on. A transient failure names the one that failed, so the
+ * runner can treat an outage as one state of that dependency (a circuit breaker) rather than as
+ * many failed events.
+ */
+export const DEPENDENCIES = ['llm', 'store', 'registry', 'broker'] as const;
+export type Dependency = (typeof DEPENDENCIES)[number];
+
+export interface ErrorOptions {
+  cause?: unknown;
+  transient?: boolean;
+  /** The dependency whose unavailability this error reports (transient errors only). */
+  dependency?: Dependency;
+  /** The dependency's own hint of when to try again (e.g. an HTTP Retry-After). */
+  retryAfterMs?: number;
+}
+
 export class PersonaHubError extends Error {
   readonly code: string;
-  /** Transient errors are retried by the runner; permanent ones go to the DLQ (or fail start-up). */
+  /** Transient errors are waited out by the runner; permanent ones go to the DLQ (or fail start-up). */
   readonly transient: boolean;
+  readonly dependency: Dependency | undefined;
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: string, message: string, options: { cause?: unknown; transient?: boolean } = {}) {
+  constructor(code: string, message: string, options: ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.transient = options.transient ?? false;
+    this.dependency = options.transient ? options.dependency : undefined;
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

@@ -28,14 +28,11 @@ export class LlmError extends PersonaHubError {
   readonly status: number | undefined;
   /** Attempts made: HTTP attempts for transport failures, output attempts (seeds tried) for PH_LLM_BAD_OUTPUT. */
   readonly attempts: number;
-  /** The server's Retry-After hint from the last response, when it gave one. */
-  readonly retryAfterMs: number | undefined;
-
   constructor(code: LlmErrorCode, message: string, options: { cause?: unknown; status?: number; attempts?: number; retryAfterMs?: number } = {}) {
-    super(code, message, { cause: options.cause, transient: TRANSIENT.has(code) });
+    // CLOSED is this process shutting down, not the endpoint being down: no dependency to blame.
+    super(code, message, { cause: options.cause, transient: TRANSIENT.has(code), ...(code === 'PH_LLM_CLOSED' ? {} : { dependency: 'llm' }), retryAfterMs: options.retryAfterMs });
     this.status = options.status;
     this.attempts = options.attempts ?? 0;
-    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

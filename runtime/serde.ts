@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { ConfluentSchemaRegistryValidationError } from '@kafkajs/confluent-schema-registry/dist/errors.js';
 import avro from 'avsc';
 import { events, KEY_SCHEMA, topicName, type EventName, type EventTypes } from '../topology/index.ts';
 import { PersonaHubError } from '../core/errors.ts';
@@ -13,6 +14,21 @@ export function readSchema(file: string): string {
 }
 
 const stringType = avro.Type.forSchema('string');
+
+/** Network-level failures, which the registry client reports as status 400 with the socket error in the message. */
+const UNREACHABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|socket hang up|timeout/i;
+
+/**
+ * A registry call that failed: unreachable, overloaded, refusing our credentials or answering 5xx is the
+ * registry's state (transient: waited out); a 404 or another 4xx is an answer about this schema (permanent).
+ */
+function registryFailure(cause: unknown, what: string, permanentCode: 'PH_SERDE_DECODE' | 'PH_SERDE_ENCODE'): SerdeError {
+  const status = typeof cause === 'object' && cause !== null && 'status' in cause && typeof cause.status === 'number' ? cause.status : undefined;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  const unavailable = status === undefined || status >= 500 || status === 429 || status === 408 || status === 401 || status === 403 || (status === 400 && UNREACHABLE.test(message));
+  if (unavailable) return new SerdeError('PH_SERDE_REGISTRY_UNAVAILABLE', `${what}: the registry did not answer (${message})`, { cause, transient: true });
+  return new SerdeError(permanentCode, `${what}: ${message}`, { cause });
+}
 
 const readerTypes = new Map<EventName, avro.Type>();
 
@@ -27,8 +43,9 @@ function readerType(event: EventName): avro.Type {
 }
 
 export class SerdeError extends PersonaHubError {
-  constructor(code: 'PH_SERDE_DECODE' | 'PH_SERDE_ENCODE' | 'PH_SERDE_REGISTER', message: string, options: { cause?: unknown; transient?: boolean } = {}) {
-    super(code, message, options);
+  constructor(code: 'PH_SERDE_DECODE' | 'PH_SERDE_ENCODE' | 'PH_SERDE_REGISTER' | 'PH_SERDE_REGISTRY_UNAVAILABLE', message: string, options: { cause?: unknown; transient?: boolean } = {}) {
+    // A transient serde failure is always the registry not answering.
+    super(code, message, { ...options, ...(options.transient ? { dependency: 'registry' as const } : {}) });
   }
 }
 
@@ -99,6 +116,10 @@ export class Serde {
       try {
         id = await this.registry.getLatestSchemaId(subject);
       } catch (cause) {
+        const failure = registryFailure(cause, `looking up the schema of ${subject} at ${this.registryUrl}`, 'PH_SERDE_ENCODE');
+        // A subject the registry does not know is a deployment that skipped `topics init`, not a poison
+        // event: waited out like an outage, with a message that says what to do.
+        if (failure.transient) throw failure;
         throw new SerdeError('PH_SERDE_ENCODE', `no schema registered for ${subject}: run \`personahub topics init\` (${(cause as Error).message})`, { cause, transient: true });
       }
       this.ids.set(subject, id);
@@ -119,6 +140,8 @@ export class Serde {
     try {
       return await this.registry.encode(id, value);
     } catch (cause) {
+      // The client fetches the schema on first use: a failure there is the registry's, not the value's.
+      if (!(cause instanceof ConfluentSchemaRegistryValidationError)) throw registryFailure(cause, `fetching schema id ${id} to encode ${event}`, 'PH_SERDE_ENCODE');
       throw new SerdeError('PH_SERDE_ENCODE', `value does not match the ${event} schema: ${(cause as Error).message}`, { cause });
     }
   }
@@ -149,7 +172,7 @@ export class Serde {
     try {
       writer = await this.registry.getSchema(id);
     } catch (cause) {
-      throw new SerdeError('PH_SERDE_DECODE', `cannot look up schema id ${id} at ${this.registryUrl}: ${(cause as Error).message}`, { cause });
+      throw registryFailure(cause, `looking up schema id ${id} at ${this.registryUrl}`, 'PH_SERDE_DECODE');
     }
     // The registry client builds its schemas with the same avsc (one copy in the lockfile), so a Type it is.
     if (!(writer instanceof avro.Type)) throw new SerdeError('PH_SERDE_DECODE', `schema id ${id} is not an Avro schema`);

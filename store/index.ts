@@ -3,7 +3,8 @@ import type { Persona } from '../schemas/types.generated.ts';
 
 export class StoreError extends PersonaHubError {
   constructor(code: `PH_STORE_${string}`, message: string, options: { cause?: unknown; transient?: boolean } = {}) {
-    super(code, message, options);
+    // A transient store failure is always the database not answering (or refusing for now).
+    super(code, message, { ...options, ...(options.transient ? { dependency: 'store' as const } : {}) });
   }
 }
 

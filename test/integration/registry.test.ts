@@ -68,4 +68,14 @@ describe('schema registry', () => {
     const seedBytes = await serde.encodeValue('seed', sampleSeed());
     await expect(serde.decode('enriched', seedBytes)).rejects.toMatchObject({ code: 'PH_SERDE_DECODE', message: expect.stringContaining('cannot be read as enriched') });
   });
+
+  it('tells an unreachable registry (transient, waited out) from an unknown schema id (permanent)', async () => {
+    const bytes = await serde.encodeValue('seed', sampleSeed());
+    const dead = new Serde('http://127.0.0.1:1/apis/ccompat/v7', prefix);
+    await expect(dead.decode('seed', bytes)).rejects.toMatchObject({ code: 'PH_SERDE_REGISTRY_UNAVAILABLE', transient: true, dependency: 'registry' });
+    await expect(dead.encodeValue('seed', sampleSeed())).rejects.toMatchObject({ code: 'PH_SERDE_REGISTRY_UNAVAILABLE', transient: true });
+    const unknown = Buffer.from(bytes);
+    unknown.writeUInt32BE(2_000_000_000, 1);
+    await expect(serde.decode('seed', unknown)).rejects.toMatchObject({ code: 'PH_SERDE_DECODE', transient: false });
+  });
 });
