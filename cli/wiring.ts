@@ -7,7 +7,7 @@ import { createKafka } from '../runtime/kafka.ts';
 import { createLlmClient, type LlmClient, type LlmClientOptions } from '../llm/client.ts';
 import type { Logger } from '../core/logger.ts';
 import { PipelineMetrics } from '../runtime/metrics.ts';
-import type { ProcessorContext } from '../runtime/processor.ts';
+import type { SharedContext } from '../runtime/processor.ts';
 import { timedStore } from '../runtime/timed-store.ts';
 import { StageRunner } from '../runtime/runner.ts';
 import { Serde } from '../runtime/serde.ts';
@@ -68,7 +68,7 @@ export function stackOptions(config: Config, logger: Logger): StackOptions {
 }
 
 export interface Pipeline {
-  ctx: ProcessorContext;
+  ctx: SharedContext;
   serde: Serde;
   metrics: PipelineMetrics;
   kafka: KafkaClient;
@@ -106,7 +106,7 @@ export async function buildPipeline(config: Config, logger: Logger, clientId: st
   const embedder = buildEmbedder(config, llm);
   const store = timedStore(await openStore(config), metrics);
   await store.migrate();
-  const ctx: ProcessorContext = { config, logger, llm: config.mode === 'llm' ? llm : undefined, embedder, store, now: () => Date.now() };
+  const ctx: SharedContext = { config, logger, llm: config.mode === 'llm' ? llm : undefined, embedder, store, now: () => Date.now() };
   return {
     ctx, serde, metrics, kafka,
     async close() {

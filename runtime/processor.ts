@@ -9,7 +9,7 @@ import type { Embedder } from '../llm/embedder.ts';
 export type Output<O extends EventName> = { [E in O]: { event: E; key: string; value: EventTypes[E] } }[O];
 
 /** What a processor may use: external clients come in here so unit tests can pass fakes. */
-export interface ProcessorContext {
+export interface SharedContext {
   config: Config;
   logger: Logger;
   /** Absent in sampler mode. */
@@ -20,6 +20,16 @@ export interface ProcessorContext {
   now(): number;
 }
 
+/** The shared clients plus what the runner knows of the one input being processed. */
+export interface ProcessorContext extends SharedContext {
+  /**
+   * Opaque id of the input record being processed: the same on every redelivery of that record (after
+   * a crash or a rebalance), different for a copy of it ingested or replayed again. Sinks use it to tell
+   * their own redo from somebody else's write.
+   */
+  delivery: string;
+}
+
 /**
  * The processor of stage N: it consumes N's input event and emits only N's output events, both read
  * off the topology, so a processor registered for the wrong stage does not compile. `process` is a
@@ -27,7 +37,7 @@ export interface ProcessorContext {
  */
 export interface Processor<N extends StageName> {
   readonly stage: N;
-  init?(ctx: ProcessorContext): Promise<void>;
+  init?(ctx: SharedContext): Promise<void>;
   process: (event: EventTypes[StageInput<N>], ctx: ProcessorContext) => Promise<Output<StageOutput<N>>[]>;
   close?(): Promise<void>;
 }

@@ -7,7 +7,7 @@ import { PersonaHubError } from '../core/errors.ts';
 import { encodeOutputs, mergeByTopic, producerConfig, TRACE_HEADER, type Encoded } from './kafka.ts';
 import type { Logger } from '../core/logger.ts';
 import type { PipelineMetrics } from './metrics.ts';
-import type { Output, Processor, ProcessorContext } from './processor.ts';
+import type { Output, Processor, SharedContext } from './processor.ts';
 import type { Serde } from './serde.ts';
 
 export interface RunnerOptions<N extends StageName> {
@@ -16,7 +16,7 @@ export interface RunnerOptions<N extends StageName> {
   processor: Processor<N>;
   kafka: Kafka;
   serde: Serde;
-  ctx: ProcessorContext;
+  ctx: SharedContext;
   metrics: PipelineMetrics;
   logger: Logger;
   /** Messages per transaction: bounds the work redone after a crash and the transaction's size. */
@@ -194,7 +194,7 @@ export class StageRunner<N extends StageName> implements RunningStage {
       const timer = metrics.duration.startTimer({ stage: spec.name });
       metrics.inFlight.inc({ stage: spec.name });
       try {
-        const outputs: Output<StageOutput<N>>[] = await processor.process(event, { ...ctx, logger });
+        const outputs: Output<StageOutput<N>>[] = await processor.process(event, { ...ctx, logger, delivery: `${this.inputTopic}:${partition}:${message.offset}` });
         for (const out of outputs) {
           // Rejections are counted here, from what the processor emits, so stage code stays metric-free.
           if (isRejection(out)) for (const reason of out.value.reasons) metrics.rejected.inc({ reason: reason.code });

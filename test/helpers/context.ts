@@ -93,6 +93,7 @@ export function fakeContext(overrides: Partial<ProcessorContext> & { env?: Recor
     embedder: hashEmbedder(384),
     store: new MemoryStore(),
     now: () => 42,
+    delivery: 'test-topic:0:0',
     ...rest,
   };
 }
