@@ -54,6 +54,12 @@ export interface LlmServerOptions {
   /** Largest max_tokens accepted, and the value used when a request gives none. */
   maxTokensCap: number;
   logger: Logger;
+  /**
+   * Awaited when a generation request gets its turn in the queue, before the model runs, with the
+   * request's body and its signal (aborted on the deadline or when the client leaves). For tests:
+   * holding a request here keeps it running (or past its deadline) whatever the machine's speed.
+   */
+  beforeGeneration?: (body: unknown, signal: AbortSignal | undefined) => Promise<void>;
 }
 
 export interface LlmServer {
@@ -151,6 +157,7 @@ function createApp(
     },
   });
   const generationQueue = queueFor('generation');
+  const beforeGeneration = opts.beforeGeneration ?? (() => Promise.resolve());
   const embeddingQueue = queueFor('embedding');
   const startedAt = Math.floor(Date.now() / 1000);
   let shuttingDown = false;
@@ -266,7 +273,7 @@ function createApp(
     maxTokens: number,
     grammar: LlamaGrammar | undefined,
   ): Promise<GenerationResult> {
-    const result = await runQueued(generationQueue, reply, (signal) => llm.generate(prompt, {
+    const result = await runQueued(generationQueue, reply, (signal) => beforeGeneration(body, signal).then(() => llm.generate(prompt, {
       maxTokens,
       // OpenAI's default temperature is 1.
       temperature: body.temperature ?? 1,
@@ -276,7 +283,7 @@ function createApp(
       stop: body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop,
       ...(grammar === undefined ? {} : { grammar }),
       ...(signal === undefined ? {} : { signal }),
-    }));
+    })));
     const labels = { model: opts.llmModelName };
     metrics.promptTokens.inc(labels, result.promptTokens);
     metrics.tokensGenerated.inc(labels, result.completionTokens);

@@ -22,6 +22,8 @@ export type FaultStep =
   | 'ok'
   /** Holds the response until the client gives up (disconnects) or the fixture closes. */
   | 'timeout'
+  /** Holds the response until `release()` (then answers normally), the client gives up or the fixture closes. */
+  | 'hold'
   /** Chat: 200 whose message content is not JSON. Embeddings: 200 whose body is not JSON. */
   | 'malformed_json'
   /** Chat: valid JSON missing a required field. Embeddings: one vector fewer than inputs. */
@@ -60,6 +62,8 @@ export interface RecordedRequest {
   /** Requests being handled at arrival, this one included. */
   inFlight: number;
   fault: FaultStep;
+  /** True while the response is held by a 'timeout' or 'hold' step. */
+  held?: boolean;
   status?: number;
 }
 
@@ -69,6 +73,14 @@ export interface FixtureLlm {
   setFaults(f: FaultPlan | undefined): void;
   /** Highest number of POST requests handled at the same time since start. */
   maxConcurrent(): number;
+  /**
+   * Resolves once at least `count` requests (default 1) that `match` accepts (default: any) are
+   * held at the same time by a 'timeout' or 'hold' step (at once if that is already the case), with
+   * those requests. Lets a test act on a held request without guessing how long it takes to arrive.
+   */
+  whenHeld(count?: number, match?: (req: RecordedRequest) => boolean): Promise<RecordedRequest[]>;
+  /** Lets every request held by a 'hold' step answer normally; returns how many were released. */
+  release(): number;
   close(): Promise<void>;
 }
 
@@ -459,6 +471,11 @@ export async function startFixtureLlm(opts: FixtureLlmOptions = {}): Promise<Fix
   let closed = false;
   // Held responses and latency sleeps, released all at once on close so no test hangs on a held socket.
   const waiters = new Set<() => void>();
+  // Requests held right now, and the tests waiting for a number of them.
+  const held = new Set<RecordedRequest>();
+  const heldWatchers = new Set<{ count: number; match: (req: RecordedRequest) => boolean; resolve: (held: RecordedRequest[]) => void }>();
+  // Releases of the requests held by a 'hold' step, for release().
+  const releasers = new Set<() => void>();
   const now = () => performance.timeOrigin + performance.now();
 
   const app = fastify({ logger: false, bodyLimit: 32 * 1024 * 1024, forceCloseConnections: true });
@@ -503,17 +520,58 @@ export async function startFixtureLlm(opts: FixtureLlmOptions = {}): Promise<Fix
     return rec;
   }
 
+  function setHeld(rec: RecordedRequest, on: boolean): void {
+    rec.held = on;
+    if (!on) {
+      held.delete(rec);
+      return;
+    }
+    held.add(rec);
+    for (const w of [...heldWatchers]) {
+      const matching = [...held].filter(w.match);
+      if (matching.length >= w.count) {
+        heldWatchers.delete(w);
+        w.resolve(matching);
+      }
+    }
+  }
+
+  /**
+   * Holds the response until the client disconnects or the fixture closes, and for a 'hold' step
+   * also until release(). True when release() ended the hold (answer normally), false otherwise.
+   */
+  async function hold(rec: RecordedRequest, reply: FastifyReply, releasable: boolean): Promise<boolean> {
+    let released = false;
+    let release: (() => void) | undefined;
+    const releasedByTest = new Promise<void>((resolve) => {
+      release = () => {
+        released = true;
+        resolve();
+      };
+    });
+    if (releasable && release) releasers.add(release);
+    setHeld(rec, true);
+    try {
+      await Promise.race([wait(undefined, reply), ...(releasable ? [releasedByTest] : [])]);
+    } finally {
+      if (release) releasers.delete(release);
+      setHeld(rec, false);
+    }
+    return released && !closed && !reply.raw.destroyed;
+  }
+
   /** Runs a POST handler with latency, in-flight accounting and the non-content faults applied. */
   async function handlePost(rec: RecordedRequest, reply: FastifyReply, produce: () => { status: number; body: unknown; raw?: string }) {
     try {
       if (opts.latencyMs) await wait(opts.latencyMs, reply);
       const fault = rec.fault;
-      if (fault === 'timeout') {
-        await wait(undefined, reply);
-        // Never answer: the client gave up or the fixture is closing.
-        reply.hijack();
-        reply.raw.destroy();
-        return reply;
+      if (fault === 'timeout' || fault === 'hold') {
+        if (!(await hold(rec, reply, fault === 'hold'))) {
+          // Never answer: the client gave up or the fixture is closing.
+          reply.hijack();
+          reply.raw.destroy();
+          return reply;
+        }
       }
       if (typeof fault === 'object') {
         if (fault.retryAfterSeconds !== undefined) reply.header('retry-after', String(fault.retryAfterSeconds));
@@ -607,6 +665,16 @@ export async function startFixtureLlm(opts: FixtureLlmOptions = {}): Promise<Fix
       cursor = 0;
     },
     maxConcurrent: () => maxInFlight,
+    whenHeld(count = 1, match = () => true) {
+      const matching = [...held].filter(match);
+      if (matching.length >= count) return Promise.resolve(matching);
+      return new Promise((resolve) => heldWatchers.add({ count, match, resolve }));
+    },
+    release() {
+      const all = [...releasers];
+      for (const r of all) r();
+      return all.length;
+    },
     async close() {
       if (closed) return;
       closed = true;

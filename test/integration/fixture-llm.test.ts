@@ -187,15 +187,40 @@ describe('fixture server behaviour', () => {
     await expect(chat(client, 'held')).rejects.toBeInstanceOf(APIConnectionError);
     const patient = new OpenAI({ baseURL: fixture.baseURL, apiKey: 'x', maxRetries: 0, timeout: 600_000 });
     const held = chat(patient, 'held forever').catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 50));
+    // Close only once the request is known to be held by the fixture, however long it takes to arrive.
+    const [heldRequest] = await fixture.whenHeld(1, (r) => r.text === 'held forever');
+    expect(heldRequest?.fault).toBe('timeout');
+    expect(fixture.release()).toBe(0); // a 'timeout' hold is not released, only closed
     await fixture.close();
     expect(await held).toBeInstanceOf(APIConnectionError);
+    expect(fixture.requests.map((r) => r.held)).toEqual([false, false]);
+  });
+
+  it('holds requests until released, then answers them normally', async () => {
+    fixture = await startFixtureLlm({ faults: { match: (r) => r.text.includes('HOLD'), sequence: ['hold'], repeat: true } });
+    const client = new OpenAI({ baseURL: fixture.baseURL, apiKey: 'x', maxRetries: 0, timeout: 600_000 });
+    let answered = false;
+    const held = chat(client, 'HOLD me').then((r) => {
+      answered = true;
+      return r;
+    });
+    await fixture.whenHeld(1);
+    // Another request is not held and passes the held one.
+    await expect(chat(client, 'free')).resolves.toBeDefined();
+    expect(answered).toBe(false);
+    expect(fixture.release()).toBe(1);
+    expect(JSON.parse((await held).choices[0]?.message.content ?? '')).toHaveProperty('a');
+    expect(fixture.requests.map((r) => [r.fault, r.status])).toEqual([['hold', 200], ['ok', 200]]);
   });
 
   it('tracks the highest number of concurrent requests', async () => {
-    fixture = await startFixtureLlm({ latencyMs: 50 });
-    const client = new OpenAI({ baseURL: fixture.baseURL, apiKey: 'x', maxRetries: 0 });
-    await Promise.all([chat(client, 'a'), chat(client, 'b'), chat(client, 'c')]);
+    // Every request is held until all three are in flight, so they overlap however slow the machine.
+    fixture = await startFixtureLlm({ faults: { sequence: ['hold'], repeat: true } });
+    const client = new OpenAI({ baseURL: fixture.baseURL, apiKey: 'x', maxRetries: 0, timeout: 600_000 });
+    const all = Promise.all([chat(client, 'a'), chat(client, 'b'), chat(client, 'c')]);
+    await fixture.whenHeld(3);
+    expect(fixture.release()).toBe(3);
+    await all;
     expect(fixture.maxConcurrent()).toBe(3);
     expect(fixture.requests.map((r) => r.inFlight).sort()).toEqual([1, 2, 3]);
   });

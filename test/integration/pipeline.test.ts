@@ -1,9 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import type { Admin, Consumer } from 'kafkajs';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { topicName } from '../../topology/index.ts';
+import { events, groupId, stages, topicName, type EventName } from '../../topology/index.ts';
 import { DLQ_HEADERS } from '../../runtime/runner.ts';
 import { producerConfig } from '../../runtime/kafka.ts';
 import { FIXTURE_EMBEDDING_MODEL, startFixtureLlm, type FixtureLlm } from '../helpers/fixture-llm.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+
+/**
+ * Every record of every topic of a test pipeline, counted per key (read_committed), and how far each
+ * partition has been read, control records included, so a test can tell when it has seen everything
+ * committed so far.
+ */
+class TopicTally {
+  private readonly counts = new Map<string, Map<string, number>>();
+  /** Next offset to read, per topic and partition. */
+  private readonly position = new Map<string, Map<number, bigint>>();
+  /** Highest offset of a data record, per topic and partition: what a stage's committed offset must pass. */
+  private readonly lastData = new Map<string, Map<number, bigint>>();
+  private consumer: Consumer | undefined;
+
+  constructor(private readonly t: TestPipeline) {}
+
+  async start(): Promise<void> {
+    const consumer = this.t.pipeline.kafka.consumer({ groupId: `${this.t.prefix}.tally.${randomUUID()}`, readUncommitted: false });
+    this.consumer = consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topics: (Object.keys(events) as EventName[]).map((e) => topicName(this.t.prefix, e)), fromBeginning: true });
+    const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      // lastOffset counts control records too: once it reaches the high watermark, the partition is read.
+      if (payload.lastOffset !== null) this.map(this.position, payload.topic).set(payload.partition, BigInt(payload.lastOffset) + 1n);
+    });
+    await consumer.run({
+      eachMessage: async ({ topic, partition, message }) => {
+        const key = (await this.t.pipeline.serde.decodeKey(message.key)) ?? '';
+        const counts = this.counts.get(topic) ?? new Map<string, number>();
+        this.counts.set(topic, counts);
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+        this.map(this.lastData, topic).set(partition, BigInt(message.offset));
+      },
+    });
+    await joined;
+  }
+
+  /** Records with this key on the event's topic. */
+  count(event: EventName, key: string): number {
+    return this.counts.get(topicName(this.t.prefix, event))?.get(key) ?? 0;
+  }
+
+  /** True once every partition of the topic has been read up to its high watermark as of now. */
+  async caughtUp(admin: Admin, event: EventName): Promise<boolean> {
+    const topic = topicName(this.t.prefix, event);
+    const read = this.map(this.position, topic);
+    return (await admin.fetchTopicOffsets(topic)).every((o) => BigInt(o.high) === 0n || (read.get(o.partition) ?? 0n) >= BigInt(o.high));
+  }
+
+  /** True once the stage's consumer group has committed past every data record of its input topic read so far. */
+  async processedBy(admin: Admin, stage: (typeof stages)[number]): Promise<boolean> {
+    const topic = topicName(this.t.prefix, stage.input);
+    const [committed] = await admin.fetchOffsets({ groupId: groupId(this.t.prefix, stage.name), topics: [topic] });
+    const offsetOf = (partition: number): bigint => BigInt(committed?.partitions.find((p) => p.partition === partition)?.offset ?? '-1');
+    return [...this.map(this.lastData, topic)].every(([partition, last]) => offsetOf(partition) > last);
+  }
+
+  /**
+   * Waits until the pipeline has done everything there is to do with what is on its topics: stage
+   * by stage, the tally has read the stage's input up to its end and the stage has committed past
+   * it (so all of its outputs are committed); then the tally has read every output. No sleeps
+   * bounded by a guess: the test's timeout is the only limit.
+   */
+  async untilQuiet(admin: Admin): Promise<void> {
+    const until = async (condition: () => Promise<boolean>): Promise<void> => {
+      while (!(await condition())) await new Promise((resolve) => setTimeout(resolve, 100));
+    };
+    for (const stage of stages) {
+      await until(() => this.caughtUp(admin, stage.input));
+      await until(() => this.processedBy(admin, stage));
+    }
+    for (const event of Object.keys(events) as EventName[]) await until(() => this.caughtUp(admin, event));
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+
+  private map<V>(maps: Map<string, Map<number, V>>, topic: string): Map<number, V> {
+    const m = maps.get(topic) ?? new Map<number, V>();
+    maps.set(topic, m);
+    return m;
+  }
+}
 
 /**
  * The walking skeleton's end-to-end proof on the real broker, registry and PostgreSQL: 50 seeds in,
@@ -98,21 +186,73 @@ describe('pipeline end to end (sampler drafts, fixture embeddings, PostgreSQL st
     expect(llm.requests.filter((r) => r.path === '/v1/embeddings').length).toBeGreaterThanOrEqual(50);
   });
 
-  it('re-ingesting the same seeds changes nothing downstream (idempotent ids, dedup by owner)', async () => {
-    const before = await t.pipeline.ctx.store.countPersonas();
-    const seeds = t.seeds(10);
+  // Known defect, issue 14: re-ingesting the same file duplicates every downstream topic (each stage
+  // re-emits the personas of a re-delivered seed). This test checks the documented promise
+  // ("re-ingesting is idempotent") honestly and therefore fails today: `it.fails` until issue 14
+  // is fixed, then a plain `it`. Do not weaken its assertions to make it pass.
+  it.fails('re-ingesting the same seeds changes nothing downstream: one record per persona on every topic, one store row (fails: re-ingest duplicates topics, issue 14)', async () => {
+    // Seeds of its own (past the 50 above) and stages started if need be: it sets up its own
+    // precondition, whether it runs alone (-t) or after the test above.
+    const seeds = t.seeds(60).slice(50);
+    expect(seeds).toHaveLength(10);
     const seedIds = new Set(seeds.map((s) => s.id));
-    const validatedBefore = [...t.observer.seen.validated.values()].filter((p) => seedIds.has(p.seedId)).length;
-    const indexedRecordsBefore = t.observer.records.indexed;
-    await t.ingest(seeds);
-    const deadline = Date.now() + 120_000;
-    while (t.observer.records.indexed < indexedRecordsBefore + validatedBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-    expect(t.observer.records.indexed).toBe(indexedRecordsBefore + validatedBefore);
-    // Re-announced, but the store saw the same (id, version) and kept one row each.
-    const outcomes = [...t.observer.seen.indexed.values()].filter((i) => seedIds.has(i.seedId)).map((i) => i.outcome);
-    expect(outcomes).toEqual(new Array(validatedBefore).fill('UNCHANGED'));
-    expect(await t.pipeline.ctx.store.countPersonas()).toBe(before);
-    // A re-delivered persona finds its own dedup claim: no new rejections as "duplicate of itself".
-    expect([...t.observer.seen.rejected.values()].filter((r) => r.reasons.some((x) => x.code === 'DUPLICATE'))).toEqual([]);
-  });
+    if (t.runners.length === 0) await t.startStages();
+    const tally = new TopicTally(t);
+    await tally.start();
+    const admin = t.pipeline.kafka.admin();
+    await admin.connect();
+    const db = new pg.Client(t.config.databaseUrl);
+    await db.connect();
+    const storeRows = async (): Promise<Map<string, number>> => {
+      const { rows } = await db.query<{ id: string; n: string }>('SELECT id, count(*) AS n FROM personas WHERE seed_id = ANY($1) GROUP BY id', [[...seedIds]]);
+      return new Map(rows.map((r) => [r.id, Number(r.n)]));
+    };
+    try {
+      // 1. Ingest once and wait until every seed is accounted for at every hop and the stages are idle.
+      await t.ingest(seeds);
+      expect(await t.observer.waitUntilSettled(seedIds, { timeoutMs: 240_000 })).toBe(true);
+      await tally.untilQuiet(admin);
+      const personas = [...t.observer.seen.draft.values()].filter((p) => seedIds.has(p.seedId)).map((p) => p.id);
+      const validated = personas.filter((id) => t.observer.seen.validated.has(id));
+      const rejected = personas.filter((id) => t.observer.seen.rejected.has(id));
+      expect(personas.length).toBeGreaterThanOrEqual(seeds.length);
+      expect(validated.length).toBeGreaterThan(0);
+      expect(validated.length + rejected.length).toBe(personas.length);
+
+      // 2. Record the counts: so far, one record per persona id on each topic it reached, one store row per indexed persona.
+      const snapshot = () => ({
+        seed: seeds.map((s) => tally.count('seed', s.id)),
+        draft: personas.map((id) => tally.count('draft', id)),
+        enriched: personas.map((id) => tally.count('enriched', id)),
+        validated: personas.map((id) => tally.count('validated', id)),
+        rejected: personas.map((id) => tally.count('rejected', id)),
+        indexed: personas.map((id) => tally.count('indexed', id)),
+        dlq: [...seeds.map((s) => s.id), ...personas].map((id) => tally.count('dlq', id)),
+      });
+      const once = personas.map(() => 1);
+      const expected = {
+        draft: once, enriched: once,
+        validated: personas.map((id) => (validated.includes(id) ? 1 : 0)),
+        rejected: personas.map((id) => (rejected.includes(id) ? 1 : 0)),
+        indexed: personas.map((id) => (validated.includes(id) ? 1 : 0)),
+        dlq: [...seeds.map(() => 0), ...personas.map(() => 0)],
+      };
+      expect(snapshot()).toEqual({ seed: seeds.map(() => 1), ...expected });
+      const rowsBefore = await storeRows();
+      expect(rowsBefore).toEqual(new Map(validated.map((id) => [id, 1])));
+
+      // 3. Re-ingest the same seeds and wait until every stage has processed them and committed.
+      await t.ingest(seeds);
+      await tally.untilQuiet(admin);
+
+      // 4. The seeds are on their topic twice (the re-ingest happened), and nothing downstream changed:
+      // still exactly one record per persona id on every topic, and one store row each.
+      expect(snapshot()).toEqual({ seed: seeds.map(() => 2), ...expected });
+      expect(await storeRows()).toEqual(rowsBefore);
+    } finally {
+      await db.end();
+      await admin.disconnect();
+      await tally.stop();
+    }
+  }, 600_000);
 });

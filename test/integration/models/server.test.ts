@@ -67,6 +67,51 @@ function personaRequest(subject: string, seed: number, temperature: number) {
   };
 }
 
+/** Requests whose body contains this are held at the start of their generation until released. */
+const HOLD = 'HOLD-IN-TEST';
+
+/**
+ * A `beforeGeneration` hook that holds every request carrying HOLD in its generation slot until
+ * `release()` or until the request's signal aborts (deadline, client gone); the engine then runs
+ * with that signal, so an aborted request is aborted by the engine itself. With it a test controls
+ * which request is running, and for how long, whatever the machine's speed.
+ */
+function holdingHook() {
+  const releases = new Set<() => void>();
+  let held = 0;
+  const watchers = new Set<{ count: number; resolve: () => void }>();
+  return {
+    beforeGeneration(body: unknown, signal: AbortSignal | undefined): Promise<void> {
+      if (!JSON.stringify(body).includes(HOLD)) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const release = (): void => {
+          releases.delete(release);
+          signal?.removeEventListener('abort', release);
+          resolve();
+        };
+        signal?.addEventListener('abort', release, { once: true });
+        releases.add(release);
+        held += 1;
+        for (const w of [...watchers]) if (held >= w.count) { watchers.delete(w); w.resolve(); }
+      });
+    },
+    /** Resolves once `count` requests in all have been held. */
+    whenHeld(count = 1): Promise<void> {
+      return held >= count ? Promise.resolve() : new Promise((resolve) => watchers.add({ count, resolve }));
+    },
+    release(): number {
+      const all = [...releases];
+      for (const r of all) r();
+      return all.length;
+    },
+  };
+}
+
+/** Polls the server's metrics until `text` appears; the test's timeout is the only limit. */
+async function untilMetrics(baseUrl: string, text: string): Promise<void> {
+  while (!(await (await fetch(`${baseUrl}/metrics`)).text()).includes(text)) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
 async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
   try {
     await promise;
@@ -81,9 +126,11 @@ describe('llm server over HTTP', () => {
   let server: LlmServer;
   let baseUrl: string;
   let client: OpenAI;
+  const holds = holdingHook();
 
   beforeAll(async () => {
     server = await buildLlmServer({
+      beforeGeneration: holds.beforeGeneration,
       llmModelPath,
       llmModelName: LLM,
       embeddingModelPath, embeddingModelName: EMBEDDER,
@@ -283,20 +330,23 @@ describe('llm server over HTTP', () => {
   });
 
   it('answers 429 with Retry-After when the queue is full', async () => {
-    // maxQueue 1: one request runs, one waits, the rest are refused at once.
-    const requests = Array.from({ length: 4 }, (_, i) => client.chat.completions.create(personaRequest(`a painter in city ${i}`, i, 0.8))
-      .then(() => null, (error: unknown) => error));
-    const outcomes = await Promise.all(requests);
-    const refused = outcomes.filter((outcome): outcome is InstanceType<typeof OpenAI.RateLimitError> => outcome instanceof OpenAI.RateLimitError);
-    expect(outcomes.filter((outcome) => outcome === null)).toHaveLength(2);
-    expect(refused).toHaveLength(2);
+    // maxQueue 1: one request runs (held in its slot until released), one waits, the rest are refused at once.
+    const request = (subject: string, i: number) => client.chat.completions.create(personaRequest(subject, i, 0.8)).then(() => null, (error: unknown) => error);
+    const running = request(`a painter in city 0 ${HOLD}`, 0);
+    await holds.whenHeld(1);
+    const waiting = request('a painter in city 1', 1);
+    await untilMetrics(baseUrl, 'personahub_llm_queue_depth{queue="generation"} 1');
+    const refused = await Promise.all([request('a painter in city 2', 2), request('a painter in city 3', 3)]);
+    expect(holds.release()).toBe(1);
+    expect(await Promise.all([running, waiting])).toEqual([null, null]);
     for (const error of refused) {
+      if (!(error instanceof OpenAI.RateLimitError)) throw new Error(`expected a 429, got ${String(error)}`);
       expect(error.status).toBe(429);
       expect(error.code).toBe('queue_full');
       expect(error.type).toBe('rate_limit_error');
       expect(Number(error.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     }
-  });
+  }, 300_000);
 
   it('exposes its metrics', async () => {
     const text = await (await fetch(`${baseUrl}/metrics`)).text();
@@ -314,110 +364,162 @@ describe('llm server over HTTP', () => {
 });
 
 /**
- * `serveLlm` in a child process, so SIGTERM can be sent for real: a short deadline for the 504
- * case, no embedding model for the 404 case, then a graceful shutdown with requests in flight.
+ * `serveLlm` in a child process, so SIGTERM can be sent for real. The child's `beforeGeneration`
+ * hook holds requests that carry HOLD until the child gets SIGUSR2 (a signal keeps no handle open,
+ * so it never delays the exit) or the request's deadline passes, and prints `{"held":n}` when it
+ * holds one: the tests decide which request is running and when it may go on, so no outcome
+ * depends on how fast the machine generates.
  */
-describe('llm serve process', () => {
-  let child: ChildProcessWithoutNullStreams;
-  let scriptDir: string;
-  let baseUrl: string;
-  let client: OpenAI;
-  const lines: string[] = [];
-  const stderr: string[] = [];
-  let exited: Promise<number | null>;
+interface ServeProcess {
+  child: ChildProcessWithoutNullStreams;
+  baseUrl: string;
+  client: OpenAI;
+  lines: string[];
+  exited: Promise<number | null>;
+  /** Resolves once `count` requests in all have been held. */
+  whenHeld(count: number): Promise<void>;
+  stop(): Promise<void>;
+}
 
-  beforeAll(async () => {
-    scriptDir = await mkdtemp(join(tmpdir(), 'llm-serve-test-'));
-    // .mts: outside the project there is no package.json saying ESM, and the script awaits at top level.
-    const script = join(scriptDir, 'serve.mts');
-    const serverUrl = pathToFileURL(fileURLToPath(new URL('../../../models/server/server.ts', import.meta.url))).href;
-    const loggerUrl = pathToFileURL(fileURLToPath(new URL('../../../core/logger.ts', import.meta.url))).href;
-    await writeFile(script, [
-      `import { serveLlm } from ${JSON.stringify(serverUrl)};`,
-      `import { createLogger } from ${JSON.stringify(loggerUrl)};`,
-      'const server = await serveLlm({ ...JSON.parse(process.argv[2]), logger: createLogger({ level: "warn" }) });',
-      'console.log(JSON.stringify({ url: server.url }));',
-      'await server.closed;',
-      'console.log(JSON.stringify({ closed: true }));',
-    ].join('\n'));
-    const options = {
-      host: '127.0.0.1', port: 0, llmModelPath, llmModelName: LLM, contextSize: 1024, maxQueue: 1,
-      requestTimeoutMs: 3000, maxPromptTokens: 512, maxTokensCap: 512,
-    };
-    child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(options)], { cwd: fileURLToPath(new URL('../../..', import.meta.url)) });
-    exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
-    const stdout = createInterface({ input: child.stdout });
-    baseUrl = await new Promise<string>((resolve, reject) => {
-      stdout.on('line', (line) => {
-        lines.push(line);
-        const url: unknown = (JSON.parse(line) as { url?: unknown }).url;
-        if (typeof url === 'string') resolve(url);
-      });
-      void exited.then((code) => reject(new Error(`llm serve exited with ${code} before listening: ${stderr.join('')}`)));
+async function startServeProcess(options: Record<string, unknown>): Promise<ServeProcess> {
+  const scriptDir = await mkdtemp(join(tmpdir(), 'llm-serve-test-'));
+  // .mts: outside the project there is no package.json saying ESM, and the script awaits at top level.
+  const script = join(scriptDir, 'serve.mts');
+  const serverUrl = pathToFileURL(fileURLToPath(new URL('../../../models/server/server.ts', import.meta.url))).href;
+  const loggerUrl = pathToFileURL(fileURLToPath(new URL('../../../core/logger.ts', import.meta.url))).href;
+  await writeFile(script, [
+    `import { serveLlm } from ${JSON.stringify(serverUrl)};`,
+    `import { createLogger } from ${JSON.stringify(loggerUrl)};`,
+    'const releases = new Set();',
+    'let held = 0;',
+    'const beforeGeneration = (body, signal) => {',
+    `  if (!JSON.stringify(body).includes(${JSON.stringify(HOLD)})) return Promise.resolve();`,
+    '  return new Promise((resolve) => {',
+    '    const release = () => { releases.delete(release); signal?.removeEventListener("abort", release); resolve(); };',
+    '    signal?.addEventListener("abort", release, { once: true });',
+    '    releases.add(release);',
+    '    console.log(JSON.stringify({ held: ++held }));',
+    '  });',
+    '};',
+    'process.on("SIGUSR2", () => { for (const release of [...releases]) release(); });',
+    'const server = await serveLlm({ ...JSON.parse(process.argv[2]), beforeGeneration, logger: createLogger({ level: "warn" }) });',
+    'console.log(JSON.stringify({ url: server.url }));',
+    'await server.closed;',
+    'console.log(JSON.stringify({ closed: true }));',
+  ].join('\n'));
+  const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(options)], { cwd: fileURLToPath(new URL('../../..', import.meta.url)) });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const stderr: string[] = [];
+  child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+  const lines: string[] = [];
+  let held = 0;
+  const watchers = new Set<{ count: number; resolve: () => void }>();
+  const stdout = createInterface({ input: child.stdout });
+  const baseUrl = await new Promise<string>((resolve, reject) => {
+    stdout.on('line', (line) => {
+      lines.push(line);
+      const message = JSON.parse(line) as { url?: unknown; held?: unknown };
+      if (typeof message.url === 'string') resolve(message.url);
+      if (typeof message.held === 'number') {
+        held = message.held;
+        for (const w of [...watchers]) if (held >= w.count) { watchers.delete(w); w.resolve(); }
+      }
     });
-    client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: 'local', maxRetries: 0 });
+    void exited.then((code) => reject(new Error(`llm serve exited with ${code} before listening: ${stderr.join('')}`)));
+  });
+  return {
+    child, baseUrl, lines, exited,
+    client: new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: 'local', maxRetries: 0, timeout: 600_000 }),
+    whenHeld: (count) => (held >= count ? Promise.resolve() : new Promise((resolve) => watchers.add({ count, resolve }))),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      await rm(scriptDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const serveOptions = { host: '127.0.0.1', port: 0, llmModelPath, llmModelName: LLM, contextSize: 1024, maxQueue: 1, maxPromptTokens: 512, maxTokensCap: 512 };
+
+describe('llm serve process: deadlines', () => {
+  const requestTimeoutMs = 2000;
+  let serve: ServeProcess;
+
+  // No embedding model, for the 404 case.
+  beforeAll(async () => {
+    serve = await startServeProcess({ ...serveOptions, requestTimeoutMs });
   });
 
   afterAll(async () => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-    await rm(scriptDir, { recursive: true, force: true });
+    await serve?.stop();
   });
 
   it('answers 504 when a generation outlives the deadline, and aborts it', async () => {
-    // A fixed 999-character string forces about 5 s of generation against a 3 s deadline.
-    const started = performance.now();
-    const error = await apiError(client.chat.completions.create({
-      model: LLM,
-      messages: [{ role: 'user', content: 'write a long story' }],
-      max_tokens: 512,
-      response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'object', properties: { story: { type: 'string', minLength: 999, maxLength: 999 } } } } },
-    }));
+    // Held in its slot until the deadline, then handed to the engine with the aborted signal: it
+    // cannot finish in time on any machine, and had the engine ignored the abort, 512 tokens would
+    // come back as a 200.
+    const error = await apiError(serve.client.completions.create({ model: LLM, prompt: `${HOLD} Once upon a time`, max_tokens: 512 }));
     expect(error.status).toBe(504);
     expect(error.code).toBe('timeout');
-    expect(error.message).toContain('3000 ms');
-    expect(performance.now() - started).toBeLessThan(6000);
-    // The aborted generation freed the queue.
-    const next = await client.completions.create({ model: LLM, prompt: 'Hello', max_tokens: 2 });
-    expect(next.choices[0]?.text.length).toBeGreaterThan(0);
+    expect(error.message).toContain(`${requestTimeoutMs} ms`);
+    // The aborted generation freed its slot before the answer went out.
+    const metrics = await (await fetch(`${serve.baseUrl}/metrics`)).text();
+    expect(metrics).toContain('personahub_llm_queue_running{queue="generation"} 0');
+    expect(metrics).toContain('personahub_llm_queue_depth{queue="generation"} 0');
+    expect(metrics).toContain('personahub_llm_requests_total{route="/v1/completions",status="504"} 1');
+    expect(metrics).not.toMatch(/personahub_llm_tokens_generated_total\{model="gemma-3-270m"\} [1-9]/);
   });
 
   it('answers 404 on embeddings when no embedding model is configured', async () => {
-    const error = await apiError(client.embeddings.create({ model: EMBEDDER, input: 'x' }));
+    const error = await apiError(serve.client.embeddings.create({ model: EMBEDDER, input: 'x' }));
     expect(error.status).toBe(404);
     expect(error.message).toContain('no embedding model');
   });
+});
+
+describe('llm serve process: graceful shutdown', () => {
+  let serve: ServeProcess;
+
+  // A deadline no generation here comes near, so the outcome cannot depend on the machine's speed.
+  beforeAll(async () => {
+    serve = await startServeProcess({ ...serveOptions, requestTimeoutMs: 600_000 });
+  });
+
+  afterAll(async () => {
+    await serve?.stop();
+  });
 
   it('on SIGTERM finishes the running and the queued request, refuses new ones and exits 0', async () => {
-    // Fixed-length output: long enough to be caught running, short enough for the 3 s deadline.
+    const { client, baseUrl, child } = serve;
     const fixed = { type: 'json_schema', json_schema: { name: 's', schema: { type: 'object', properties: { text: { type: 'string', minLength: 24, maxLength: 24 } } } } } as const;
-    const running = client.chat.completions.create({ model: LLM, messages: [{ role: 'user', content: 'a' }], max_tokens: 60, temperature: 0, response_format: fixed });
-    const queued = client.chat.completions.create({ model: LLM, messages: [{ role: 'user', content: 'b' }], max_tokens: 60, temperature: 0, response_format: fixed });
-    // Signal only once the second request is known to wait behind the first.
-    for (let polls = 0; ; polls++) {
-      const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
-      if (metrics.includes('personahub_llm_queue_depth{queue="generation"} 1')) break;
-      if (polls > 200) throw new Error('the requests never queued');
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    const ask = (content: string) => client.chat.completions.create({ model: LLM, messages: [{ role: 'user', content }], max_tokens: 60, temperature: 0, response_format: fixed }).withResponse();
+    // The first request runs (held in its slot), the second waits behind it.
+    const running = ask(`a ${HOLD}`);
+    await serve.whenHeld(1);
+    const queued = ask('b');
+    await untilMetrics(baseUrl, 'personahub_llm_queue_depth{queue="generation"} 1');
     child.kill('SIGTERM');
-    // Readiness drops (503, or the connection is refused) while the two requests still finish.
-    let readyStatus: number | 'refused' = 200;
-    for (let polls = 0; readyStatus === 200 && polls < 200; polls++) {
-      readyStatus = await fetch(`${baseUrl}/ready`).then((response) => response.status, () => 'refused' as const);
-      if (readyStatus === 200) await new Promise((resolve) => setTimeout(resolve, 10));
+    // Readiness drops (503, or the connection is refused) while the two requests are still in flight.
+    for (;;) {
+      const status = await fetch(`${baseUrl}/ready`).then((response) => response.status, () => 'refused' as const);
+      if (status !== 200) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    expect(readyStatus).not.toBe(200);
-    const [first, second] = await Promise.all([running, queued]);
-    expect(JSON.parse(first.choices[0]?.message.content ?? '').text).toHaveLength(24);
-    expect(JSON.parse(second.choices[0]?.message.content ?? '').text).toHaveLength(24);
-    const answered = performance.now();
-    expect(await exited).toBe(0);
-    // No connection kept alive after its last response holds the shutdown.
-    expect(performance.now() - answered).toBeLessThan(10_000);
-    expect(lines).toContain(JSON.stringify({ closed: true }));
+    child.kill('SIGUSR2');
+    const answers = await Promise.all([running, queued]);
+    for (const { data, response } of answers) {
+      expect(response.status).toBe(200);
+      expect(JSON.parse(data.choices[0]?.message.content ?? '').text).toHaveLength(24);
+      // Answered during the shutdown: the connection closes with the response, so no kept-alive
+      // connection holds the exit.
+      expect(response.headers.get('connection')).toBe('close');
+    }
+    expect(await serve.exited).toBe(0);
+    expect(serve.lines).toContain(JSON.stringify({ closed: true }));
     await expect(fetch(`${baseUrl}/health`)).rejects.toThrow();
-  });
+  }, 600_000);
 });
 
 /** Gemma's own chat template (from its instruction-tuned release), as a Jinja string. */
