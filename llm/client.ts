@@ -177,6 +177,7 @@ export function createLlmClient(opts: LlmClientOptions): LlmClient {
         const used = tokensUsed(result);
         // Only successes are refunded: providers count failed requests against the per-minute limit too.
         if (used !== undefined) gate.adjust(estimate - used);
+        gate.succeeded();
         return result;
       } catch (err) {
         failure = classify(err, { timedOut, closing: closer.signal.aborted, attempts: attempt + 1 });
@@ -184,6 +185,7 @@ export function createLlmClient(opts: LlmClientOptions): LlmClient {
         clearTimeout(timer);
         release();
       }
+      if (failure.code === 'PH_LLM_RATE_LIMITED') gate.rateLimited();
       const hint = failure.retryAfterMs;
       if (!failure.transient || failure.code === 'PH_LLM_CLOSED' || attempt >= opts.maxRetries) throw failure;
       if (hint !== undefined && hint > MAX_HONOURED_RETRY_AFTER_MS) throw failure;

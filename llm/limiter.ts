@@ -13,6 +13,13 @@ interface Waiter {
  */
 export class RequestGate {
   private inFlight = 0;
+  /**
+   * Requests allowed in flight now: starts at the configured concurrency, halves on a 429, and grows
+   * back by one after as many successes as the current limit (additive increase, multiplicative
+   * decrease, as NeMo Data Designer does), so a rate-limited endpoint is not hammered at full width.
+   */
+  private limit: number;
+  private successes = 0;
   private tokens: number;
   private refilledAt = performance.now();
   private pausedUntil = 0;
@@ -25,6 +32,29 @@ export class RequestGate {
     private readonly tokensPerMinute: number,
   ) {
     this.tokens = tokensPerMinute;
+    this.limit = concurrency;
+  }
+
+  /** The concurrency the gate currently allows. */
+  get currentLimit(): number {
+    return this.limit;
+  }
+
+  /** The endpoint said 429: halve the concurrency. */
+  rateLimited(): void {
+    this.limit = Math.max(1, Math.floor(this.limit / 2));
+    this.successes = 0;
+  }
+
+  /** A request succeeded: after `limit` of them in a row, allow one more in flight. */
+  succeeded(): void {
+    if (this.limit >= this.concurrency) return;
+    this.successes += 1;
+    if (this.successes >= this.limit) {
+      this.limit += 1;
+      this.successes = 0;
+      this.pump();
+    }
   }
 
   acquire(cost: number): Promise<() => void> {
@@ -66,7 +96,7 @@ export class RequestGate {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    while (this.queue.length > 0 && this.inFlight < this.concurrency) {
+    while (this.queue.length > 0 && this.inFlight < this.limit) {
       const head = this.queue[0] as Waiter;
       const now = performance.now();
       if (now < this.pausedUntil) return this.wakeIn(this.pausedUntil - now);
