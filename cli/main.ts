@@ -10,7 +10,7 @@ import { initTopics } from '../runtime/admin.ts';
 import { EventSource } from '../runtime/source.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { PipelineObserver } from '../runtime/observer.ts';
-import type { RunningStage } from '../runtime/runner.ts';
+import { combinedHealth, type RunningStage } from '../runtime/runner.ts';
 import { stages, type StageName } from '../topology/index.ts';
 import { buildReport, renderReport } from '../analytics/report.ts';
 import { defaultK, dispersion, kmeans } from '../analytics/population.ts';
@@ -65,13 +65,21 @@ async function startStages(pipeline: Pipeline, names: readonly StageName[], logg
   return runners;
 }
 
-/** SIGTERM/SIGINT: stop fetching, finish the transaction in progress, disconnect, exit 0. */
-function onShutdown(logger: Logger, stop: () => Promise<void>): void {
+/**
+ * SIGTERM/SIGINT: stop fetching, finish the transaction in progress, disconnect, exit 0. Past the
+ * deadline the process exits anyway, still 0: whatever transaction was open is never committed (the
+ * broker aborts it, or the partition's next owner fences it) and its chunk is redone, so nothing is lost.
+ */
+function onShutdown(logger: Logger, deadlineMs: number, stop: () => Promise<void>): void {
   let stopping = false;
   const handler = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal, deadlineMs }, 'shutting down');
+    setTimeout(() => {
+      logger.warn({ deadlineMs }, 'shutdown deadline passed; exiting with the transaction in progress abandoned');
+      process.exit(0);
+    }, deadlineMs).unref();
     stop().then(() => process.exit(0), (error: unknown) => {
       logger.error({ err: error }, 'shutdown failed');
       process.exit(1);
@@ -85,8 +93,11 @@ async function runStagesUntilSignal(names: readonly StageName[], clientId: strin
   const { config, logger } = setup();
   const pipeline = await buildPipeline(config, logger, clientId);
   const runners = await startStages(pipeline, names, logger);
-  const server = config.metricsPort > 0 ? pipeline.metrics.serve(config.metricsPort, () => runners.every((r) => r.isRunning)) : undefined;
-  onShutdown(logger, async () => {
+  const server = config.metricsPort > 0 ? pipeline.metrics.serve(config.metricsPort, {
+    live: () => combinedHealth(runners.map((r) => r.live())),
+    ready: () => combinedHealth(runners.map((r) => r.ready())),
+  }) : undefined;
+  onShutdown(logger, config.shutdownTimeoutMs, async () => {
     for (const r of runners) await r.stop();
     server?.close();
     await pipeline.close();
@@ -218,6 +229,43 @@ program.command('demo').description('the main job: stack up, topics, all stages,
     writeFileSync(file.replace(/\.md$/, '.json'), JSON.stringify(report, null, 2));
     console.log(`\n${text}\n\nReport written to ${file}`);
     if (!settled) throw new PersonaHubError('PH_DEMO_TIMEOUT', `not every seed was accounted for within ${o.timeoutMin} min; see the report's hop table and \`./personahub stack logs <service>\``);
+  });
+
+/** `--since`: an ISO 8601 time or a duration back from now (30m, 2h, 7d). */
+function sinceTime(value: string): number {
+  const relative = /^(\d+)(m|h|d)$/.exec(value);
+  if (relative) return Date.now() - Number(relative[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[relative[2] as 'm' | 'h' | 'd'];
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw new InvalidArgumentError(`expected an ISO 8601 time (2026-11-26T08:00:00Z) or a duration like 30m, 2h, 7d; got "${value}"`);
+  return t;
+}
+
+const stageChoices = stages.map((s) => s.name);
+const dlq = program.command('dlq').description('dead letters: what failed, why, and re-driving them after a fix');
+dlq.command('inspect').description('counts by stage and error code, with samples (no Avro tools needed)')
+  .addOption(new Option('--stage <stage>', 'only this stage').choices(stageChoices))
+  .option('--code <code>', 'only this error code (e.g. PH_SERDE_DECODE)')
+  .option('--since <time>', 'only dead letters since this time (ISO 8601, or 30m, 2h, 7d)', sinceTime)
+  .option('--samples <n>', 'samples per stage and code', positiveInt, 2)
+  .action(async (o: { stage?: string; code?: string; since?: number; samples: number }) => {
+    const { config, logger } = setup();
+    const { readDeadLetters, summarize } = await import('../runtime/dlq.ts');
+    const { kafka, serde } = buildKafkaClients(config, logger, 'personahub-dlq');
+    const entries = await readDeadLetters(kafka, serde, config.topicPrefix, { stage: o.stage, code: o.code, since: o.since });
+    console.log(JSON.stringify(summarize(entries, o.samples), null, 2));
+  });
+dlq.command('replay').description('re-drive dead letters to the topic they came from (idempotent: inputs already processed are skipped)')
+  .addOption(new Option('--stage <stage>', 'the stage whose dead letters to replay').choices(stageChoices).makeOptionMandatory())
+  .option('--code <code>', 'only this error code')
+  .option('--since <time>', 'only dead letters since this time (ISO 8601, or 30m, 2h, 7d)', sinceTime)
+  .option('--dry-run', 'say what would be replayed, send nothing')
+  .action(async (o: { stage: string; code?: string; since?: number; dryRun?: boolean }) => {
+    const { config, logger } = setup();
+    const { readDeadLetters, replayDeadLetters, summarize } = await import('../runtime/dlq.ts');
+    const { kafka, serde } = buildKafkaClients(config, logger, 'personahub-dlq');
+    const entries = await readDeadLetters(kafka, serde, config.topicPrefix, { stage: o.stage, code: o.code, since: o.since });
+    const result = o.dryRun ? { replayed: 0, wouldReplay: entries.filter((e) => e.originalValue !== null).length } : await replayDeadLetters(kafka, entries, logger);
+    console.log(JSON.stringify({ ...result, matched: summarize(entries, 0).byStageAndCode }, null, 2));
   });
 
 const models = program.command('models').description('local models');

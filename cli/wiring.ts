@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { keys, type Config } from '../config/index.ts';
 import { processors } from '../processors/registry.ts';
 import { hashEmbedder, llmEmbedder, type Embedder } from '../llm/embedder.ts';
-import { createKafka } from '../runtime/kafka.ts';
+import { createKafka, kafkaPort } from '../runtime/kafka.ts';
 import { createLlmClient, type LlmClient, type LlmClientOptions } from '../llm/client.ts';
 import type { Logger } from '../core/logger.ts';
 import { PipelineMetrics } from '../runtime/metrics.ts';
@@ -81,7 +81,7 @@ type KafkaClient = ReturnType<typeof createKafka>;
 export function buildKafkaClients(config: Config, logger: Logger, clientId: string): { kafka: KafkaClient; serde: Serde } {
   const problems = checkTopology();
   if (problems.length > 0) throw new PersonaHubError('PH_TOPOLOGY_INVALID', problems.join('; '));
-  return { kafka: createKafka(config, clientId, logger), serde: new Serde(config.registryUrl, config.topicPrefix) };
+  return { kafka: createKafka(config, clientId, logger), serde: new Serde(config.registryUrl, config.topicPrefix, config) };
 }
 
 function buildLlm(config: Config, logger: Logger, onCall?: LlmClientOptions['onCall']): LlmClient | undefined {
@@ -144,6 +144,6 @@ export async function openReadSide(config: Config, logger: Logger): Promise<Read
 export function createRunner<N extends StageName>(pipeline: Pipeline, name: N, logger: Logger): StageRunner<N> {
   return new StageRunner<N>({
     config: pipeline.ctx.config, spec: stage(name), processor: processors[name],
-    kafka: pipeline.kafka, serde: pipeline.serde, ctx: pipeline.ctx, metrics: pipeline.metrics, logger,
+    kafka: kafkaPort(pipeline.kafka), serde: pipeline.serde, ctx: pipeline.ctx, metrics: pipeline.metrics, logger,
   });
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
@@ -47,6 +48,35 @@ const modelPath = z.string().refine((v) => v === '' || isAbsolute(v), 'expected 
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/**
+ * A PEM file read at start, so a wrong path or a file of the wrong kind fails here, naming the key, instead of at the
+ * first TLS handshake. Empty means not set.
+ */
+function pemFile(kind: 'certificate' | 'private key') {
+  const expected = `expected the path of a readable PEM file with a ${kind}, or empty`;
+  return z.string().superRefine((file, ctx) => {
+    if (file === '') return;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      ctx.addIssue({ code: 'custom', message: `${expected}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : `cannot read it (${code ?? String(error)})`}` });
+      return;
+    }
+    if (kind === 'certificate' && !text.includes('-----BEGIN CERTIFICATE-----')) ctx.addIssue({ code: 'custom', message: `${expected}: no -----BEGIN CERTIFICATE----- block in it` });
+    if (kind === 'private key' && (text.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----') || text.includes('Proc-Type: 4,ENCRYPTED'))) {
+      ctx.addIssue({ code: 'custom', message: `${expected}: the key is encrypted, and no passphrase can be given; decrypt it (\`openssl pkey -in key.pem -out key-plain.pem\`) and keep that file private` });
+    } else if (kind === 'private key' && !/-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(text)) {
+      ctx.addIssue({ code: 'custom', message: `${expected}: no -----BEGIN PRIVATE KEY----- block in it` });
+    }
+  });
+}
+const saslMechanisms = ['none', 'plain', 'scram-sha-256', 'scram-sha-512'] as const;
+/** Kafka's own settings spell mechanisms in capitals (SCRAM-SHA-256); either spelling is the same mechanism. */
+const saslMechanism = z.string().transform((v) => v.toLowerCase()).pipe(z.enum(saslMechanisms));
+const databaseSslModes = ['disable', 'require', 'verify-full'] as const;
+
 export const keys = {
   home: { env: 'PERSONAHUB_HOME', schema: z.string().min(1), default: '/var/tmp/personahub', doc: 'State directory of the local stack (data, logs, pid files). Must be readable by the unprivileged `personahub` user that runs PostgreSQL, so not under a mode-700 home.' },
   cacheDir: { env: 'PERSONAHUB_CACHE_DIR', schema: z.string().min(1), default: join(homedir(), '.cache', 'personahub'), doc: 'Download cache outside the repo: Node, Maven jars, Apicurio, wheels.' },
@@ -56,16 +86,28 @@ export const keys = {
   kafkaBrokers: { env: 'PERSONAHUB_KAFKA_BROKERS', schema: z.string().regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'comma-separated host:port list'), default: (r) => `127.0.0.1:${r.PERSONAHUB_KAFKA_PORT ?? '19092'}`, doc: 'Bootstrap brokers, comma-separated host:port. Defaults to the local stack.' },
   kafkaPort: { env: 'PERSONAHUB_KAFKA_PORT', schema: port, default: '19092', doc: 'Local stack: broker listener port (loopback).' },
   kafkaControllerPort: { env: 'PERSONAHUB_KAFKA_CONTROLLER_PORT', schema: port, default: '19093', doc: 'Local stack: KRaft controller port (loopback).' },
+  kafkaSsl: { env: 'PERSONAHUB_KAFKA_SSL', schema: bool, default: 'false', doc: 'Connect to the brokers over TLS (`true` or `false`). The certificate is verified against Node\'s built-in CAs, or the CA file below.' },
+  kafkaSslCaFile: { env: 'PERSONAHUB_KAFKA_SSL_CA_FILE', schema: pemFile('certificate'), default: '', doc: 'PEM CA bundle the brokers\' certificates are verified against (needs `PERSONAHUB_KAFKA_SSL=true`). Empty: Node\'s built-in CAs.' },
+  kafkaSslCertFile: { env: 'PERSONAHUB_KAFKA_SSL_CERT_FILE', schema: pemFile('certificate'), default: '', doc: 'Client certificate (PEM) for mutual TLS; goes with `PERSONAHUB_KAFKA_SSL_KEY_FILE` and needs `PERSONAHUB_KAFKA_SSL=true`.' },
+  kafkaSslKeyFile: { env: 'PERSONAHUB_KAFKA_SSL_KEY_FILE', schema: pemFile('private key'), default: '', doc: 'Unencrypted PEM private key of the client certificate (mutual TLS).' },
+  kafkaSaslMechanism: { env: 'PERSONAHUB_KAFKA_SASL_MECHANISM', schema: saslMechanism, default: 'none', doc: `SASL authentication to the brokers: ${saslMechanisms.join(', ')} (either case). Any but \`none\` needs the SASL username and secret below; \`plain\` sends the secret as is, so use it over TLS only.` },
+  kafkaSaslUsername: { env: 'PERSONAHUB_KAFKA_SASL_USERNAME', schema: z.string(), default: '', doc: 'SASL username (with a mechanism other than `none`).' },
+  kafkaSaslPassword: { env: 'PERSONAHUB_KAFKA_SASL_PASSWORD', schema: z.string(), default: '', doc: 'SASL password (with a mechanism other than `none`). Never logged.' },
   partitions: { env: 'PERSONAHUB_PARTITIONS', schema: wholeNumber(1, 1024), default: '3', doc: 'Partitions per pipeline topic when `topics init` creates them (the upper bound on instances per stage).' },
   registryUrl: { env: 'PERSONAHUB_REGISTRY_URL', schema: httpUrl(), default: (r) => `http://127.0.0.1:${r.PERSONAHUB_REGISTRY_PORT ?? '18080'}/apis/ccompat/v7`, doc: 'Confluent-compatible schema registry API. Defaults to the local Apicurio.' },
   registryPort: { env: 'PERSONAHUB_REGISTRY_PORT', schema: port, default: '18080', doc: 'Local stack: Apicurio HTTP port.' },
   registryManagementPort: { env: 'PERSONAHUB_REGISTRY_MANAGEMENT_PORT', schema: port, default: '18081', doc: 'Local stack: Apicurio management (health) port.' },
+  registryCaFile: { env: 'PERSONAHUB_REGISTRY_CA_FILE', schema: pemFile('certificate'), default: '', doc: 'PEM CA bundle the registry\'s certificate is verified against (an `https://` registry URL only). Empty: Node\'s built-in CAs.' },
+  registryUsername: { env: 'PERSONAHUB_REGISTRY_USERNAME', schema: z.string().refine((v) => !v.includes(':'), 'a basic-auth username cannot contain ":"'), default: '', doc: 'Registry HTTP basic-auth username (e.g. an API key); empty sends no credentials.' },
+  registryPassword: { env: 'PERSONAHUB_REGISTRY_PASSWORD', schema: z.string(), default: '', doc: 'Registry HTTP basic-auth password (e.g. an API secret). Never logged.' },
   postgresPort: { env: 'PERSONAHUB_POSTGRES_PORT', schema: port, default: '15432', doc: 'Local stack: PostgreSQL port (loopback).' },
   postgresUser: { env: 'PERSONAHUB_POSTGRES_USER', schema: z.string().min(1), default: 'personahub', doc: 'Local stack: PostgreSQL role.' },
   postgresPassword: { env: 'PERSONAHUB_POSTGRES_PASSWORD', schema: z.string().min(1), default: 'personahub', doc: 'Local stack: PostgreSQL password.' },
   postgresDatabase: { env: 'PERSONAHUB_POSTGRES_DATABASE', schema: z.string().min(1), default: 'personahub', doc: 'Local stack: database of the pipeline (the registry uses `apicurio`).' },
   store: { env: 'PERSONAHUB_STORE', schema: z.enum(['postgres', 'pglite']), default: 'postgres', doc: 'Persona store: `postgres` (server with pgvector; the local stack runs one) or `pglite` (embedded, single process only: use with `personahub run`).' },
   databaseUrl: { env: 'PERSONAHUB_DATABASE_URL', schema: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL'), default: (r) => `postgres://${r.PERSONAHUB_POSTGRES_USER ?? 'personahub'}:${r.PERSONAHUB_POSTGRES_PASSWORD ?? 'personahub'}@127.0.0.1:${r.PERSONAHUB_POSTGRES_PORT ?? '15432'}/${r.PERSONAHUB_POSTGRES_DATABASE ?? 'personahub'}`, doc: 'PostgreSQL URL for `store=postgres`. Defaults to the local stack.' },
+  databaseSsl: { env: 'PERSONAHUB_DATABASE_SSL', schema: z.enum(databaseSslModes), default: 'disable', doc: 'TLS to PostgreSQL: `disable` (none; an `sslmode` in the URL still applies), `require` (encrypted, certificate not checked; checked against the CA file if one is given, host name not checked), `verify-full` (certificate and host name checked).' },
+  databaseSslCaFile: { env: 'PERSONAHUB_DATABASE_SSL_CA_FILE', schema: pemFile('certificate'), default: '', doc: 'PEM CA bundle the PostgreSQL server\'s certificate is verified against (with `require` or `verify-full`). Empty: Node\'s built-in CAs.' },
   pgliteDir: { env: 'PERSONAHUB_PGLITE_DIR', schema: pgliteDir, default: (r) => join(r.PERSONAHUB_HOME ?? '/var/tmp/personahub', 'pglite'), doc: 'PGlite data directory for `store=pglite`; `memory://` keeps it in memory.' },
   mode: { env: 'PERSONAHUB_MODE', schema: z.enum(['llm', 'sampler']), default: 'llm', doc: '`llm`: personas written by the LLM, grounded on sampled attributes. `sampler`: no LLM, personas composed from sampled attributes and the seed\'s salient terms (labelled as such in every persona).' },
   llmBaseUrl: { env: 'PERSONAHUB_LLM_BASE_URL', schema: z.union([z.literal(''), httpUrl('an http:// or https:// URL, or empty for the local model server')]), default: '', doc: 'OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server). Empty: the local model server that `stack up` starts.' },
@@ -86,7 +128,12 @@ export const keys = {
   personasPerSeed: { env: 'PERSONAHUB_PERSONAS_PER_SEED', schema: wholeNumber(1, 16), default: '1', doc: 'Personas drafted from each seed (Text-to-Persona).' },
   maxSeedChars: { env: 'PERSONAHUB_MAX_SEED_CHARS', schema: wholeNumber(1, 100000), default: '4000', doc: 'Seed lines longer than this are rejected at ingest with a reason.' },
   nearDuplicateCosine: { env: 'PERSONAHUB_NEAR_DUPLICATE_COSINE', schema: decimal(0, 1), default: '0.97', doc: 'Validate: a persona whose embedding has at least this cosine similarity to an indexed persona is rejected as a near-duplicate (1 disables the check).' },
-  maxRetries: { env: 'PERSONAHUB_MAX_RETRIES', schema: wholeNumber(0, 20), default: '3', doc: 'Runner: attempts at a transient processing error before the event goes to the DLQ.' },
+  retryMaxDelayMs: { env: 'PERSONAHUB_RETRY_MAX_DELAY_MS', schema: wholeNumber(1000, 3_600_000), default: '30000', doc: 'Runner: longest wait between two attempts at an event that failed transiently (jittered exponential backoff from 250 ms). Transient failures are retried for as long as the outage lasts; they never reach the DLQ.' },
+  retryAfterMaxMs: { env: 'PERSONAHUB_RETRY_AFTER_MAX_MS', schema: wholeNumber(1000, 86_400_000), default: '900000', doc: 'Runner: a dependency\'s Retry-After is honoured up to this long (a rate-limited endpoint asking for 90 s gets 90 s).' },
+  breakerFailureThreshold: { env: 'PERSONAHUB_BREAKER_FAILURE_THRESHOLD', schema: wholeNumber(1, 1000), default: '3', doc: 'Runner: consecutive transient failures of one dependency (llm, store, registry, broker) that open its circuit breaker: the stage pauses fetching, reports not ready, and probes with one event before resuming.' },
+  breakerOpenMs: { env: 'PERSONAHUB_BREAKER_OPEN_MS', schema: wholeNumber(100, 3_600_000), default: '2000', doc: 'Runner: how long an open breaker waits before its first probe; doubles after each failed probe up to PERSONAHUB_RETRY_MAX_DELAY_MS.' },
+  fetchMaxBytesPerPartition: { env: 'PERSONAHUB_FETCH_MAX_BYTES_PER_PARTITION', schema: wholeNumber(16_384, 104_857_600), default: '1048576', doc: 'Runner: bytes one fetch may bring per partition (four partitions\' worth per fetch at most): with PERSONAHUB_PARTITION_CONCURRENCY it bounds what an instance buffers, whatever the backlog.' },
+  shutdownTimeoutMs: { env: 'PERSONAHUB_SHUTDOWN_TIMEOUT_MS', schema: wholeNumber(1000, 600_000), default: '30000', doc: 'SIGTERM: how long the process may take to finish (or abandon) the transaction in progress and disconnect before it exits anyway. Keep it below the pod\'s terminationGracePeriodSeconds.' },
   partitionConcurrency: { env: 'PERSONAHUB_PARTITION_CONCURRENCY', schema: wholeNumber(1, 256), default: '3', doc: 'Runner: input partitions of one stage processed at the same time, each committing through its own transactional producer.' },
   maxInFlight: { env: 'PERSONAHUB_MAX_IN_FLIGHT', schema: wholeNumber(1, 1024), default: '4', doc: 'Runner: events of one batch processed concurrently.' },
   sessionTimeoutMs: { env: 'PERSONAHUB_SESSION_TIMEOUT_MS', schema: wholeNumber(6000, 300000), default: '30000', doc: 'Consumer group session timeout: how long a crashed instance holds its partitions before a rebalance hands them over.' },
@@ -112,6 +159,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (parsed.success) out[key] = parsed.data;
     else problems.push(`${spec.env}=${JSON.stringify(value)}: ${describeIssue(parsed.error, spec)}`);
   }
+  problems.push(...combinationProblems(out));
   const unknown = Object.keys(raw).filter((n) => n.startsWith('PERSONAHUB_') && !envNames.has(n));
   for (const name of unknown) problems.push(`${name}: unknown key (known keys: see \`personahub config docs\`)`);
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -119,6 +167,73 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 }
 
 const envNames = new Set<string>(Object.values(keys).map((k) => k.env));
+
+const envOf = (key: keyof Keys): string => keys[key].env;
+
+/**
+ * Settings that are each valid alone but wrong together, e.g. a SASL mechanism without credentials or a CA file
+ * for a plain-HTTP registry. A rule runs only when every key it reads parsed, so a bad value is reported once.
+ * A message names the keys; it shows a value only where that value is not a secret.
+ */
+const combinations: { uses: readonly (keyof Keys)[]; problem: (c: Config) => string | undefined }[] = [
+  {
+    uses: ['kafkaSaslMechanism', 'kafkaSaslUsername', 'kafkaSaslPassword'],
+    problem: (c) => {
+      const missing = [c.kafkaSaslUsername === '' ? envOf('kafkaSaslUsername') : '', c.kafkaSaslPassword === '' ? envOf('kafkaSaslPassword') : ''].filter(Boolean);
+      if (c.kafkaSaslMechanism !== 'none' && missing.length > 0) return `${envOf('kafkaSaslMechanism')}="${c.kafkaSaslMechanism}": needs ${envOf('kafkaSaslUsername')} and ${envOf('kafkaSaslPassword')} (not set: ${missing.join(', ')})`;
+      const set = [c.kafkaSaslUsername !== '' ? envOf('kafkaSaslUsername') : '', c.kafkaSaslPassword !== '' ? envOf('kafkaSaslPassword') : ''].filter(Boolean);
+      if (c.kafkaSaslMechanism === 'none' && set.length > 0) return `${set.join(' and ')} set, but ${envOf('kafkaSaslMechanism')} is "none", so they would not be used: set the mechanism (plain, scram-sha-256 or scram-sha-512), or unset them`;
+      return undefined;
+    },
+  },
+  {
+    uses: ['kafkaSsl', 'kafkaSslCaFile', 'kafkaSslCertFile', 'kafkaSslKeyFile'],
+    problem: (c) => {
+      const files = (['kafkaSslCaFile', 'kafkaSslCertFile', 'kafkaSslKeyFile'] as const).filter((k) => c[k] !== '').map(envOf);
+      if (!c.kafkaSsl && files.length > 0) return `${files.join(' and ')} set, but ${envOf('kafkaSsl')} is false: set ${envOf('kafkaSsl')}=true, or unset them`;
+      if ((c.kafkaSslCertFile === '') !== (c.kafkaSslKeyFile === '')) return `${envOf(c.kafkaSslCertFile === '' ? 'kafkaSslKeyFile' : 'kafkaSslCertFile')} set without ${envOf(c.kafkaSslCertFile === '' ? 'kafkaSslCertFile' : 'kafkaSslKeyFile')}: a client certificate and its key go together`;
+      return undefined;
+    },
+  },
+  {
+    uses: ['registryUrl', 'registryCaFile'],
+    problem: (c) => c.registryCaFile !== '' && !c.registryUrl.startsWith('https://')
+      ? `${envOf('registryCaFile')} set, but ${envOf('registryUrl')} is not an https:// URL, so no certificate would be checked`
+      : undefined,
+  },
+  {
+    uses: ['registryUsername', 'registryPassword'],
+    problem: (c) => (c.registryUsername === '') !== (c.registryPassword === '')
+      ? `${envOf(c.registryUsername === '' ? 'registryPassword' : 'registryUsername')} set without ${envOf(c.registryUsername === '' ? 'registryUsername' : 'registryPassword')}: basic auth needs both`
+      : undefined,
+  },
+  {
+    uses: ['databaseSsl', 'databaseSslCaFile', 'databaseUrl'],
+    problem: (c) => {
+      if (c.databaseSsl === 'disable' && c.databaseSslCaFile !== '') return `${envOf('databaseSslCaFile')} set, but ${envOf('databaseSsl')} is "disable": set it to require or verify-full, or unset the CA file`;
+      // pg lets the URL's TLS parameters override the options given beside it, so one of the two would be ignored without a word.
+      const inUrl = urlParams(c.databaseUrl).filter((p) => /^ssl/i.test(p));
+      if (c.databaseSsl !== 'disable' && inUrl.length > 0) return `${envOf('databaseSsl')}="${c.databaseSsl}" and ${envOf('databaseUrl')} (${inUrl.join(', ')}) both set TLS: keep ${envOf('databaseSsl')} and remove the parameters from the URL`;
+      return undefined;
+    },
+  },
+];
+
+/** Names of a URL's query parameters (never their values: the URL may hold a password). */
+function urlParams(url: string): string[] {
+  try {
+    return [...new URL(url).searchParams.keys()];
+  } catch {
+    return [];
+  }
+}
+
+function combinationProblems(parsed: Record<string, unknown>): string[] {
+  return combinations
+    .filter((rule) => rule.uses.every((k) => k in parsed))
+    .map((rule) => rule.problem(parsed as Config))
+    .filter((p): p is string => p !== undefined);
+}
 
 function describeIssue(error: z.ZodError, spec: KeySpec): string {
   const issue = error.issues[0];

@@ -4,7 +4,7 @@
  */
 
 /** Field names whose values are secrets wherever they appear: configuration keys, client options, headers. */
-export const SECRET_FIELDS = ['llmApiKey', 'apiKey', 'postgresPassword', 'password', 'authorization', 'databaseUrl', 'connectionString'] as const;
+export const SECRET_FIELDS = ['llmApiKey', 'apiKey', 'postgresPassword', 'password', 'authorization', 'databaseUrl', 'connectionString', 'kafkaSaslPassword', 'registryPassword'] as const;
 
 const SECRET_SET: ReadonlySet<string> = new Set(SECRET_FIELDS.map((f) => f.toLowerCase()));
 

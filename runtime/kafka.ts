@@ -1,16 +1,35 @@
-import { Kafka, logLevel, Partitioners, type IHeaders, type ProducerConfig } from 'kafkajs';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import { Kafka, logLevel, Partitioners, type IHeaders, type KafkaMessage, type ProducerConfig, type SASLOptions } from 'kafkajs';
 import type { Config } from '../config/index.ts';
 import { topicName, type EventName } from '../topology/index.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Output } from './processor.ts';
-import type { Serde } from './serde.ts';
+import type { SerdePort } from './serde.ts';
 
 export const TRACE_HEADER = 'ph-trace-id';
+/** Header a record re-driven from the DLQ carries: which DLQ record it replays (`<partition>:<offset>`). */
+export const REPLAYED_FROM_HEADER = 'ph-replayed-from';
 
-export function createKafka(config: Pick<Config, 'kafkaBrokers'>, clientId: string, logger: Logger): Kafka {
+type KafkaSecurity = 'kafkaSsl' | 'kafkaSslCaFile' | 'kafkaSslCertFile' | 'kafkaSslKeyFile' | 'kafkaSaslMechanism' | 'kafkaSaslUsername' | 'kafkaSaslPassword';
+
+export function createKafka(config: Pick<Config, 'kafkaBrokers' | KafkaSecurity>, clientId: string, logger: Logger): Kafka {
+  // The configuration checked these files and their combinations at start; they are read here, once per client.
+  const pem = (file: string): string => readFileSync(file, 'utf8');
+  const ssl: ConnectionOptions | undefined = config.kafkaSsl
+    ? {
+        ...(config.kafkaSslCaFile ? { ca: [pem(config.kafkaSslCaFile)] } : {}),
+        ...(config.kafkaSslCertFile && config.kafkaSslKeyFile ? { cert: pem(config.kafkaSslCertFile), key: pem(config.kafkaSslKeyFile) } : {}),
+      }
+    : undefined;
+  const sasl: SASLOptions | undefined = config.kafkaSaslMechanism === 'none'
+    ? undefined
+    : { mechanism: config.kafkaSaslMechanism, username: config.kafkaSaslUsername, password: config.kafkaSaslPassword };
   return new Kafka({
     clientId,
     brokers: config.kafkaBrokers.split(','),
+    ...(ssl ? { ssl } : {}),
+    ...(sasl ? { sasl } : {}),
     connectionTimeout: 5_000,
     retry: { retries: 8, initialRetryTime: 100 },
     // kafkajs logs through its own creator; route it into pino so every line is JSON with a component.
@@ -54,11 +73,95 @@ export function mergeByTopic(groups: Iterable<Encoded>): Encoded {
   return merged;
 }
 
-export async function encodeOutputs<O extends EventName>(serde: Serde, prefix: string, outputs: readonly Output<O>[], headers: IHeaders): Promise<Encoded> {
+export async function encodeOutputs<O extends EventName>(serde: Pick<SerdePort, 'encodeKey' | 'encodeValue'>, prefix: string, outputs: readonly Output<O>[], headers: IHeaders): Promise<Encoded> {
   const groups: Encoded[] = [];
   for (const out of outputs) {
     const record = { key: await serde.encodeKey(out.event, out.key), value: await serde.encodeValue(out.event, out.value), headers };
     groups.push(new Map([[topicName(prefix, out.event), [record]]]));
   }
   return mergeByTopic(groups);
+}
+
+/**
+ * The part of Kafka the runner uses, as narrow ports: kafkajs behind them in production, a fake in the
+ * runner's unit tests (test/helpers/fake-kafka.ts). Nothing else of kafkajs leaks into the runner.
+ */
+export interface BatchPort {
+  batch: { topic: string; partition: number; highWatermark: string; messages: KafkaMessage[] };
+  heartbeat(): Promise<void>;
+  isRunning(): boolean;
+  isStale(): boolean;
+  resolveOffset(offset: string): void;
+}
+
+export interface ConsumerPort {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  subscribe(subscription: { topic: string; fromBeginning: boolean }): Promise<void>;
+  run(options: { partitionsConsumedConcurrently: number; eachBatch: (payload: BatchPort) => Promise<void> }): Promise<void>;
+  pause(topics: { topic: string }[]): void;
+  resume(topics: { topic: string }[]): void;
+  /** kafkajs crashed the consumer; `restart` says whether it restarts it by itself. */
+  onCrash(listener: (event: { error: Error; restart: boolean }) => void): void;
+  /** The member joined the group with these partitions of the subscribed topic. */
+  onGroupJoin(listener: (event: { partitions: number[] }) => void): void;
+  onHeartbeat(listener: () => void): void;
+}
+
+export interface TransactionPort {
+  send(record: { topic: string; messages: { key: Buffer; value: Buffer; headers: IHeaders }[]; acks: -1 }): Promise<unknown>;
+  sendOffsets(offsets: { consumerGroupId: string; topics: { topic: string; partitions: { partition: number; offset: string }[] }[] }): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface ProducerPort {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  transaction(): Promise<TransactionPort>;
+}
+
+export interface ConsumerSettings {
+  groupId: string;
+  sessionTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  /** Bytes a fetch may bring per partition: with the partitions in flight, bounds what is buffered. */
+  maxBytesPerPartition: number;
+}
+
+export interface KafkaPort {
+  consumer(settings: ConsumerSettings): ConsumerPort;
+  transactionalProducer(transactionalId: string): ProducerPort;
+}
+
+export function kafkaPort(kafka: Kafka): KafkaPort {
+  return {
+    consumer(s) {
+      const c = kafka.consumer({
+        groupId: s.groupId, readUncommitted: false, allowAutoTopicCreation: false,
+        sessionTimeout: s.sessionTimeoutMs, heartbeatInterval: s.heartbeatIntervalMs,
+        maxBytesPerPartition: s.maxBytesPerPartition, maxBytes: s.maxBytesPerPartition * 4,
+      });
+      return {
+        connect: () => c.connect(),
+        disconnect: () => c.disconnect(),
+        subscribe: (sub) => c.subscribe(sub),
+        run: (o) => c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: o.partitionsConsumedConcurrently, eachBatch: o.eachBatch }),
+        pause: (topics) => c.pause(topics),
+        resume: (topics) => c.resume(topics),
+        onCrash: (listener) => { c.on(c.events.CRASH, (e) => listener({ error: e.payload.error, restart: e.payload.restart })); },
+        onGroupJoin: (listener) => { c.on(c.events.GROUP_JOIN, (e) => listener({ partitions: Object.values(e.payload.memberAssignment).flat() })); },
+        onHeartbeat: (listener) => { c.on(c.events.HEARTBEAT, () => listener()); },
+      };
+    },
+    transactionalProducer(transactionalId) {
+      return kafka.producer(producerConfig({
+        transactionalId,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        // kafkajs waits 300 ms on CONCURRENT_TRANSACTIONS by default, capping a producer at ~4 transactions/s.
+        retry: { initialRetryTime: 20, retries: 10 },
+      }));
+    },
+  };
 }

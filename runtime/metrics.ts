@@ -1,4 +1,9 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+
+export interface Health {
+  ok: boolean;
+  reasons: string[];
+}
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
@@ -18,6 +23,12 @@ export class PipelineMetrics {
   readonly llmRequests = new Counter({ name: 'personahub_llm_requests_total', help: 'LLM and embedding calls', labelNames: ['kind', 'model', 'status'], registers: [this.registry] });
   readonly llmLatency = new Histogram({ name: 'personahub_llm_request_duration_seconds', help: 'LLM call latency', labelNames: ['kind', 'model'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120], registers: [this.registry] });
   readonly llmTokens = new Counter({ name: 'personahub_llm_tokens_total', help: 'Tokens used', labelNames: ['model', 'direction'], registers: [this.registry] });
+  readonly retries = new Counter({ name: 'personahub_retries_total', help: 'Transient failures waited out, by stage and reason (step:code, e.g. process:PH_LLM_CONNECTION)', labelNames: ['stage', 'reason'], registers: [this.registry] });
+  readonly breakerState = new Gauge({ name: 'personahub_breaker_state', help: 'Circuit breaker per stage and dependency: 0 closed, 1 half-open (probing), 2 open (stage paused)', labelNames: ['stage', 'dependency'], registers: [this.registry] });
+  readonly pausedPartitions = new Gauge({ name: 'personahub_paused_partitions', help: 'Assigned partitions whose fetching is paused because a dependency is unavailable', labelNames: ['stage'], registers: [this.registry] });
+  readonly consumerRestarts = new Counter({ name: 'personahub_consumer_restarts_total', help: 'Consumers the runner restarted after kafkajs gave up on them', labelNames: ['stage'], registers: [this.registry] });
+  readonly dlqReplayed = new Counter({ name: 'personahub_dlq_replayed_total', help: 'Inputs consumed that `personahub dlq replay` re-drove from the DLQ', labelNames: ['stage'], registers: [this.registry] });
+  readonly skipped = new Counter({ name: 'personahub_inputs_skipped_total', help: 'Inputs not processed again because another delivery of the same input was (re-ingest, replay)', labelNames: ['stage', 'reason'], registers: [this.registry] });
   readonly storeWrite = new Histogram({ name: 'personahub_store_write_duration_seconds', help: 'Store upsert latency', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers: [this.registry] });
 
   constructor() {
@@ -32,18 +43,27 @@ export class PipelineMetrics {
     if (e.completionTokens) this.llmTokens.inc({ model: e.model, direction: 'completion' }, e.completionTokens);
   };
 
-  /** /metrics for Prometheus and /health for the kubelet; nothing else is served from a processor. */
-  serve(port: number, healthy: () => boolean): Server {
+  /**
+   * /metrics for Prometheus, and the kubelet's probes: /health/live (restart me: a consumer crashed or
+   * stopped heartbeating) and /health/ready (do not count me: joining the group, or a dependency down).
+   * /health stays as an alias of liveness. Each answers 200 or 503 with the reasons as JSON.
+   */
+  serve(port: number, health: { live: () => Health; ready: () => Health }): Server {
+    const answer = (res: ServerResponse, h: Health): void => {
+      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: h.ok ? 'ok' : 'failing', reasons: h.reasons }));
+    };
     const server = createServer((req, res) => {
-      if (req.url === '/metrics') {
+      const path = (req.url ?? '').split('?')[0];
+      if (path === '/metrics') {
         void this.registry.metrics().then((body) => {
           res.writeHead(200, { 'content-type': this.registry.contentType });
           res.end(body);
         });
-      } else if (req.url === '/health') {
-        const ok = healthy();
-        res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ status: ok ? 'ok' : 'stopping' }));
+      } else if (path === '/health' || path === '/health/live') {
+        answer(res, health.live());
+      } else if (path === '/health/ready') {
+        answer(res, health.ready());
       } else {
         res.writeHead(404).end();
       }

@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { ConfluentSchemaRegistryValidationError } from '@kafkajs/confluent-schema-registry/dist/errors.js';
 import avro from 'avsc';
 import { events, KEY_SCHEMA, topicName, type EventName, type EventTypes } from '../topology/index.ts';
 import { PersonaHubError } from '../core/errors.ts';
+import type { Config } from '../config/index.ts';
 
 const schemasDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'schemas');
 
@@ -49,19 +51,66 @@ export class SerdeError extends PersonaHubError {
   }
 }
 
+/** What the runner needs of the serde: the registry-backed Serde in production, a fake in unit tests. */
+export interface SerdePort {
+  decode<E extends EventName>(event: E, bytes: Buffer | null): Promise<EventTypes[E]>;
+  decodeKey(bytes: Buffer | null): Promise<string | null>;
+  encodeKey(event: EventName, key: string): Promise<Buffer>;
+  encodeValue(event: EventName, value: unknown): Promise<Buffer>;
+}
+
 /**
  * Serialization belongs to the topic: one Serde per pipeline knows, for each event, the registry
  * ids of its key and value schemas (TopicNameStrategy subjects), and turns typed events into
  * Confluent wire-format bytes and back.
  */
-export class Serde {
+export class Serde implements SerdePort {
   private readonly registry: SchemaRegistry;
   private readonly ids = new Map<string, number>();
   /** Writer-to-reader resolvers by event and writer schema id: a few entries, built once each. */
   private readonly resolvers = new Map<string, { reader: avro.Type; resolver: avro.Resolver }>();
 
-  constructor(private readonly registryUrl: string, private readonly prefix: string) {
-    this.registry = new SchemaRegistry({ host: registryUrl });
+  /** Set with a CA file: the registry client and the raw REST calls both verify the registry's certificate with it. */
+  private readonly agent: HttpsAgent | undefined;
+  /** Headers of the raw REST calls: the content type, and basic auth when credentials are configured. */
+  private readonly headers: Record<string, string>;
+
+  /**
+   * `security` takes the configuration's registry keys of the same names (the configuration checked them at
+   * start: the CA file exists and goes with an https:// URL, username and secret come together).
+   */
+  constructor(private readonly registryUrl: string, private readonly prefix: string, security: Partial<Pick<Config, 'registryCaFile' | 'registryUsername' | 'registryPassword'>> = {}) {
+    this.agent = security.registryCaFile ? new HttpsAgent({ ca: readFileSync(security.registryCaFile, 'utf8') }) : undefined;
+    const auth = security.registryUsername ? { username: security.registryUsername, password: security.registryPassword ?? '' } : undefined;
+    this.registry = new SchemaRegistry({ host: registryUrl, ...(auth ? { auth } : {}), ...(this.agent ? { agent: this.agent } : {}) });
+    this.headers = {
+      'content-type': 'application/vnd.schemaregistry.v1+json',
+      ...(auth ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` } : {}),
+    };
+  }
+
+  /**
+   * fetch for the raw REST calls. Node's fetch takes no CA of its own, so with a CA file the request goes
+   * through node:https and the client's agent instead; the caller gets a fetch Response either way.
+   */
+  private fetch(url: string, init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal }): Promise<Response> {
+    const agent = this.agent;
+    if (!agent) return fetch(url, init);
+    return new Promise((resolve, reject) => {
+      const request = httpsRequest(url, { method: init.method, headers: init.headers, agent, signal: init.signal }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          const status = response.statusCode ?? 502;
+          // A Response refuses a body with the statuses that cannot carry one.
+          const body = [204, 205, 304].includes(status) ? null : Buffer.concat(chunks);
+          resolve(new Response(body, { status, statusText: response.statusMessage ?? '' }));
+        });
+      });
+      request.on('error', reject);
+      request.end(init.body);
+    });
   }
 
   /**
@@ -89,9 +138,9 @@ export class Serde {
   }
 
   private async registerRaw(subject: string, schema: string): Promise<number> {
-    const response = await fetch(`${this.registryUrl}/subjects/${encodeURIComponent(subject)}/versions`, {
+    const response = await this.fetch(`${this.registryUrl}/subjects/${encodeURIComponent(subject)}/versions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+      headers: this.headers,
       body: JSON.stringify({ schema: JSON.stringify(JSON.parse(schema)), schemaType: 'AVRO' }),
       signal: AbortSignal.timeout(10_000),
     });
@@ -100,9 +149,9 @@ export class Serde {
   }
 
   private async setCompatibility(subject: string, level: 'BACKWARD'): Promise<void> {
-    const response = await fetch(`${this.registryUrl}/config/${encodeURIComponent(subject)}`, {
+    const response = await this.fetch(`${this.registryUrl}/config/${encodeURIComponent(subject)}`, {
       method: 'PUT',
-      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+      headers: this.headers,
       body: JSON.stringify({ compatibility: level }),
       signal: AbortSignal.timeout(10_000),
     });

@@ -8,10 +8,26 @@ export class StoreError extends PersonaHubError {
   }
 }
 
-/** The SQL both implementations speak: PGlite and a PostgreSQL server run the same statements. */
+/**
+ * The SQL both implementations speak: PGlite and a PostgreSQL server run the same statements. A failed
+ * statement rejects with a StoreError: PH_STORE_UNAVAILABLE (transient) when the database did not
+ * answer or refused for now, PH_STORE_QUERY (permanent) for anything the statement itself got wrong.
+ */
 export interface SqlClient {
   query<T extends object>(sql: string, params?: unknown[]): Promise<T[]>;
+  /**
+   * Runs `statements` in order on one connection while holding the advisory lock `lock` of the
+   * database, so every process doing the same at the same time takes its turn (concurrent DDL on a
+   * new database races in the catalog otherwise). A single-connection client simply runs them.
+   */
+  exclusive(lock: bigint, statements: readonly string[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One input a stage is about to process: what it is (its identity) and which record carried it (its delivery). */
+export interface InputClaim {
+  identity: string;
+  delivery: string;
 }
 
 export type UpsertOutcome = 'INSERTED' | 'UPDATED' | 'UNCHANGED';
@@ -36,11 +52,29 @@ export interface Store {
    */
   checkEmbeddingSpace(model: string, dimensions: number): Promise<void>;
   /**
+   * For each (stage, identity) the first delivery to claim it owns it, for good. Returns identity →
+   * owning delivery for every claim passed (within one call, the earlier claim of an identity wins).
+   * The runner processes an input only when its own delivery owns it: a redelivery of the same
+   * record (after a crash) is processed again, while a copy at a new offset (a re-ingested seed, a
+   * replayed dead letter) whose identity was already processed is skipped. One round trip per call.
+   */
+  claimInputs(stage: string, claims: readonly InputClaim[]): Promise<Map<string, string>>;
+  /**
+   * Gives a claim back, only if `delivery` owns it (the input was dead-lettered), so a later replay of
+   * that input can claim it and be processed.
+   */
+  releaseInput(stage: string, identity: string, delivery: string): Promise<void>;
+  /**
    * Idempotent: a re-delivered persona changes nothing and says UNCHANGED. A newer version replaces the
    * row; so does the same version with other text or models (the same seed re-run in another mode), so
    * the store never keeps text the topics no longer carry.
+   *
+   * The row remembers the delivery that last changed it and the outcome it got. The same delivery
+   * finding the row unchanged gets that outcome again, not UNCHANGED: its first write was committed in
+   * the database but the Kafka transaction announcing it aborted, so the redo must announce it the
+   * same way (the indexed topic says INSERTED exactly once). Any other delivery gets UNCHANGED.
    */
-  upsertPersona(persona: Persona): Promise<UpsertOutcome>;
+  upsertPersona(persona: Persona, delivery: string): Promise<UpsertOutcome>;
   /**
    * Claims a dedup signature for a persona. Returns the persona that owns it: the caller's own id
    * when it is new (or a re-delivery of the same persona), another id when it is a duplicate.

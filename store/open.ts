@@ -1,44 +1,159 @@
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import type { Config } from '../config/index.ts';
 import { maskUrl } from '../core/secrets.ts';
 import { StoreError, type SqlClient, type Store } from './index.ts';
 import { SqlStore } from './sql-store.ts';
 
 /** Opens the configured store: a PostgreSQL server (pg pool) or embedded PGlite, same SQL either way. */
-export async function openStore(config: Pick<Config, 'store' | 'databaseUrl' | 'pgliteDir' | 'embeddingDimensions'>): Promise<Store> {
-  const client = config.store === 'postgres' ? await postgresClient(config.databaseUrl) : await pgliteClient(config.pgliteDir);
+export async function openStore(config: Pick<Config, 'store' | 'databaseUrl' | 'pgliteDir' | 'embeddingDimensions' | 'databaseSsl' | 'databaseSslCaFile'>): Promise<Store> {
+  const client = config.store === 'postgres' ? await openPostgresClient(config.databaseUrl, postgresTls(config)) : await pgliteClient(config.pgliteDir);
   return new SqlStore(config.store, client, config.embeddingDimensions);
 }
 
-async function postgresClient(url: string): Promise<SqlClient> {
+/**
+ * pg's `ssl` option for PERSONAHUB_DATABASE_SSL, as libpq reads the same modes: `require` encrypts without
+ * checking the certificate, unless a CA file is given (then the chain is checked, the host name not);
+ * `verify-full` checks both, against the CA file or Node's built-in CAs. `disable` passes nothing, so an
+ * `sslmode` in the URL keeps working as before (the configuration refuses it beside the other two).
+ */
+export function postgresTls(config: Pick<Config, 'databaseSsl' | 'databaseSslCaFile'>): ConnectionOptions | undefined {
+  if (config.databaseSsl === 'disable') return undefined;
+  const ca = config.databaseSslCaFile ? readFileSync(config.databaseSslCaFile, 'utf8') : undefined;
+  if (config.databaseSsl === 'verify-full') return { rejectUnauthorized: true, ...(ca ? { ca } : {}) };
+  return ca ? { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined } : { rejectUnauthorized: false };
+}
+
+/** Node socket errors that mean the server could not be reached or dropped the connection. */
+const CONNECTION_ERRNOS: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/**
+ * SQLSTATEs that say "not now" rather than "not this": admin shutdown, crash shutdown, cannot connect
+ * now (a restart), and the two a retry of the same statement resolves (serialization, deadlock).
+ */
+const TRANSIENT_SQLSTATES: ReadonlySet<string> = new Set(['57P01', '57P02', '57P03', '40001', '40P01']);
+/** SQLSTATE classes: 08 connection exception, 53 insufficient resources (too many connections, disk full, out of memory). */
+const TRANSIENT_SQLSTATE_CLASSES = ['08', '53'] as const;
+/** What pg and pg-pool throw, with no code, when a connection breaks or a pool connect times out. */
+const CONNECTION_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|encountered a connection error and is not queryable/i;
+
+function codeOf(error: unknown): string | undefined {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Whether `error` says the database is unreachable or refuses for now, so waiting and retrying can succeed. */
+export function isTransientStoreFailure(error: unknown): boolean {
+  if (error instanceof StoreError) return error.transient;
+  const code = codeOf(error);
+  if (code !== undefined) {
+    if (CONNECTION_ERRNOS.has(code) || TRANSIENT_SQLSTATES.has(code)) return true;
+    if (/^[0-9A-Z]{5}$/.test(code) && TRANSIENT_SQLSTATE_CLASSES.some((c) => code.startsWith(c))) return true;
+  }
+  // Node reports a failed connect to a name with several addresses (localhost: ::1 and 127.0.0.1) as
+  // an AggregateError of one socket error per address.
+  if (error instanceof AggregateError && error.errors.some(isTransientStoreFailure)) return true;
+  return CONNECTION_MESSAGES.test(messageOf(error));
+}
+
+/**
+ * The one place a database failure becomes a coded error. `target` names the database without
+ * credentials (a masked URL, or "PGlite"); `sql` is the statement, of which only the start is quoted.
+ * Messages are masked once more, since a driver may quote a connection string back.
+ */
+export function classifyStoreError(error: unknown, target: string, sql?: string): StoreError {
+  if (error instanceof StoreError) return error;
+  const code = codeOf(error);
+  const detail = maskUrl(`${messageOf(error)}${code ? ` (${code})` : ''}`);
+  if (isTransientStoreFailure(error)) {
+    return new StoreError('PH_STORE_UNAVAILABLE', `database ${target} is unavailable: ${detail}`, { transient: true, cause: error });
+  }
+  const statement = sql === undefined ? '' : ` in "${sql.replace(/\s+/g, ' ').trim().slice(0, 80)}"`;
+  return new StoreError('PH_STORE_QUERY', `query failed on ${target}${statement}: ${detail}`, { cause: error });
+}
+
+/** A lost CREATE DATABASE race: 42P04 duplicate_database, or 23505 when both inserted into pg_database at once. */
+const DATABASE_EXISTS: ReadonlySet<string> = new Set(['42P04', '23505']);
+
+/**
+ * A pool on the PostgreSQL server at `url`, creating the database first if it does not exist. Every
+ * failed query or connect rejects with a classified StoreError (see classifyStoreError).
+ */
+export async function openPostgresClient(url: string, ssl?: ConnectionOptions): Promise<SqlClient> {
   const { default: pg } = await import('pg');
-  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 10_000 });
+  const target = maskUrl(url);
+  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 10_000, ...(ssl ? { ssl } : {}) });
   // An idle client dropped by the server (restart, admin command) must not crash the process: the
-  // pool replaces it, and the next query fails or succeeds on its own.
+  // pool discards it (as it does a client whose query failed on a broken connection) and connects
+  // anew for the next query, so the pool is usable again as soon as the server is.
   pool.on('error', () => {});
+
+  const createDatabase = async (): Promise<void> => {
+    const admin = new URL(url);
+    const name = decodeURIComponent(admin.pathname.slice(1));
+    admin.pathname = '/postgres';
+    const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 10_000, ...(ssl ? { ssl } : {}) });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
+    } catch (error) {
+      // Several instances starting at once all find the database missing and all create it: the
+      // first one wins and for the others it now exists, which is all they wanted.
+      if (!DATABASE_EXISTS.has(codeOf(error) ?? '')) throw error;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  };
+
   try {
-    await pool.query('SELECT 1').catch(async (error: { code?: string }) => {
+    await pool.query('SELECT 1').catch(async (error: unknown) => {
       // 3D000: the database does not exist. One database per embedding space is the way to try another
       // model, so create it (the local stack's role may) rather than make the user do it by hand.
-      if (error.code !== '3D000') throw error;
-      const target = new URL(url);
-      const name = decodeURIComponent(target.pathname.slice(1));
-      target.pathname = '/postgres';
-      const admin = new pg.Client({ connectionString: target.toString(), connectionTimeoutMillis: 10_000 });
-      await admin.connect();
-      try {
-        await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)}`);
-      } finally {
-        await admin.end();
-      }
+      if (codeOf(error) !== '3D000') throw error;
+      await createDatabase();
       await pool.query('SELECT 1');
     });
   } catch (cause) {
-    await pool.end();
-    throw new StoreError('PH_STORE_CONNECT', `cannot connect to PostgreSQL at ${maskUrl(url)}: ${(cause as Error).message} (is the stack up? \`personahub stack up\`)`, { cause, transient: true });
+    await pool.end().catch(() => {});
+    const classified = classifyStoreError(cause, target);
+    const hint = classified.transient ? ' (is the stack up? `personahub stack up`)' : '';
+    throw new StoreError(classified.transient ? 'PH_STORE_UNAVAILABLE' : 'PH_STORE_CONNECT',
+      `cannot open the store at ${target}: ${maskUrl(messageOf(cause))}${hint}`, { cause, transient: classified.transient });
   }
+
   return {
     async query<T extends object>(sql: string, params?: unknown[]) {
-      return (await pool.query(sql, params)).rows as T[];
+      try {
+        return (await pool.query(sql, params)).rows as T[];
+      } catch (error) {
+        throw classifyStoreError(error, target, sql);
+      }
+    },
+    async exclusive(lock, statements) {
+      const client = await pool.connect().catch((error: unknown) => {
+        throw classifyStoreError(error, target);
+      });
+      let current = 'SELECT pg_advisory_lock($1::bigint)';
+      try {
+        // Session-level and on this one connection, so every statement runs while it is held.
+        await client.query(current, [lock.toString()]);
+        for (const statement of statements) {
+          current = statement;
+          await client.query(statement);
+        }
+        current = 'SELECT pg_advisory_unlock($1::bigint)';
+        await client.query(current, [lock.toString()]);
+      } catch (error) {
+        // Ending the session releases its advisory lock whatever state the failure left it in, so
+        // the connection is discarded rather than returned to the pool still holding it.
+        client.release(true);
+        throw classifyStoreError(error, target, current);
+      }
+      client.release();
     },
     close: () => pool.end(),
   };
@@ -49,9 +164,18 @@ async function pgliteClient(dataDir: string): Promise<SqlClient> {
   const { vector } = await import('@electric-sql/pglite/vector');
   // One options object: PGlite.create(dataDir, {extensions}) silently drops the extension in 0.4.x.
   const db = await PGlite.create({ dataDir, extensions: { vector } });
-  return {
-    async query<T extends object>(sql: string, params?: unknown[]) {
+  const query = async <T extends object>(sql: string, params?: unknown[]): Promise<T[]> => {
+    try {
       return (await db.query<T>(sql, params)).rows;
+    } catch (error) {
+      throw classifyStoreError(error, 'PGlite', sql);
+    }
+  };
+  return {
+    query,
+    // One backend, in this process only: no other session's DDL can race these in the catalog, so no lock.
+    async exclusive(_lock, statements) {
+      for (const statement of statements) await query(statement);
     },
     close: () => db.close(),
   };

@@ -1,7 +1,19 @@
 import type { Persona } from '../schemas/types.generated.ts';
-import { StoreError, type SearchHit, type SqlClient, type Store, type UpsertOutcome } from './index.ts';
+import { StoreError, type InputClaim, type SearchHit, type SqlClient, type Store, type UpsertOutcome } from './index.ts';
 
 const toVector = (v: number[]): string => `[${v.join(',')}]`;
+
+/** The advisory lock every instance takes to migrate a database (the key spells "PHmigrat"); per database, so stores on other databases do not wait. */
+const MIGRATION_LOCK = 0x50_48_6d_69_67_72_61_74n;
+
+/**
+ * Whether an upsert changes the stored row: a newer version, or the same version with other text or
+ * models (the same seed re-run in another mode). In ON CONFLICT DO UPDATE, `personas` is the row as it
+ * was before this statement and EXCLUDED the one proposed.
+ */
+const CHANGES_ROW = `(personas.version < EXCLUDED.version
+  OR (personas.version = EXCLUDED.version AND (personas.description, personas.model, personas.embedding_model)
+      IS DISTINCT FROM (EXCLUDED.description, EXCLUDED.model, EXCLUDED.embedding_model)))`;
 
 /** Both stores share these statements; only the connection differs. */
 export class SqlStore implements Store {
@@ -22,17 +34,27 @@ export class SqlStore implements Store {
         created_at timestamptz NOT NULL, indexed_at timestamptz NOT NULL DEFAULT now())`,
       'CREATE INDEX IF NOT EXISTS personas_embedding_hnsw ON personas USING hnsw (embedding vector_cosine_ops)',
       'CREATE INDEX IF NOT EXISTS personas_seed ON personas (seed_id)',
-      'ALTER TABLE personas ADD COLUMN IF NOT EXISTS cluster int',
+      // Added after the table first shipped, so existing databases gain them too. One ALTER: it takes
+      // the table's exclusive lock once. last_delivery/last_outcome: see upsertPersona.
+      `ALTER TABLE personas ADD COLUMN IF NOT EXISTS cluster int, ADD COLUMN IF NOT EXISTS last_delivery text,
+        ADD COLUMN IF NOT EXISTS last_outcome text CHECK (last_outcome IN ('INSERTED', 'UPDATED'))`,
       `CREATE TABLE IF NOT EXISTS relations (from_id text NOT NULL, to_id text NOT NULL, kind text NOT NULL, depth int NOT NULL,
         PRIMARY KEY (from_id, to_id, kind))`,
       `CREATE TABLE IF NOT EXISTS dedup_signatures (kind text NOT NULL, signature text NOT NULL, persona_id text NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (kind, signature))`,
+      `CREATE TABLE IF NOT EXISTS input_claims (stage text NOT NULL, identity text NOT NULL, delivery text NOT NULL,
+        claimed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (stage, identity))`,
     ];
     try {
-      for (const s of statements) await this.sql.query(s);
+      // CREATE ... IF NOT EXISTS is not safe against itself: two sessions creating the same table at
+      // once both pass the check and one fails on pg_type's unique index. Under the lock, instances
+      // started together migrate one after the other and the later ones find everything there.
+      await this.sql.exclusive(MIGRATION_LOCK, statements);
     } catch (cause) {
-      // Two instances migrating at once can race on CREATE ... IF NOT EXISTS; the loser retries.
-      throw new StoreError('PH_STORE_MIGRATE', `store migration failed: ${(cause as Error).message}`, { cause, transient: true });
+      // The database not answering stays transient (the caller may wait for it); a statement the
+      // database refuses will be refused again, so that is permanent.
+      if (cause instanceof StoreError && cause.transient) throw cause;
+      throw new StoreError('PH_STORE_MIGRATE', `store migration failed: ${(cause as Error).message}`, { cause });
     }
   }
 
@@ -47,33 +69,66 @@ export class SqlStore implements Store {
     }
   }
 
-  async upsertPersona(p: Persona): Promise<UpsertOutcome> {
+  async claimInputs(stage: string, claims: readonly InputClaim[]): Promise<Map<string, string>> {
+    const owners = new Map<string, string>();
+    if (claims.length === 0) return owners;
+    // One statement, so one round trip per chunk. DISTINCT ON keeps the first claim of an identity in
+    // the call (ON CONFLICT DO UPDATE may not touch a row twice) and orders the rows by identity, so
+    // two calls claiming overlapping sets lock them in the same order. The no-op DO UPDATE is what
+    // makes RETURNING give the existing owner of an identity claimed before, even by a transaction
+    // that committed while this one waited on it (DO NOTHING would return nothing for those rows, and
+    // a following SELECT in the same statement would not see them).
+    const rows = await this.sql.query<{ identity: string; delivery: string }>(
+      `INSERT INTO input_claims (stage, identity, delivery)
+       SELECT DISTINCT ON (c.identity) $1, c.identity, c.delivery
+         FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS c(identity, delivery, ord)
+        ORDER BY c.identity, c.ord
+       ON CONFLICT (stage, identity) DO UPDATE SET delivery = input_claims.delivery
+       RETURNING identity, delivery`,
+      [stage, claims.map((c) => c.identity), claims.map((c) => c.delivery)],
+    );
+    for (const r of rows) owners.set(r.identity, r.delivery);
+    const missing = claims.find((c) => !owners.has(c.identity));
+    if (missing) throw new StoreError('PH_STORE_CLAIM', `input claim ${stage}:${missing.identity} has no owner after claiming`, { transient: true });
+    return owners;
+  }
+
+  async releaseInput(stage: string, identity: string, delivery: string): Promise<void> {
+    await this.sql.query('DELETE FROM input_claims WHERE stage = $1 AND identity = $2 AND delivery = $3', [stage, identity, delivery]);
+  }
+
+  async upsertPersona(p: Persona, delivery: string): Promise<UpsertOutcome> {
     const e = p.enrichment;
     if (!e) throw new StoreError('PH_STORE_NOT_ENRICHED', `persona ${p.id} has no enrichment; only validated personas are indexed`);
     const { embedding, embeddingModel, enrichedAt: _enrichedAt, ...modalities } = e;
-    const rows = await this.sql.query<{ inserted: boolean }>(
+    // One statement. The row records the delivery that last changed it and the outcome it got. The
+    // update runs when the row changes, or when the delivery that last changed it writes it again (a
+    // redo after its Kafka transaction aborted: same record, same content, so the values it sets are
+    // the ones already there); RETURNING last_outcome then says INSERTED, UPDATED, or the redone
+    // write's original outcome. Any other delivery finding the row unchanged updates nothing: no row
+    // comes back, which is UNCHANGED.
+    const rows = await this.sql.query<{ last_outcome: 'INSERTED' | 'UPDATED' }>(
       `INSERT INTO personas (id, version, seed_id, name, age, occupation, locale, description, attributes, modalities, mode, model,
-         embedding, embedding_model, lineage, created_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10::jsonb,$11,$12,$13::vector,$14,$15::jsonb,to_timestamp($16 / 1000.0))
+         embedding, embedding_model, lineage, created_at, last_delivery, last_outcome)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10::jsonb,$11,$12,$13::vector,$14,$15::jsonb,to_timestamp($16 / 1000.0),$17,'INSERTED')
        ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, name = EXCLUDED.name, age = EXCLUDED.age,
          occupation = EXCLUDED.occupation, locale = EXCLUDED.locale, description = EXCLUDED.description,
          attributes = EXCLUDED.attributes, modalities = EXCLUDED.modalities, mode = EXCLUDED.mode, model = EXCLUDED.model,
-         embedding = EXCLUDED.embedding, embedding_model = EXCLUDED.embedding_model, indexed_at = now()
-       WHERE personas.version < EXCLUDED.version
-          OR (personas.version = EXCLUDED.version AND (personas.description, personas.model, personas.embedding_model)
-              IS DISTINCT FROM (EXCLUDED.description, EXCLUDED.model, EXCLUDED.embedding_model))
-       RETURNING (xmax = 0) AS inserted`,
+         embedding = EXCLUDED.embedding, embedding_model = EXCLUDED.embedding_model,
+         indexed_at = CASE WHEN ${CHANGES_ROW} THEN now() ELSE personas.indexed_at END,
+         last_delivery = EXCLUDED.last_delivery,
+         last_outcome = CASE WHEN ${CHANGES_ROW} THEN 'UPDATED' ELSE personas.last_outcome END
+       WHERE ${CHANGES_ROW} OR personas.last_delivery = EXCLUDED.last_delivery
+       RETURNING last_outcome`,
       [
         p.id, p.version, p.seedId, p.name, p.age, p.occupation, p.locale, p.description,
         JSON.stringify({ traits: p.traits, seedRelation: p.seedRelation, validation: p.validation }),
         JSON.stringify(modalities), p.provenance.mode, p.provenance.model, toVector(embedding), embeddingModel,
         JSON.stringify({ seedId: p.seedId, generationIndex: p.generationIndex, promptVersion: p.provenance.promptVersion }),
-        p.provenance.createdAt,
+        p.provenance.createdAt, delivery,
       ],
     );
-    const [row] = rows;
-    if (!row) return 'UNCHANGED';
-    return row.inserted ? 'INSERTED' : 'UPDATED';
+    return rows[0]?.last_outcome ?? 'UNCHANGED';
   }
 
   async claimSignature(kind: string, signature: string, personaId: string): Promise<string> {

@@ -3,7 +3,8 @@ import { PersonaHubError } from '../../core/errors.ts';
 
 /**
  * Upserts validated personas into the store, then announces them. The store write is idempotent by
- * (id, version), so a chunk redone after a crash re-announces but never duplicates a persona.
+ * (id, version), so a chunk redone after a crash re-announces but never duplicates a persona, and it
+ * re-announces with the outcome of the first write (INSERTED stays INSERTED).
  */
 export const index: Processor<'index'> = {
   stage: 'index',
@@ -16,7 +17,8 @@ export const index: Processor<'index'> = {
     const e = persona.enrichment;
     if (!e || !persona.validation) throw new PersonaHubError('PH_INDEX_NOT_VALIDATED', `persona ${persona.id} reached the indexer without enrichment or validation`);
     await ctx.store.checkEmbeddingSpace(e.embeddingModel, e.embedding.length);
-    const outcome = await ctx.store.upsertPersona(persona);
+    // The delivery lets the store tell this input's own redo (same outcome again) from another copy (UNCHANGED).
+    const outcome = await ctx.store.upsertPersona(persona, ctx.delivery);
     return [{
       event: 'indexed', key: persona.id,
       value: { id: persona.id, version: persona.version, seedId: persona.seedId, description: persona.description, embeddingModel: e.embeddingModel, store: ctx.store.kind, outcome, indexedAt: ctx.now() },

@@ -4,17 +4,23 @@ import { dot, normalize } from '../../core/vector.ts';
 import { hashEmbedder } from '../../llm/embedder.ts';
 import type { ProcessorContext } from '../../runtime/processor.ts';
 import type { Persona } from '../../schemas/types.generated.ts';
-import type { SearchHit, Store, UpsertOutcome } from '../../store/index.ts';
+import type { InputClaim, SearchHit, Store, UpsertOutcome } from '../../store/index.ts';
 
 /**
- * The store's contract in memory, for unit tests of processors: claims are first-come, upserts are
- * idempotent by (id, version), nearest and search rank by cosine. Integration tests use the real
- * stores; this only spares processor unit tests a database.
+ * The store's contract in memory, for unit tests of processors and the runner: signature and input
+ * claims are first-come, upserts are idempotent by (id, version) and give a redoing delivery its
+ * original outcome, nearest and search rank by cosine. Integration tests use the real stores; this
+ * only spares unit tests a database.
  */
 export class MemoryStore implements Store {
   readonly kind = 'pglite' as const;
   readonly personas = new Map<string, Persona>();
+  /** Dedup signature claims, `kind:signature` → owning persona id. */
   readonly claims = new Map<string, string>();
+  /** Input claims, `stage\0identity` → owning delivery. */
+  readonly inputClaims = new Map<string, string>();
+  /** Per persona id: the delivery that last changed the row and the outcome it got. */
+  readonly lastWrite = new Map<string, { delivery: string; outcome: 'INSERTED' | 'UPDATED' }>();
   private space: { model: string; dimensions: number } | undefined;
   private readonly clusters = new Map<string, number>();
 
@@ -25,12 +31,34 @@ export class MemoryStore implements Store {
     if (this.space.model !== model || this.space.dimensions !== dimensions) throw new Error(`store holds ${this.space.model}/${this.space.dimensions}, not ${model}/${dimensions}`);
   }
 
-  async upsertPersona(p: Persona): Promise<UpsertOutcome> {
+  async claimInputs(stage: string, claims: readonly InputClaim[]): Promise<Map<string, string>> {
+    const owners = new Map<string, string>();
+    for (const c of claims) {
+      const key = `${stage}\0${c.identity}`;
+      const owner = this.inputClaims.get(key) ?? c.delivery;
+      this.inputClaims.set(key, owner);
+      owners.set(c.identity, owner);
+    }
+    return owners;
+  }
+
+  async releaseInput(stage: string, identity: string, delivery: string): Promise<void> {
+    const key = `${stage}\0${identity}`;
+    if (this.inputClaims.get(key) === delivery) this.inputClaims.delete(key);
+  }
+
+  /** `delivery` defaults for tests that only fill the store; the contract always passes one. */
+  async upsertPersona(p: Persona, delivery = 'memory-store:0:0'): Promise<UpsertOutcome> {
     const old = this.personas.get(p.id);
-    if (old && old.version > p.version) return 'UNCHANGED';
-    if (old && old.version === p.version && old.description === p.description) return 'UNCHANGED';
+    // The same test for "changes the row" as the SQL store: newer version, or same version with other text or models.
+    const changes = !old || old.version < p.version || (old.version === p.version
+      && (old.description !== p.description || old.provenance.model !== p.provenance.model || old.enrichment?.embeddingModel !== p.enrichment?.embeddingModel));
+    const last = this.lastWrite.get(p.id);
+    if (!changes) return last?.delivery === delivery ? last.outcome : 'UNCHANGED';
+    const outcome = old ? 'UPDATED' : 'INSERTED';
     this.personas.set(p.id, p);
-    return old ? 'UPDATED' : 'INSERTED';
+    this.lastWrite.set(p.id, { delivery, outcome });
+    return outcome;
   }
 
   async claimSignature(kind: string, signature: string, personaId: string): Promise<string> {

@@ -186,11 +186,9 @@ describe('pipeline end to end (sampler drafts, fixture embeddings, PostgreSQL st
     expect(llm.requests.filter((r) => r.path === '/v1/embeddings').length).toBeGreaterThanOrEqual(50);
   });
 
-  // Known defect, issue 14: re-ingesting the same file duplicates every downstream topic (each stage
-  // re-emits the personas of a re-delivered seed). This test checks the documented promise
-  // ("re-ingesting is idempotent") honestly and therefore fails today: `it.fails` until issue 14
-  // is fixed, then a plain `it`. Do not weaken its assertions to make it pass.
-  it.fails('re-ingesting the same seeds changes nothing downstream: one record per persona on every topic, one store row (fails: re-ingest duplicates topics, issue 14)', async () => {
+  // Each stage claims its inputs by identity (runtime/identity.ts): a seed seen again at a new offset
+  // is skipped, so nothing new reaches any downstream topic or the store.
+  it('re-ingesting the same seeds changes nothing downstream: one record per persona on every topic, one store row', async () => {
     // Seeds of its own (past the 50 above) and stages started if need be: it sets up its own
     // precondition, whether it runs alone (-t) or after the test above.
     const seeds = t.seeds(60).slice(50);

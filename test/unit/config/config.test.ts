@@ -50,16 +50,25 @@ describe('config', () => {
     kafkaBrokers: 'localhost',
     kafkaPort: '',
     kafkaControllerPort: '70000',
+    kafkaSsl: 'on',
+    kafkaSslCaFile: '/nonexistent/kafka-ca.pem',
+    kafkaSslCertFile: '/nonexistent/client.pem',
+    kafkaSslKeyFile: '/nonexistent/client.key',
+    kafkaSaslMechanism: 'SCRAM',
     partitions: '1e3',
     registryUrl: 'ftp://x',
     registryPort: '0x10',
     registryManagementPort: '18081 ',
+    registryCaFile: '/nonexistent/registry-ca.pem',
+    registryUsername: 'key:secret',
     postgresPort: '5432.0',
     postgresUser: '',
     postgresPassword: '',
     postgresDatabase: '',
     store: 'sqlite',
     databaseUrl: 'mysql://u:p@127.0.0.1/personahub',
+    databaseSsl: 'true',
+    databaseSslCaFile: '/nonexistent/root.crt',
     pgliteDir: '',
     mode: 'magic',
     llmBaseUrl: 'localhost:11434/v1',
@@ -78,7 +87,12 @@ describe('config', () => {
     personasPerSeed: '2.5',
     maxSeedChars: '4,000',
     nearDuplicateCosine: '',
-    maxRetries: '',
+    retryMaxDelayMs: '10',
+    retryAfterMaxMs: '1e6',
+    breakerFailureThreshold: '0',
+    breakerOpenMs: '',
+    fetchMaxBytesPerPartition: '1024',
+    shutdownTimeoutMs: '-1',
     partitionConcurrency: '0x10',
     maxInFlight: '1e1',
     sessionTimeoutMs: '1000',
@@ -86,8 +100,10 @@ describe('config', () => {
     startLocalLlm: 'yes',
   };
   // Any string is a valid value: an API key has no common format (local servers ignore it), and the LLM cache
-  // directory takes any path, empty meaning no disk cache.
-  const freeForm: (keyof typeof keys)[] = ['llmApiKey', 'llmCacheDir'];
+  // directory takes any path, empty meaning no disk cache. SASL usernames and passwords and the registry's
+  // password are opaque to us (SCRAM escapes any character); only their combinations are checked
+  // (test/unit/config/security.test.ts).
+  const freeForm: (keyof typeof keys)[] = ['llmApiKey', 'llmCacheDir', 'kafkaSaslUsername', 'kafkaSaslPassword', 'registryPassword'];
 
   it.each(Object.keys(keys) as (keyof typeof keys)[])('refuses a bad value of %s, naming its variable', (key) => {
     const bad = badValues[key];
@@ -108,7 +124,7 @@ describe('config', () => {
     ['PERSONAHUB_PARTITIONS', ' 12', 'expected a whole number from 1 to 1024 written in decimal digits'],
     ['PERSONAHUB_PARTITIONS', '12.0', 'expected a whole number from 1 to 1024 written in decimal digits'],
     ['PERSONAHUB_PARTITIONS', '2000', 'expected a whole number from 1 to 1024 written in decimal digits'],
-    ['PERSONAHUB_MAX_RETRIES', '', 'expected a whole number from 0 to 20 written in decimal digits'],
+    ['PERSONAHUB_LLM_MAX_RETRIES', '', 'expected a whole number from 0 to 20 written in decimal digits'],
     ['PERSONAHUB_LLM_TOKENS_PER_MINUTE', '', 'expected a whole number of at least 0 written in decimal digits'],
     ['PERSONAHUB_NEAR_DUPLICATE_COSINE', '', 'expected a number from 0 to 1 written in decimal digits, like 0.97'],
     ['PERSONAHUB_NEAR_DUPLICATE_COSINE', '9.7e-1', 'expected a number from 0 to 1 written in decimal digits, like 0.97'],
@@ -123,7 +139,7 @@ describe('config', () => {
   it('still accepts plain values', () => {
     const config = loadConfig({
       PERSONAHUB_PARTITIONS: '12',
-      PERSONAHUB_MAX_RETRIES: '0',
+      PERSONAHUB_LLM_MAX_RETRIES: '0',
       PERSONAHUB_METRICS_PORT: '0',
       PERSONAHUB_NEAR_DUPLICATE_COSINE: '0.9',
       PERSONAHUB_REGISTRY_URL: 'https://registry.example.com/apis/ccompat/v7',
@@ -132,7 +148,7 @@ describe('config', () => {
       PERSONAHUB_PGLITE_DIR: 'memory://',
       PERSONAHUB_LLM_MODEL_PATH: '/models/gemma-3-4b-it.gguf',
     });
-    expect(config).toMatchObject({ partitions: 12, maxRetries: 0, metricsPort: 0, nearDuplicateCosine: 0.9, llmModelPath: '/models/gemma-3-4b-it.gguf' });
+    expect(config).toMatchObject({ partitions: 12, llmMaxRetries: 0, metricsPort: 0, nearDuplicateCosine: 0.9, llmModelPath: '/models/gemma-3-4b-it.gguf' });
     expect(loadConfig({ PERSONAHUB_NEAR_DUPLICATE_COSINE: '1' }).nearDuplicateCosine).toBe(1);
     expect(loadConfig({ PERSONAHUB_NEAR_DUPLICATE_COSINE: '0' }).nearDuplicateCosine).toBe(0);
     expect(loadConfig({ PERSONAHUB_NEAR_DUPLICATE_COSINE: '.5' }).nearDuplicateCosine).toBe(0.5);
