@@ -38,6 +38,8 @@ export class PipelineObserver {
   /** Records per topic including re-deliveries: a count above the distinct ids means a duplicate reached the topic. */
   readonly records: Record<EventName, number> = { seed: 0, draft: 0, enriched: 0, validated: 0, indexed: 0, rejected: 0, dlq: 0 };
   readonly undecodable: { topic: string; offset: string }[] = [];
+  /** Every outcome the indexed topic announced per persona, in order: a truthful topic has one INSERTED (or UPDATED) per stored write. */
+  readonly indexedOutcomes = new Map<string, string[]>();
   /** Headers of DLQ records by key: the why and where-from that Kafka tools show without Avro. */
   readonly dlqHeaders = new Map<string, Record<string, string>>();
   private consumer: Consumer | undefined;
@@ -65,6 +67,10 @@ export class PipelineObserver {
           const value = await this.serde.decode(event, message.value);
           if (eventTime(event, value) < this.since) return;
           (this.seen[event] as Map<string, unknown>).set(key, value);
+          if (event === 'indexed') {
+            const outcome = (value as EventTypes['indexed']).outcome;
+            this.indexedOutcomes.set(key, [...(this.indexedOutcomes.get(key) ?? []), outcome]);
+          }
           if (event === 'dlq') this.dlqHeaders.set(key, Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])));
           this.records[event] += 1;
         } catch {

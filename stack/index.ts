@@ -211,10 +211,10 @@ export async function stackUp(o: StackOptions): Promise<StackStatus> {
 }
 
 /**
- * Stops every service with a pid file in the home, last started first: SIGTERM (or the
- * service's own signal), then SIGKILL after its grace period.
+ * Stops every service with a pid file in the home (or only the ones named), last started first:
+ * SIGTERM (or the service's own signal), then SIGKILL after its grace period.
  */
-export async function stackDown(o: StackOptions): Promise<void> {
+export async function stackDown(o: StackOptions, only?: readonly string[]): Promise<void> {
   const ctx = new StackContext(o);
   const services = servicesOf(ctx);
   await withLock(ctx, async () => {
@@ -232,6 +232,7 @@ export async function stackDown(o: StackOptions): Promise<void> {
       ...[...services].reverse(),
     ];
     for (const s of order) {
+      if (only !== undefined && !only.includes(s.name)) continue;
       const pidFile = pidFileOf(ctx.paths, s.name);
       const rec = await liveProcess(pidFile);
       if (rec === null) continue;

@@ -1,18 +1,8 @@
-import { mkdir, rm } from 'node:fs/promises';
-import path from 'node:path';
 import { loadConfig } from '../config/index.ts';
 import { fetchModels } from '../models/weights/fetch.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
-import { stackStatus, stackUp, type StackOptions } from '../stack/index.ts';
-import { acquireLock, liveProcess, stopProcess } from '../stack/process.ts';
-import { extraService, pidFileOf, StackContext, stackPaths, type ManagedService } from '../stack/service.ts';
-import { kafkaService } from '../stack/kafka.ts';
-import { postgresService } from '../stack/postgres.ts';
-import { registryService } from '../stack/registry.ts';
+import { stackDown, stackStatus, stackUp, type StackOptions } from '../stack/index.ts';
 import { stackOptions } from '../cli/wiring.ts';
-
-/** As long as stackUp itself waits for another caller's lock: a cold install plus every service's start. */
-const LOCK_WAIT_MS = 20 * 60_000;
 
 /**
  * Installs and starts what the suite runs against, once: the real stack (broker, registry,
@@ -57,40 +47,16 @@ function watchedServices(options: StackOptions, logger: Logger): StackOptions {
   return { ...options, extraServices: [...(options.extraServices ?? []), ...(withLocalLlm.extraServices ?? []).filter((s) => s.name === 'llm')] };
 }
 
-/** Held while reading or stopping, so no stackUp of another caller is half way through meanwhile. */
-async function withStackLock<T>(o: StackOptions, fn: () => Promise<T>): Promise<T> {
-  const { run } = stackPaths(o.home);
-  await mkdir(run, { recursive: true });
-  const release = await acquireLock(path.join(run, 'stack.lock'), LOCK_WAIT_MS);
-  try {
-    return await fn();
-  } finally {
-    await release();
-  }
-}
-
 async function runningServices(o: StackOptions): Promise<ReadonlySet<string>> {
-  const status = await withStackLock(o, () => stackStatus(o));
+  const status = await stackStatus(o);
   return new Set(status.services.filter((s) => s.running).map((s) => s.name));
 }
 
 /** Stops, last started first, every watched service that runs now and did not run before the suite. */
 async function stopStartedBySuite(o: StackOptions, runningBefore: ReadonlySet<string>, logger: Logger): Promise<void> {
-  const ctx = new StackContext(o);
-  const services: ManagedService[] = [postgresService(ctx), kafkaService(ctx), registryService(ctx), ...(o.extraServices ?? []).map(extraService)];
-  const paths = stackPaths(o.home);
-  await withStackLock(o, async () => {
-    for (const s of [...services].reverse()) {
-      if (runningBefore.has(s.name)) continue;
-      const pidFile = pidFileOf(paths, s.name);
-      const rec = await liveProcess(pidFile);
-      if (rec === null) continue;
-      logger.info(`stopping ${s.name} (pid ${rec.pid}): the test suite started it`);
-      const killed = await stopProcess(rec, s.stopSignal, s.stopGraceMs);
-      if (killed) logger.warn(`${s.name} did not stop within ${s.stopGraceMs / 1000} s of ${s.stopSignal}; killed it`);
-      await rm(pidFile, { force: true });
-    }
-  });
+  const started = (await stackStatus(o)).services.filter((s) => s.running && !runningBefore.has(s.name)).map((s) => s.name);
+  if (started.length > 0) logger.info(`stopping what the test suite started: ${started.join(', ')}`);
+  await stackDown(o, started);
   const kept = [...runningBefore];
   if (kept.length > 0) logger.info(`left running what was running before the suite: ${kept.join(', ')}`);
 }
