@@ -20,28 +20,37 @@ export const AGE_BRACKETS: readonly (readonly [readonly [number, number], number
   [[18, 24], 12], [[25, 34], 18], [[35, 44], 17], [[45, 54], 16], [[55, 64], 15], [[65, 79], 15], [[80, 90], 7],
 ];
 
-/** Occupations with the youngest and oldest plausible age, which the coherence checks reuse. */
-export const OCCUPATIONS: readonly { title: string; minAge: number; maxAge: number }[] = [
-  { title: 'pediatric nurse', minAge: 22, maxAge: 70 }, { title: 'high school chemistry teacher', minAge: 23, maxAge: 70 },
-  { title: 'software engineer', minAge: 20, maxAge: 75 }, { title: 'long-haul truck driver', minAge: 21, maxAge: 75 },
-  { title: 'bakery owner', minAge: 22, maxAge: 85 }, { title: 'graduate student in linguistics', minAge: 21, maxAge: 60 },
-  { title: 'retired civil engineer', minAge: 58, maxAge: 90 }, { title: 'dairy farmer', minAge: 18, maxAge: 85 },
-  { title: 'emergency room physician', minAge: 27, maxAge: 75 }, { title: 'public librarian', minAge: 22, maxAge: 75 },
-  { title: 'freelance illustrator', minAge: 18, maxAge: 85 }, { title: 'union electrician', minAge: 19, maxAge: 70 },
-  { title: 'bank loan officer', minAge: 22, maxAge: 70 }, { title: 'community organizer', minAge: 18, maxAge: 85 },
-  { title: 'hotel housekeeper', minAge: 18, maxAge: 72 }, { title: 'startup founder', minAge: 19, maxAge: 75 },
-  { title: 'museum curator', minAge: 25, maxAge: 80 }, { title: 'physical therapist', minAge: 24, maxAge: 72 },
-  { title: 'restaurant line cook', minAge: 18, maxAge: 70 }, { title: 'investigative journalist', minAge: 21, maxAge: 80 },
-  { title: 'retired schoolteacher', minAge: 55, maxAge: 90 }, { title: 'wind turbine technician', minAge: 19, maxAge: 65 },
-  { title: 'data analyst at a logistics firm', minAge: 21, maxAge: 70 }, { title: 'pharmacist', minAge: 25, maxAge: 75 },
-  { title: 'undergraduate studying economics', minAge: 18, maxAge: 30 }, { title: 'small-town mayor', minAge: 25, maxAge: 85 },
-  { title: 'wedding photographer', minAge: 19, maxAge: 75 }, { title: 'commercial fisherman', minAge: 18, maxAge: 75 },
-  { title: 'social worker', minAge: 22, maxAge: 72 }, { title: 'airline pilot', minAge: 23, maxAge: 65 },
-  { title: 'stay-at-home parent', minAge: 19, maxAge: 60 }, { title: 'car mechanic', minAge: 18, maxAge: 75 },
-  { title: 'church choir director', minAge: 22, maxAge: 88 }, { title: 'urban planner', minAge: 24, maxAge: 72 },
-  { title: 'retired army sergeant', minAge: 40, maxAge: 90 }, { title: 'yoga instructor', minAge: 19, maxAge: 80 },
-  { title: 'construction site manager', minAge: 25, maxAge: 70 }, { title: 'court interpreter', minAge: 23, maxAge: 75 },
-  { title: 'beekeeper', minAge: 18, maxAge: 90 }, { title: 'video game designer', minAge: 20, maxAge: 70 },
+export type OccupationField = 'health' | 'education' | 'technology' | 'transport' | 'food' | 'academia' | 'engineering' | 'agriculture' | 'arts' | 'trades' | 'finance' | 'civic' | 'hospitality' | 'media' | 'home';
+
+export interface Occupation {
+  title: string;
+  field: OccupationField;
+  minAge: number;
+  maxAge: number;
+}
+
+/** Occupations with their field (colleagues and rivals share it) and the youngest and oldest plausible age, which the coherence checks reuse. */
+export const OCCUPATIONS: readonly Occupation[] = [
+  { title: 'pediatric nurse', field: 'health', minAge: 22, maxAge: 70 }, { title: 'high school chemistry teacher', field: 'education', minAge: 23, maxAge: 70 },
+  { title: 'software engineer', field: 'technology', minAge: 20, maxAge: 75 }, { title: 'long-haul truck driver', field: 'transport', minAge: 21, maxAge: 75 },
+  { title: 'bakery owner', field: 'food', minAge: 22, maxAge: 85 }, { title: 'graduate student in linguistics', field: 'academia', minAge: 21, maxAge: 60 },
+  { title: 'retired civil engineer', field: 'engineering', minAge: 58, maxAge: 90 }, { title: 'dairy farmer', field: 'agriculture', minAge: 18, maxAge: 85 },
+  { title: 'emergency room physician', field: 'health', minAge: 27, maxAge: 75 }, { title: 'public librarian', field: 'education', minAge: 22, maxAge: 75 },
+  { title: 'freelance illustrator', field: 'arts', minAge: 18, maxAge: 85 }, { title: 'union electrician', field: 'trades', minAge: 19, maxAge: 70 },
+  { title: 'bank loan officer', field: 'finance', minAge: 22, maxAge: 70 }, { title: 'community organizer', field: 'civic', minAge: 18, maxAge: 85 },
+  { title: 'hotel housekeeper', field: 'hospitality', minAge: 18, maxAge: 72 }, { title: 'startup founder', field: 'technology', minAge: 19, maxAge: 75 },
+  { title: 'museum curator', field: 'arts', minAge: 25, maxAge: 80 }, { title: 'physical therapist', field: 'health', minAge: 24, maxAge: 72 },
+  { title: 'restaurant line cook', field: 'food', minAge: 18, maxAge: 70 }, { title: 'investigative journalist', field: 'media', minAge: 21, maxAge: 80 },
+  { title: 'retired schoolteacher', field: 'education', minAge: 55, maxAge: 90 }, { title: 'wind turbine technician', field: 'trades', minAge: 19, maxAge: 65 },
+  { title: 'data analyst at a logistics firm', field: 'technology', minAge: 21, maxAge: 70 }, { title: 'pharmacist', field: 'health', minAge: 25, maxAge: 75 },
+  { title: 'undergraduate studying economics', field: 'academia', minAge: 18, maxAge: 30 }, { title: 'small-town mayor', field: 'civic', minAge: 25, maxAge: 85 },
+  { title: 'wedding photographer', field: 'arts', minAge: 19, maxAge: 75 }, { title: 'commercial fisherman', field: 'agriculture', minAge: 18, maxAge: 75 },
+  { title: 'social worker', field: 'civic', minAge: 22, maxAge: 72 }, { title: 'airline pilot', field: 'transport', minAge: 23, maxAge: 65 },
+  { title: 'stay-at-home parent', field: 'home', minAge: 19, maxAge: 60 }, { title: 'car mechanic', field: 'trades', minAge: 18, maxAge: 75 },
+  { title: 'church choir director', field: 'arts', minAge: 22, maxAge: 88 }, { title: 'urban planner', field: 'engineering', minAge: 24, maxAge: 72 },
+  { title: 'retired army sergeant', field: 'civic', minAge: 40, maxAge: 90 }, { title: 'yoga instructor', field: 'health', minAge: 19, maxAge: 80 },
+  { title: 'construction site manager', field: 'trades', minAge: 25, maxAge: 70 }, { title: 'court interpreter', field: 'civic', minAge: 23, maxAge: 75 },
+  { title: 'beekeeper', field: 'agriculture', minAge: 18, maxAge: 90 }, { title: 'video game designer', field: 'technology', minAge: 20, maxAge: 70 },
 ];
 
 export const LOCALES: readonly (readonly [string, number])[] = [
@@ -71,6 +80,11 @@ const SURNAMES: readonly string[] = [
 
 export const SEED_RELATIONS: readonly (readonly [SeedRelation, number])[] = [['READER', 4], ['WRITER', 2], ['ENTHUSIAST', 2], ['CRITIC', 1], ['SUBJECT', 1]];
 
+/** A full name; with `surname`, one of that family. */
+export function sampleName(random: () => number, surname?: string): string {
+  return `${pick(random, FIRST_NAMES)} ${surname ?? pick(random, SURNAMES)}`;
+}
+
 /** Samples attributes for one persona; deterministic in (seed id, generation index). */
 export function sampleAttributes(seedId: string, generationIndex: number): SampledAttributes {
   const random = rng(`${seedId}:${generationIndex}`);
@@ -81,7 +95,7 @@ export function sampleAttributes(seedId: string, generationIndex: number): Sampl
   const occupation = pick(random, fitting.length > 0 ? fitting : OCCUPATIONS);
   age = Math.min(Math.max(age, occupation.minAge), occupation.maxAge);
   return {
-    name: `${pick(random, FIRST_NAMES)} ${pick(random, SURNAMES)}`,
+    name: sampleName(random),
     age,
     occupation: occupation.title,
     locale: pickWeighted(random, LOCALES),

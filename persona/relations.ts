@@ -1,0 +1,120 @@
+import { OCCUPATIONS, sampleName, TRAITS, type Occupation, type OccupationField, type SampledAttributes } from './attributes.ts';
+import { pick, pickDistinct, rng } from './text.ts';
+
+/**
+ * Persona-to-Persona (PersonaHub §2.2): from a persona, infer people in a close relationship with it.
+ * Each relation kind says who can have it (a patient needs a carer), and how the related person's
+ * attributes follow from the parent's (a colleague shares the occupation's field; a mentor is older;
+ * family shares a surname and a home region), so a derived persona is grounded, not free-floating.
+ */
+export const RELATION_KINDS = ['family', 'colleague', 'client', 'patient', 'mentor', 'student', 'neighbour', 'rival', 'community'] as const;
+export type RelationKind = (typeof RELATION_KINDS)[number];
+
+/** The parent persona as far as relations need it. */
+export interface RelationParent {
+  name: string;
+  age: number;
+  occupation: string;
+  locale: string;
+}
+
+const occupationOf = (title: string): Occupation | undefined => OCCUPATIONS.find((o) => o.title === title);
+
+/** Fields whose workers have patients, clients or students. */
+const CARE_FIELDS: ReadonlySet<OccupationField> = new Set(['health']);
+const CLIENT_FIELDS: ReadonlySet<OccupationField> = new Set(['finance', 'hospitality', 'food', 'trades', 'arts', 'civic', 'media', 'transport', 'technology']);
+const TEACHING = /teacher|librarian|instructor|director|curator|professor|schoolteacher/;
+
+interface KindSpec {
+  /** How the prompt names the relation: "<name> is <phrase> <parent>". */
+  phrase: string;
+  /** Whether a persona of this occupation and age can have a person of this kind. */
+  applies: (parent: RelationParent, occupation: Occupation | undefined) => boolean;
+  /** Age range of the related person, from the parent's age (clamped to 18-92 for adults). */
+  ages: (parentAge: number) => readonly [number, number];
+  /** Which occupations the related person may have. */
+  occupations: (occupation: Occupation | undefined) => readonly Occupation[];
+  sameSurname?: boolean;
+}
+
+const anyAdult = (): readonly Occupation[] => OCCUPATIONS;
+const sameField = (o: Occupation | undefined): readonly Occupation[] => {
+  const peers = o ? OCCUPATIONS.filter((x) => x.field === o.field && x.title !== o.title) : [];
+  return peers.length > 0 ? peers : o ? [o] : OCCUPATIONS;
+};
+
+export const RELATIONS: Record<RelationKind, KindSpec> = {
+  family: { phrase: 'a close relative of', applies: () => true, ages: (a) => [Math.max(18, a - 35), a + 30], occupations: anyAdult, sameSurname: true },
+  colleague: { phrase: 'a colleague of', applies: (_p, o) => o !== undefined && o.field !== 'home', ages: (a) => [a - 15, a + 15], occupations: (o) => (o ? [o, ...sameField(o)] : OCCUPATIONS) },
+  client: { phrase: 'a regular client of', applies: (_p, o) => o !== undefined && CLIENT_FIELDS.has(o.field), ages: () => [20, 85], occupations: anyAdult },
+  // A patient of a paediatric nurse is a child; personas are adults, so it is the child's parent who speaks.
+  patient: { phrase: 'a patient (or the parent of a young patient) of', applies: (_p, o) => o !== undefined && CARE_FIELDS.has(o.field), ages: (a) => [20, Math.max(45, a + 20)], occupations: anyAdult },
+  mentor: { phrase: 'a long-time mentor of', applies: (p) => p.age <= 65, ages: (a) => [a + 10, a + 30], occupations: sameField },
+  student: { phrase: 'a student of', applies: (_p, o) => o !== undefined && (TEACHING.test(o.title) || o.field === 'academia' || o.title === 'yoga instructor'), ages: () => [18, 30], occupations: (o) => OCCUPATIONS.filter((x) => x.field === 'academia' || x.minAge <= 18 || x === o) },
+  neighbour: { phrase: 'a next-door neighbour of', applies: () => true, ages: () => [18, 90], occupations: anyAdult },
+  rival: { phrase: 'a professional rival of', applies: (_p, o) => o !== undefined && o.field !== 'home', ages: (a) => [a - 10, a + 10], occupations: (o) => (o ? [o, ...sameField(o)] : OCCUPATIONS) },
+  community: { phrase: 'a fellow member of a community group with', applies: () => true, ages: () => [18, 90], occupations: anyAdult },
+};
+
+/** The kinds this parent can have, in the configured order (a kind listed but not applicable is left out). */
+export function applicableKinds(parent: RelationParent, kinds: readonly RelationKind[]): RelationKind[] {
+  const occupation = occupationOf(parent.occupation);
+  return kinds.filter((k) => RELATIONS[k].applies(parent, occupation));
+}
+
+/**
+ * Attributes of the person of `kind` related to `parent`: deterministic in (parent id, kind, index), in
+ * the kind's age range intersected with what the chosen occupation allows, same locale (everyone in a
+ * close relationship here shares a city), the family's surname for relatives.
+ */
+export function sampleRelatedAttributes(parentId: string, parent: RelationParent, kind: RelationKind, index: number): SampledAttributes {
+  const random = rng(`relation:${parentId}:${kind}:${index}`);
+  const spec = RELATIONS[kind];
+  const [lo, hi] = spec.ages(parent.age);
+  const low = Math.max(18, Math.min(lo, 92));
+  const high = Math.max(low, Math.min(92, hi));
+  const candidates = spec.occupations(occupationOf(parent.occupation)).filter((o) => o.maxAge >= low && o.minAge <= high);
+  const occupation = pick(random, candidates.length > 0 ? candidates : OCCUPATIONS);
+  const ageLow = Math.max(low, occupation.minAge);
+  const ageHigh = Math.max(ageLow, Math.min(high, occupation.maxAge));
+  const surname = parent.name.split(' ').slice(1).join(' ');
+  return {
+    name: sampleName(random, spec.sameSurname && surname ? surname : undefined),
+    age: ageLow + Math.floor(random() * (ageHigh - ageLow + 1)),
+    occupation: occupation.title,
+    locale: parent.locale,
+    traits: pickDistinct(random, TRAITS, 3),
+    seedRelation: 'SUBJECT',
+  };
+}
+
+/** The relation's line in the draft prompt, in place of the seed-text relation. */
+export function relationPhrase(kind: RelationKind, parent: RelationParent): string {
+  return `${RELATIONS[kind].phrase} ${parent.name} (${parent.age}, ${parent.occupation}, ${parent.locale})`;
+}
+
+export interface ExpansionBounds {
+  /** Lattice depth of the deepest derived persona (the seed's own personas are depth 0). */
+  maxDepth: number;
+  /** Derived personas per parent. */
+  perPersona: number;
+  /** Derived personas per root seed, over the whole lattice below it. */
+  perRoot: number;
+}
+
+/**
+ * How many related personas to derive from a persona at `depth`, given what the root's budget has
+ * left: 0 at the maximum depth or with the budget spent. With these bounds the lattice below one root
+ * holds at most min(perRoot, perPersona + perPersona² + … + perPersona^maxDepth) derived personas.
+ */
+export function expansionCount(depth: number, budgetLeft: number, b: ExpansionBounds): number {
+  if (depth >= b.maxDepth) return 0;
+  return Math.max(0, Math.min(b.perPersona, budgetLeft));
+}
+
+/** The most derived personas one root can reach under the bounds (for docs, tests and sizing). */
+export function latticeCeiling(b: ExpansionBounds): number {
+  let total = 0;
+  for (let d = 1; d <= b.maxDepth; d += 1) total += b.perPersona ** d;
+  return Math.min(total, b.perRoot);
+}
