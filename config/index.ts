@@ -39,12 +39,46 @@ function httpUrl(allowed = 'an http:// or https:// URL') {
 }
 
 const port = wholeNumber(1, 65535);
+
+/** As wholeNumber, or empty for "not set" (null), where something else then decides (`emptyMeans` says what). */
+function wholeNumberOrEmpty(min: number, max: number, emptyMeans: string) {
+  const message = `expected a whole number from ${min} to ${max} written in decimal digits, or empty for ${emptyMeans}`;
+  return z.string().regex(/^\d*$/, message).transform((v) => (v === '' ? null : Number(v))).refine((n) => n === null || (n >= min && n <= max), message);
+}
+
+/** KRaft elects by majority: an even count tolerates no more failures than the odd count below it. */
+const kafkaNodeCounts = ['1', '3', '5'] as const;
+
+/**
+ * The local stack's Kafka nodes (each a combined broker and controller): node i (from 0) listens on
+ * `port + 2i` and `controllerPort + 2i`, so the default 19092/19093 interleave as 19094/19095, 19096/19097.
+ * The one definition of that layout: the default bootstrap list and the stack's options both come from here.
+ */
+export function localKafkaNodes(c: { kafkaPort: number; kafkaControllerPort: number; kafkaNodes: number }): { nodeId: number; port: number; controllerPort: number }[] {
+  return Array.from({ length: c.kafkaNodes }, (_, i) => ({ nodeId: i + 1, port: c.kafkaPort + 2 * i, controllerPort: c.kafkaControllerPort + 2 * i }));
+}
+
+/** The bootstrap list of the local stack, from the raw settings (every node, so a client starts with any one of them down). */
+function localBootstrap(r: Record<string, string>): string {
+  const port = r.PERSONAHUB_KAFKA_PORT ?? '19092';
+  const nodes = r.PERSONAHUB_KAFKA_NODES ?? '1';
+  // Unparsable values are reported under their own keys; the single-node form then keeps this one quiet.
+  if (!/^\d+$/.test(port) || !(kafkaNodeCounts as readonly string[]).includes(nodes) || nodes === '1') return `127.0.0.1:${port}`;
+  return localKafkaNodes({ kafkaPort: Number(port), kafkaControllerPort: 0, kafkaNodes: Number(nodes) }).map((n) => `127.0.0.1:${n.port}`).join(',');
+}
 /** setTimeout's limit: a longer delay fires after 1 ms instead, with only a warning. */
 const MAX_TIMER_MS = 2_147_483_647;
 /** PGlite keeps an empty dataDir in memory without a word, so a blank value would lose the store at exit; memory:// asks for that on purpose. */
 const pgliteDir = z.string().min(1, 'expected a directory, or memory:// to keep the store in memory');
 /** `stack up` starts the model server from the repo root, where a relative path names another file than where it was typed. */
-const modelPath = z.string().refine((v) => v === '' || isAbsolute(v), 'expected an absolute path, or empty for the bundled model');
+const modelPath = z.string().refine((v) => v === '' || isAbsolute(v), 'expected an absolute path, or empty for the model PERSONAHUB_LOCAL_LLM selects');
+/**
+ * The local text models `personahub models fetch` can assemble (models/weights/fetch.ts has their specs under the same ids;
+ * a unit test keeps the two lists equal). The first is the default.
+ */
+export const localLlms = ['qwen2.5-coder-1.5b', 'qwen2.5-coder-0.5b'] as const;
+/** The served model name follows the local model unless PERSONAHUB_LLM_MODEL says otherwise (a bad local model is reported under its own key). */
+const localLlmOf = (r: Record<string, string>): string => r.PERSONAHUB_LOCAL_LLM || localLlms[0];
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -83,9 +117,10 @@ export const keys = {
   modelsDir: { env: 'PERSONAHUB_MODELS_DIR', schema: z.string().min(1), default: (r) => join(r.PERSONAHUB_CACHE_DIR ?? join(homedir(), '.cache', 'personahub'), 'models'), doc: 'Where `personahub models fetch` puts the local GGUF models.' },
   logLevel: { env: 'PERSONAHUB_LOG_LEVEL', schema: z.enum(logLevels), default: 'info', doc: `Log level: ${logLevels.join(', ')}.` },
   topicPrefix: { env: 'PERSONAHUB_TOPIC_PREFIX', schema: z.string().regex(/^[a-zA-Z0-9._-]+$/), default: 'personahub', doc: 'First part of every topic name (`<prefix>.<event>.v1`) and consumer group; lets several pipelines share a cluster.' },
-  kafkaBrokers: { env: 'PERSONAHUB_KAFKA_BROKERS', schema: z.string().regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'comma-separated host:port list'), default: (r) => `127.0.0.1:${r.PERSONAHUB_KAFKA_PORT ?? '19092'}`, doc: 'Bootstrap brokers, comma-separated host:port. Defaults to the local stack.' },
+  kafkaBrokers: { env: 'PERSONAHUB_KAFKA_BROKERS', schema: z.string().regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'comma-separated host:port list'), default: localBootstrap, doc: 'Bootstrap brokers, comma-separated host:port. Defaults to the local stack (every node of it when `PERSONAHUB_KAFKA_NODES` is above 1).' },
   kafkaPort: { env: 'PERSONAHUB_KAFKA_PORT', schema: port, default: '19092', doc: 'Local stack: broker listener port (loopback).' },
   kafkaControllerPort: { env: 'PERSONAHUB_KAFKA_CONTROLLER_PORT', schema: port, default: '19093', doc: 'Local stack: KRaft controller port (loopback).' },
+  kafkaNodes: { env: 'PERSONAHUB_KAFKA_NODES', schema: z.enum(kafkaNodeCounts).transform(Number), default: '1', doc: 'Local stack: Kafka nodes, each a combined broker and controller (`stack up --brokers N` for one command). Above 1, node i (from 0) listens on `PERSONAHUB_KAFKA_PORT` + 2i and `PERSONAHUB_KAFKA_CONTROLLER_PORT` + 2i, and the internal topics get 3 replicas with min ISR 2, as do topics created with the cluster\'s defaults. Odd counts only: KRaft needs a majority of the controllers.' },
   kafkaSsl: { env: 'PERSONAHUB_KAFKA_SSL', schema: bool, default: 'false', doc: 'Connect to the brokers over TLS (`true` or `false`). The certificate is verified against Node\'s built-in CAs, or the CA file below.' },
   kafkaSslCaFile: { env: 'PERSONAHUB_KAFKA_SSL_CA_FILE', schema: pemFile('certificate'), default: '', doc: 'PEM CA bundle the brokers\' certificates are verified against (needs `PERSONAHUB_KAFKA_SSL=true`). Empty: Node\'s built-in CAs.' },
   kafkaSslCertFile: { env: 'PERSONAHUB_KAFKA_SSL_CERT_FILE', schema: pemFile('certificate'), default: '', doc: 'Client certificate (PEM) for mutual TLS; goes with `PERSONAHUB_KAFKA_SSL_KEY_FILE` and needs `PERSONAHUB_KAFKA_SSL=true`.' },
@@ -93,7 +128,9 @@ export const keys = {
   kafkaSaslMechanism: { env: 'PERSONAHUB_KAFKA_SASL_MECHANISM', schema: saslMechanism, default: 'none', doc: `SASL authentication to the brokers: ${saslMechanisms.join(', ')} (either case). Any but \`none\` needs the SASL username and secret below; \`plain\` sends the secret as is, so use it over TLS only.` },
   kafkaSaslUsername: { env: 'PERSONAHUB_KAFKA_SASL_USERNAME', schema: z.string(), default: '', doc: 'SASL username (with a mechanism other than `none`).' },
   kafkaSaslPassword: { env: 'PERSONAHUB_KAFKA_SASL_PASSWORD', schema: z.string(), default: '', doc: 'SASL password (with a mechanism other than `none`). Never logged.' },
-  partitions: { env: 'PERSONAHUB_PARTITIONS', schema: wholeNumber(1, 1024), default: '3', doc: 'Partitions per pipeline topic when `topics init` creates them (the upper bound on instances per stage).' },
+  partitions: { env: 'PERSONAHUB_PARTITIONS', schema: wholeNumber(1, 1024), default: '3', doc: 'Partitions per pipeline topic when `topics init` creates them (the upper bound on instances per stage). A higher value later is applied by `topics init --raise-partitions`; Kafka never lowers a topic\'s partitions.' },
+  replicationFactor: { env: 'PERSONAHUB_REPLICATION_FACTOR', schema: wholeNumberOrEmpty(1, 64, 'the cluster\'s default.replication.factor'), default: '', doc: 'Replicas of every pipeline topic when `topics init` creates it. Empty: the cluster\'s `default.replication.factor` (1 on a single broker). Production: 3.' },
+  minInsyncReplicas: { env: 'PERSONAHUB_MIN_INSYNC_REPLICAS', schema: wholeNumberOrEmpty(1, 64, 'the cluster\'s min.insync.replicas'), default: '', doc: 'Topic `min.insync.replicas`: producers write with acks=all, so a write succeeds once this many replicas have it, and is refused (retried, never lost) while fewer are in sync. Empty: the cluster\'s `min.insync.replicas`. Production: 2 with 3 replicas (one broker may be down).' },
   registryUrl: { env: 'PERSONAHUB_REGISTRY_URL', schema: httpUrl(), default: (r) => `http://127.0.0.1:${r.PERSONAHUB_REGISTRY_PORT ?? '18080'}/apis/ccompat/v7`, doc: 'Confluent-compatible schema registry API. Defaults to the local Apicurio.' },
   registryPort: { env: 'PERSONAHUB_REGISTRY_PORT', schema: port, default: '18080', doc: 'Local stack: Apicurio HTTP port.' },
   registryManagementPort: { env: 'PERSONAHUB_REGISTRY_MANAGEMENT_PORT', schema: port, default: '18081', doc: 'Local stack: Apicurio management (health) port.' },
@@ -112,7 +149,8 @@ export const keys = {
   mode: { env: 'PERSONAHUB_MODE', schema: z.enum(['llm', 'sampler']), default: 'llm', doc: '`llm`: personas written by the LLM, grounded on sampled attributes. `sampler`: no LLM, personas composed from sampled attributes and the seed\'s salient terms (labelled as such in every persona).' },
   llmBaseUrl: { env: 'PERSONAHUB_LLM_BASE_URL', schema: z.union([z.literal(''), httpUrl('an http:// or https:// URL, or empty for the local model server')]), default: '', doc: 'OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server). Empty: the local model server that `stack up` starts.' },
   llmApiKey: { env: 'PERSONAHUB_LLM_API_KEY', schema: z.string(), default: 'local', doc: 'API key for the endpoint. Never logged.' },
-  llmModel: { env: 'PERSONAHUB_LLM_MODEL', schema: z.string().min(1), default: 'gemma-3-270m', doc: 'Chat model name sent to the endpoint.' },
+  localLlm: { env: 'PERSONAHUB_LOCAL_LLM', schema: z.enum(localLlms), default: localLlms[0], doc: 'Local model server: the text model `models fetch` assembles and `llm serve` serves. `qwen2.5-coder-1.5b`: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB, about 2.3 GB RSS; the default). `qwen2.5-coder-0.5b`: its 0.5B sibling (491 MB, about 1.2 GB RSS), faster, weaker prose. Both Apache-2.0.' },
+  llmModel: { env: 'PERSONAHUB_LLM_MODEL', schema: z.string().min(1), default: localLlmOf, doc: 'Chat model name sent to the endpoint (and the name the local model server serves its text model under). Defaults to `PERSONAHUB_LOCAL_LLM`; set it for any other endpoint.' },
   embeddingModel: { env: 'PERSONAHUB_EMBEDDING_MODEL', schema: z.string().min(1), default: 'all-minilm-l6-v2', doc: 'Embedding model name sent to the endpoint.' },
   embedder: { env: 'PERSONAHUB_EMBEDDER', schema: z.enum(['llm', 'hash']), default: 'llm', doc: '`llm`: embeddings from the endpoint. `hash`: feature-hashing vectors computed in-process (no model; for bulk sampler runs and tests; recorded as model `hash-bow-<dimensions>`).' },
   embeddingDimensions: { env: 'PERSONAHUB_EMBEDDING_DIMENSIONS', schema: wholeNumber(1, 4096), default: '384', doc: 'Vector size the store is created with; a different size from the embedder stops the indexer.' },
@@ -124,7 +162,7 @@ export const keys = {
   llmPort: { env: 'PERSONAHUB_LLM_PORT', schema: port, default: '18434', doc: 'Local model server port (loopback).' },
   llmQueue: { env: 'PERSONAHUB_LLM_QUEUE', schema: wholeNumber(1, 10000), default: '64', doc: 'Local model server: requests waiting beyond this get 429 with Retry-After.' },
   llmContextSize: { env: 'PERSONAHUB_LLM_CONTEXT_SIZE', schema: wholeNumber(1, 131072), default: '4096', doc: 'Local model server: context size of the text model.' },
-  llmModelPath: { env: 'PERSONAHUB_LLM_MODEL_PATH', schema: modelPath, default: '', doc: 'Local model server: absolute path of a GGUF to serve instead of the bundled Gemma 3 270M (e.g. a larger instruct model).' },
+  llmModelPath: { env: 'PERSONAHUB_LLM_MODEL_PATH', schema: modelPath, default: '', doc: 'Local model server: absolute path of a GGUF to serve instead of the model `PERSONAHUB_LOCAL_LLM` selects (which is then not fetched). One with a chat template is prompted through it; a base model without one gets a few-shot transcript.' },
   personasPerSeed: { env: 'PERSONAHUB_PERSONAS_PER_SEED', schema: wholeNumber(1, 16), default: '1', doc: 'Personas drafted from each seed (Text-to-Persona).' },
   maxSeedChars: { env: 'PERSONAHUB_MAX_SEED_CHARS', schema: wholeNumber(1, 100000), default: '4000', doc: 'Seed lines longer than this are rejected at ingest with a reason.' },
   nearDuplicateCosine: { env: 'PERSONAHUB_NEAR_DUPLICATE_COSINE', schema: decimal(0, 1), default: '0.97', doc: 'Validate: a persona whose embedding has at least this cosine similarity to an indexed persona is rejected as a near-duplicate (1 disables the check).' },
@@ -133,6 +171,7 @@ export const keys = {
   breakerFailureThreshold: { env: 'PERSONAHUB_BREAKER_FAILURE_THRESHOLD', schema: wholeNumber(1, 1000), default: '3', doc: 'Runner: consecutive transient failures of one dependency (llm, store, registry, broker) that open its circuit breaker: the stage pauses fetching, reports not ready, and probes with one event before resuming.' },
   breakerOpenMs: { env: 'PERSONAHUB_BREAKER_OPEN_MS', schema: wholeNumber(100, 3_600_000), default: '2000', doc: 'Runner: how long an open breaker waits before its first probe; doubles after each failed probe up to PERSONAHUB_RETRY_MAX_DELAY_MS.' },
   fetchMaxBytesPerPartition: { env: 'PERSONAHUB_FETCH_MAX_BYTES_PER_PARTITION', schema: wholeNumber(16_384, 104_857_600), default: '1048576', doc: 'Runner: bytes one fetch may bring per partition (four partitions\' worth per fetch at most): with PERSONAHUB_PARTITION_CONCURRENCY it bounds what an instance buffers, whatever the backlog.' },
+  maxEventBytes: { env: 'PERSONAHUB_MAX_EVENT_BYTES', schema: wholeNumber(64, 1_073_741_824), default: '1000000', doc: 'Runner: an input event whose key and value together are larger than this is not decoded: it goes to the DLQ as `PH_EVENT_TOO_LARGE` (raise it, restart, then `personahub dlq replay --code PH_EVENT_TOO_LARGE`). Keep it below the brokers\' `message.max.bytes`, since the dead letter carries the event whole.' },
   shutdownTimeoutMs: { env: 'PERSONAHUB_SHUTDOWN_TIMEOUT_MS', schema: wholeNumber(1000, 600_000), default: '30000', doc: 'SIGTERM: how long the process may take to finish (or abandon) the transaction in progress and disconnect before it exits anyway. Keep it below the pod\'s terminationGracePeriodSeconds.' },
   partitionConcurrency: { env: 'PERSONAHUB_PARTITION_CONCURRENCY', schema: wholeNumber(1, 256), default: '3', doc: 'Runner: input partitions of one stage processed at the same time, each committing through its own transactional producer.' },
   maxInFlight: { env: 'PERSONAHUB_MAX_IN_FLIGHT', schema: wholeNumber(1, 1024), default: '4', doc: 'Runner: events of one batch processed concurrently.' },
@@ -176,6 +215,25 @@ const envOf = (key: keyof Keys): string => keys[key].env;
  * A message names the keys; it shows a value only where that value is not a secret.
  */
 const combinations: { uses: readonly (keyof Keys)[]; problem: (c: Config) => string | undefined }[] = [
+  {
+    uses: ['replicationFactor', 'minInsyncReplicas'],
+    problem: (c) => c.replicationFactor !== null && c.minInsyncReplicas !== null && c.minInsyncReplicas > c.replicationFactor
+      ? `${envOf('minInsyncReplicas')}=${c.minInsyncReplicas} is above ${envOf('replicationFactor')}=${c.replicationFactor}: every acks=all write would be refused (NOT_ENOUGH_REPLICAS)`
+      : undefined,
+  },
+  {
+    uses: ['kafkaNodes', 'kafkaPort', 'kafkaControllerPort'],
+    problem: (c) => {
+      const nodes = localKafkaNodes(c);
+      const ports = nodes.flatMap((n) => [n.port, n.controllerPort]);
+      const twice = ports.filter((p, i) => ports.indexOf(p) !== i);
+      const high = ports.filter((p) => p > 65535);
+      if (twice.length === 0 && high.length === 0) return undefined;
+      const layout = `the ${c.kafkaNodes} local Kafka nodes listen on ${nodes.map((n) => n.port).join(', ')} (brokers) and ${nodes.map((n) => n.controllerPort).join(', ')} (controllers)`;
+      if (high.length > 0) return `${envOf('kafkaNodes')}=${c.kafkaNodes}: ${layout}, beyond 65535: lower ${envOf('kafkaPort')} or ${envOf('kafkaControllerPort')}`;
+      return `${envOf('kafkaNodes')}=${c.kafkaNodes}: ${layout}, so port ${twice[0]} is taken twice: choose ${envOf('kafkaPort')} and ${envOf('kafkaControllerPort')} an odd distance apart (e.g. 19092 and 19093)`;
+    },
+  },
   {
     uses: ['kafkaSaslMechanism', 'kafkaSaslUsername', 'kafkaSaslPassword'],
     problem: (c) => {

@@ -31,7 +31,10 @@ export function createKafka(config: Pick<Config, 'kafkaBrokers' | KafkaSecurity>
     ...(ssl ? { ssl } : {}),
     ...(sasl ? { sasl } : {}),
     connectionTimeout: 5_000,
-    retry: { retries: 8, initialRetryTime: 100 },
+    // Waits between retries capped at 5 s (kafkajs' default cap is 30 s), with two retries more so an
+    // operation still gives up after about 25 s. A consumer whose retries ran out during a broker outage
+    // is restarted by kafkajs after the last wait: uncapped, up to 30 s after the broker is back.
+    retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 5_000 },
     // kafkajs logs through its own creator; route it into pino so every line is JSON with a component.
     logLevel: logLevel.WARN,
     logCreator: () => ({ namespace, level, log }) => {
@@ -132,6 +135,8 @@ export interface ConsumerSettings {
 export interface KafkaPort {
   consumer(settings: ConsumerSettings): ConsumerPort;
   transactionalProducer(transactionalId: string): ProducerPort;
+  /** The group's committed offset of a partition (-1 if none). */
+  committedOffset(groupId: string, topic: string, partition: number): Promise<bigint>;
 }
 
 export function kafkaPort(kafka: Kafka): KafkaPort {
@@ -153,6 +158,16 @@ export function kafkaPort(kafka: Kafka): KafkaPort {
         onGroupJoin: (listener) => { c.on(c.events.GROUP_JOIN, (e) => listener({ partitions: Object.values(e.payload.memberAssignment).flat() })); },
         onHeartbeat: (listener) => { c.on(c.events.HEARTBEAT, () => listener()); },
       };
+    },
+    async committedOffset(groupId, topic, partition) {
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
+        return BigInt(t?.partitions.find((p) => p.partition === partition)?.offset ?? '-1');
+      } finally {
+        await admin.disconnect();
+      }
     },
     transactionalProducer(transactionalId) {
       return kafka.producer(producerConfig({

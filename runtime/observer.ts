@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Consumer, Kafka } from 'kafkajs';
+import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import { PersonaHubError } from '../core/errors.ts';
 import { events, topicName, type EventName, type EventTypes } from '../topology/index.ts';
 import type { Serde } from './serde.ts';
 
@@ -42,44 +43,100 @@ export class PipelineObserver {
   readonly indexedOutcomes = new Map<string, string[]>();
   /** Headers of DLQ records by key: the why and where-from that Kafka tools show without Avro. */
   readonly dlqHeaders = new Map<string, Record<string, string>>();
+  /** Consumers started after kafkajs gave up on the previous one (a coordinator lost in a broker restart). */
+  consumerRestarts = 0;
   private consumer: Consumer | undefined;
+  private stopped = false;
+  /** One group for the observer's lifetime: a replacement consumer resumes from the committed offsets. */
+  private readonly groupId: string;
+  /**
+   * Per topic-partition, the next offset not yet counted. A restarted consumer (by kafkajs or by
+   * `restart`) fetches again from the last committed offset: those records were counted already,
+   * and counting them twice would report duplicates the topics do not hold.
+   */
+  private readonly nextOffset = new Map<string, bigint>();
 
   /**
    * `since` (epoch ms) ignores records whose event time is older, so a run can be observed on topics
    * that hold earlier runs of the same seeds: their ids repeat, their timestamps do not.
    */
-  constructor(private readonly kafka: Kafka, private readonly serde: Serde, private readonly prefix: string, private readonly since = 0) {}
+  constructor(private readonly kafka: Kafka, private readonly serde: Serde, private readonly prefix: string, private readonly since = 0) {
+    this.groupId = `${prefix}.observer.${randomUUID()}`;
+  }
 
   async start(): Promise<void> {
-    this.consumer = this.kafka.consumer({ groupId: `${this.prefix}.observer.${randomUUID()}`, readUncommitted: false });
-    await this.consumer.connect();
-    const byTopic = new Map((Object.keys(events) as EventName[]).map((e) => [topicName(this.prefix, e), e]));
-    await this.consumer.subscribe({ topics: [...byTopic.keys()], fromBeginning: true });
+    this.stopped = false;
+    await (await this.startConsumer());
+  }
+
+  /** Connects, subscribes and runs a new consumer; what it returns resolves once the consumer joined its group. */
+  private async startConsumer(): Promise<Promise<void>> {
+    const consumer = this.kafka.consumer({ groupId: this.groupId, readUncommitted: false });
+    this.consumer = consumer;
+    // kafkajs restarts a consumer after retriable errors only; after the others (a group coordinator
+    // not found while the broker restarts) it stops for good, and the observer would go blind.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart && !this.stopped) void this.restart(consumer);
+    });
     let assigned!: () => void;
     const joined = new Promise<void>((resolve) => { assigned = resolve; });
-    this.consumer.on(this.consumer.events.GROUP_JOIN, () => assigned());
-    await this.consumer.run({
-      eachMessage: async ({ topic, message }) => {
+    consumer.on(consumer.events.GROUP_JOIN, () => assigned());
+    await consumer.connect();
+    const byTopic = new Map((Object.keys(events) as EventName[]).map((e) => [topicName(this.prefix, e), e]));
+    await consumer.subscribe({ topics: [...byTopic.keys()], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ topic, partition, message }) => {
         const event = byTopic.get(topic);
         if (!event) return;
-        const key = (await this.serde.decodeKey(message.key)) ?? '';
-        try {
-          const value = await this.serde.decode(event, message.value);
-          if (eventTime(event, value) < this.since) return;
-          (this.seen[event] as Map<string, unknown>).set(key, value);
-          if (event === 'indexed') {
-            const outcome = (value as EventTypes['indexed']).outcome;
-            this.indexedOutcomes.set(key, [...(this.indexedOutcomes.get(key) ?? []), outcome]);
-          }
-          if (event === 'dlq') this.dlqHeaders.set(key, Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])));
-          this.records[event] += 1;
-        } catch {
-          // Poison records exist only on the seed topic (or whatever a foreign producer wrote); count, don't stop.
-          this.undecodable.push({ topic, offset: message.offset });
-        }
+        const position = `${topic}:${partition}`;
+        const offset = BigInt(message.offset);
+        if (offset < (this.nextOffset.get(position) ?? 0n)) return;
+        await this.count(event, topic, message);
+        this.nextOffset.set(position, offset + 1n);
       },
     });
-    await joined;
+    return joined;
+  }
+
+  /** Replaces a consumer kafkajs will not restart, with backoff, until one runs again or the observer stops. */
+  private async restart(crashed: Consumer): Promise<void> {
+    if (this.consumer !== crashed) return;
+    this.consumerRestarts += 1;
+    await crashed.disconnect().catch(() => {});
+    for (let attempt = 0; !this.stopped && this.consumer === crashed; attempt += 1) {
+      await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** attempt)));
+      if (this.stopped) return;
+      try {
+        // A crash of the new consumer while it joins comes back through its own CRASH listener.
+        await this.startConsumer();
+        return;
+      } catch {
+        // The broker is still unreachable: connect failed. Try again with the next delay.
+        await this.consumer?.disconnect().catch(() => {});
+        this.consumer = crashed;
+      }
+    }
+  }
+
+  private async count(event: EventName, topic: string, message: KafkaMessage): Promise<void> {
+    const key = (await this.serde.decodeKey(message.key)) ?? '';
+    try {
+      const value = await this.serde.decode(event, message.value);
+      if (eventTime(event, value) < this.since) return;
+      (this.seen[event] as Map<string, unknown>).set(key, value);
+      if (event === 'indexed') {
+        const outcome = (value as EventTypes['indexed']).outcome;
+        this.indexedOutcomes.set(key, [...(this.indexedOutcomes.get(key) ?? []), outcome]);
+      }
+      if (event === 'dlq') this.dlqHeaders.set(key, Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])));
+      this.records[event] += 1;
+    } catch (error) {
+      // The registry not answering says nothing about the record: throwing makes kafkajs deliver it
+      // again (the offset is not counted yet), instead of writing off a good record as undecodable.
+      if (error instanceof PersonaHubError && error.transient) throw error;
+      // Poison records exist only on the seed topic (or whatever a foreign producer wrote); count, don't stop.
+      this.undecodable.push({ topic, offset: message.offset });
+    }
   }
 
   /**
@@ -125,6 +182,7 @@ export class PipelineObserver {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.consumer?.disconnect();
   }
 }

@@ -187,6 +187,9 @@ export class StageRunner<N extends StageName> implements RunningStage {
       this.crashed = `${error.name}: ${error.message}`;
       this.joined = false;
       this.o.logger.error({ stage: this.o.spec.name, err: error, restart }, restart ? 'consumer crashed; kafkajs restarts it' : 'consumer crashed; the runner restarts it');
+      // Counted whoever restarts it: a broker restart mostly ends in crashes kafkajs restarts by itself
+      // (connection retries exhausted), and those are what the consumer-restarts alert is for.
+      if (this.running) this.o.metrics.consumerRestarts.inc({ stage: this.o.spec.name });
       // kafkajs gives up on errors it calls non-retriable (a coordinator lost during a broker restart is
       // one): without this the stage would sit idle, reporting healthy, until someone restarted it.
       if (!restart && this.running) void this.restartConsumer(consumer);
@@ -202,7 +205,6 @@ export class StageRunner<N extends StageName> implements RunningStage {
   /** Replaces a consumer kafkajs will not restart, with backoff, for as long as the runner runs. */
   private async restartConsumer(crashed: ConsumerPort): Promise<void> {
     if (this.consumer !== crashed) return;
-    this.o.metrics.consumerRestarts.inc({ stage: this.o.spec.name });
     await crashed.disconnect().catch(() => {});
     for (let attempt = 0; this.running && this.consumer === crashed; attempt += 1) {
       await this.sleep(backoffDelayMs(attempt, this.retryBackoff, this.random));
@@ -444,10 +446,15 @@ export class StageRunner<N extends StageName> implements RunningStage {
    */
   private async commit(handled: Handled[], partition: number, lastOffset: string, owned: () => boolean): Promise<boolean> {
     const encoded = mergeByTopic(handled.map((h) => h.encoded));
+    let attempt = 0;
     try {
       await this.withRetry('commit', owned, async () => {
         const producerPromise = this.producerFor(partition);
         const producer = await producerPromise;
+        // A commit that failed may have committed all the same (EndTxn to a coordinator that moved away after
+        // writing PREPARE_COMMIT). A fresh producer's initialisation settles that transaction; if the group's
+        // offset now covers the chunk, it committed, and redoing it would write its outputs twice.
+        if (attempt++ > 0 && (await this.o.kafka.committedOffset(this.group, this.inputTopic, partition)) >= BigInt(lastOffset) + 1n) return;
         let txn;
         try {
           txn = await producer.transaction();
@@ -456,8 +463,11 @@ export class StageRunner<N extends StageName> implements RunningStage {
           throw error;
         }
         try {
-          // Sends inside one transaction must not race each other (kafkajs), hence sequential.
-          for (const [topic, messages] of encoded) await txn.send({ topic, messages, acks: -1 });
+          // Sends inside one transaction must not race each other (kafkajs), hence sequential. One message per
+          // request: after a partial failure across brokers (a leader moving), kafkajs 2.2.4 re-sends partitions
+          // another broker already acknowledged, with new sequence numbers (duplicates), and can skip partitions
+          // that moved to a broker that already answered (tulios/kafkajs#1798). One request, one partition, one broker.
+          for (const [topic, messages] of encoded) for (const m of messages) await txn.send({ topic, messages: [m], acks: -1 });
           await txn.sendOffsets({ consumerGroupId: this.group, topics: [{ topic: this.inputTopic, partitions: [{ partition, offset: (BigInt(lastOffset) + 1n).toString() }] }] });
           await txn.commit();
         } catch (error) {

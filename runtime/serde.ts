@@ -44,8 +44,10 @@ function readerType(event: EventName): avro.Type {
   return type;
 }
 
+export type SerdeErrorCode = 'PH_SERDE_DECODE' | 'PH_SERDE_ENCODE' | 'PH_SERDE_REGISTER' | 'PH_SERDE_REGISTRY_UNAVAILABLE' | 'PH_EVENT_TOO_LARGE' | 'PH_SERDE_INVALID_UTF8';
+
 export class SerdeError extends PersonaHubError {
-  constructor(code: 'PH_SERDE_DECODE' | 'PH_SERDE_ENCODE' | 'PH_SERDE_REGISTER' | 'PH_SERDE_REGISTRY_UNAVAILABLE', message: string, options: { cause?: unknown; transient?: boolean } = {}) {
+  constructor(code: SerdeErrorCode, message: string, options: { cause?: unknown; transient?: boolean } = {}) {
     // A transient serde failure is always the registry not answering.
     super(code, message, { ...options, ...(options.transient ? { dependency: 'registry' as const } : {}) });
   }
@@ -53,10 +55,43 @@ export class SerdeError extends PersonaHubError {
 
 /** What the runner needs of the serde: the registry-backed Serde in production, a fake in unit tests. */
 export interface SerdePort {
-  decode<E extends EventName>(event: E, bytes: Buffer | null): Promise<EventTypes[E]>;
+  /** `key`, when given, counts towards the event size bound with the value (PERSONAHUB_MAX_EVENT_BYTES). */
+  decode<E extends EventName>(event: E, bytes: Buffer | null, key?: Buffer | null): Promise<EventTypes[E]>;
   decodeKey(bytes: Buffer | null): Promise<string | null>;
   encodeKey(event: EventName, key: string): Promise<Buffer>;
   encodeValue(event: EventName, value: unknown): Promise<Buffer>;
+}
+
+/** PERSONAHUB_MAX_EVENT_BYTES' default, for a Serde built without the setting. */
+export const DEFAULT_MAX_EVENT_BYTES = 1_000_000;
+
+/** What a Serde is built with: the configuration's registry security keys and its event size bound. */
+export type SerdeOptions = Partial<Pick<Config, 'registryCaFile' | 'registryUsername' | 'registryPassword' | 'maxEventBytes'>>;
+
+/** U+FFFD, what a UTF-8 decoder puts where the bytes were not UTF-8 (avsc does so without a word). */
+const REPLACEMENT = '\uFFFD';
+
+/**
+ * Where in a decoded value a string holds U+FFFD (a path like `text` or `traits[2]`), or undefined.
+ * Walks records, arrays and maps; Buffers (Avro bytes and fixed) are not text and are skipped.
+ */
+export function replacementCharPath(value: unknown, path = ''): string | undefined {
+  if (typeof value === 'string') return value.includes(REPLACEMENT) ? path || '(value)' : undefined;
+  if (value === null || typeof value !== 'object' || Buffer.isBuffer(value)) return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i += 1) {
+      const found = replacementCharPath(value[i], `${path}[${i}]`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  for (const [name, field] of Object.entries(value)) {
+    // A map's keys are Avro strings too.
+    if (name.includes(REPLACEMENT)) return `${path}${path ? '.' : ''}${name}`;
+    const found = replacementCharPath(field, `${path}${path ? '.' : ''}${name}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /**
@@ -68,7 +103,9 @@ export class Serde implements SerdePort {
   private readonly registry: SchemaRegistry;
   private readonly ids = new Map<string, number>();
   /** Writer-to-reader resolvers by event and writer schema id: a few entries, built once each. */
-  private readonly resolvers = new Map<string, { reader: avro.Type; resolver: avro.Resolver }>();
+  private readonly resolvers = new Map<string, { reader: avro.Type; resolver: avro.Resolver; writer: avro.Type }>();
+  /** Largest event (key and value bytes) decode accepts; larger is PH_EVENT_TOO_LARGE before any decoding. */
+  private readonly maxEventBytes: number;
 
   /** Set with a CA file: the registry client and the raw REST calls both verify the registry's certificate with it. */
   private readonly agent: HttpsAgent | undefined;
@@ -76,12 +113,14 @@ export class Serde implements SerdePort {
   private readonly headers: Record<string, string>;
 
   /**
-   * `security` takes the configuration's registry keys of the same names (the configuration checked them at
-   * start: the CA file exists and goes with an https:// URL, username and secret come together).
+   * `options` takes the configuration's registry keys of the same names (the configuration checked them at
+   * start: the CA file exists and goes with an https:// URL, username and secret come together) and its
+   * event size bound (PERSONAHUB_MAX_EVENT_BYTES; DEFAULT_MAX_EVENT_BYTES when absent).
    */
-  constructor(private readonly registryUrl: string, private readonly prefix: string, security: Partial<Pick<Config, 'registryCaFile' | 'registryUsername' | 'registryPassword'>> = {}) {
-    this.agent = security.registryCaFile ? new HttpsAgent({ ca: readFileSync(security.registryCaFile, 'utf8') }) : undefined;
-    const auth = security.registryUsername ? { username: security.registryUsername, password: security.registryPassword ?? '' } : undefined;
+  constructor(private readonly registryUrl: string, private readonly prefix: string, options: SerdeOptions = {}) {
+    this.maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
+    this.agent = options.registryCaFile ? new HttpsAgent({ ca: readFileSync(options.registryCaFile, 'utf8') }) : undefined;
+    const auth = options.registryUsername ? { username: options.registryUsername, password: options.registryPassword ?? '' } : undefined;
     this.registry = new SchemaRegistry({ host: registryUrl, ...(auth ? { auth } : {}), ...(this.agent ? { agent: this.agent } : {}) });
     this.headers = {
       'content-type': 'application/vnd.schemaregistry.v1+json',
@@ -200,20 +239,47 @@ export class Serde implements SerdePort {
    * by the id in the frame) is resolved into this event's own schema, the one its TypeScript type is
    * generated from, so the value has that type by construction, and bytes written with a schema that
    * cannot be read as this event are refused instead of passed on mistyped.
+   *
+   * Two more refusals, both permanent (poison, not an outage):
+   * - PH_EVENT_TOO_LARGE: key and value together above PERSONAHUB_MAX_EVENT_BYTES, checked before anything
+   *   is decoded or looked up. DLQ records are exempt: they carry such events whole, to be replayed.
+   * - PH_SERDE_INVALID_UTF8: an Avro string whose bytes are not UTF-8. avsc decodes those into U+FFFD
+   *   without a word, so a value holding U+FFFD is re-encoded with the writer's schema and compared with
+   *   the payload: a legitimate U+FFFD re-encodes to the same bytes, a replaced byte sequence does not.
+   *   Values without U+FFFD (nearly all) cost one walk over their strings and nothing else.
    */
-  async decode<E extends EventName>(event: E, bytes: Buffer | null): Promise<EventTypes[E]> {
+  async decode<E extends EventName>(event: E, bytes: Buffer | null, key?: Buffer | null): Promise<EventTypes[E]> {
+    if (bytes && event !== 'dlq') {
+      const size = bytes.length + (key?.length ?? 0);
+      if (size > this.maxEventBytes) throw new SerdeError('PH_EVENT_TOO_LARGE', `${event} event of ${size} bytes (key and value) is larger than PERSONAHUB_MAX_EVENT_BYTES=${this.maxEventBytes}`);
+    }
     if (!bytes || bytes.length < 5 || bytes[0] !== 0) throw new SerdeError('PH_SERDE_DECODE', `not Confluent-framed Avro (${bytes ? `${bytes.length} bytes, first byte ${bytes[0]}` : 'null value'})`);
     const id = bytes.readUInt32BE(1);
-    const { reader, resolver } = await this.resolverFor(event, id);
+    const { reader, resolver, writer } = await this.resolverFor(event, id);
+    const payload = bytes.subarray(5);
+    let value: EventTypes[E];
     try {
-      const value: EventTypes[E] = reader.fromBuffer(bytes.subarray(5), resolver);
-      return value;
+      value = reader.fromBuffer(payload, resolver);
     } catch (cause) {
       throw new SerdeError('PH_SERDE_DECODE', `cannot decode ${bytes.length} bytes as ${event} (schema id ${id}): ${(cause as Error).message}`, { cause });
     }
+    const path = replacementCharPath(value);
+    if (path !== undefined && !this.reencodesIdentically(writer, payload)) {
+      throw new SerdeError('PH_SERDE_INVALID_UTF8', `${event} (schema id ${id}): a string is not valid UTF-8 (first U+FFFD at ${path}; the bytes do not re-encode to the payload)`);
+    }
+    return value;
   }
 
-  private async resolverFor(event: EventName, id: number): Promise<{ reader: avro.Type; resolver: avro.Resolver }> {
+  /** True when the payload, decoded and re-encoded with the writer's own schema, gives back the same bytes. */
+  private reencodesIdentically(writer: avro.Type, payload: Buffer): boolean {
+    try {
+      return writer.toBuffer(writer.fromBuffer(payload)).equals(payload);
+    } catch {
+      return false;
+    }
+  }
+
+  private async resolverFor(event: EventName, id: number): Promise<{ reader: avro.Type; resolver: avro.Resolver; writer: avro.Type }> {
     const cacheKey = `${event}:${id}`;
     const cached = this.resolvers.get(cacheKey);
     if (cached) return cached;
@@ -232,7 +298,7 @@ export class Serde implements SerdePort {
     } catch (cause) {
       throw new SerdeError('PH_SERDE_DECODE', `schema id ${id} cannot be read as ${event} (${events[event].schema}): ${(cause as Error).message}`, { cause });
     }
-    const entry = { reader, resolver };
+    const entry = { reader, resolver, writer };
     this.resolvers.set(cacheKey, entry);
     return entry;
   }

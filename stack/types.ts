@@ -5,7 +5,18 @@ export interface StackOptions {
   home: string;
   /** Downloads and unpacked tools, kept outside the repo and shared between homes. */
   cacheDir: string;
-  kafka: { port: number; controllerPort: number };
+  kafka: {
+    port: number;
+    controllerPort: number;
+    /**
+     * More than one entry: a KRaft cluster of combined broker+controller nodes, each its own service
+     * (`kafka-<nodeId>`) with its own ports and data, every one a voter of the quorum. Absent or one
+     * entry: the single node `kafka` on `port` and `controllerPort`.
+     */
+    nodes?: readonly KafkaNode[];
+  };
+  /** The core services this stack runs, started in the order postgres, kafka, registry. Default: all three. */
+  core?: readonly CoreService[];
   registry: { port: number; managementPort: number };
   postgres: { port: number; user: string; password: string; database: string };
   /** Per service. */
@@ -22,6 +33,14 @@ export interface StackOptions {
    * what to change; the stack itself does not know the configuration's names.
    */
   portSettings?: { port: number; setting: string }[];
+}
+
+export type CoreService = 'postgres' | 'kafka' | 'registry';
+
+export interface KafkaNode {
+  nodeId: number;
+  port: number;
+  controllerPort: number;
 }
 
 export interface ServiceSpec {

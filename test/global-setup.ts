@@ -3,10 +3,11 @@ import { fetchModels } from '../models/weights/fetch.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { stackDown, stackStatus, stackUp, type StackOptions } from '../stack/index.ts';
 import { stackOptions } from '../cli/wiring.ts';
+import { TEST_LLM } from './integration/models/test-llm.ts';
 
 /**
  * Installs and starts what the suite runs against, once: the real stack (broker, registry,
- * database) and the local models (fetched, assembled, converted). The model server is not started
+ * database) and the local models the tests use (fetched, assembled, converted). The model server is not started
  * here; tests start the fixture LLM or a local server of their own.
  *
  * Afterwards (the returned teardown) it stops the services the suite started, and only those: a
@@ -25,7 +26,9 @@ export default async function setup(): Promise<(() => Promise<void>) | undefined
   const runningBefore = await runningServices(watched);
   const teardown = () => stopStartedBySuite(watched, runningBefore, logger);
   try {
-    await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, logger });
+    // What the tests use: the small local text model the real-model tests run (not the configured default,
+    // which would add 1.1 GB to a cold CI run) and the embedding model.
+    await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, llm: TEST_LLM, logger });
     await stackUp(options);
   } catch (error) {
     // Vitest runs no teardown when setup fails: stop here what this setup got as far as starting.

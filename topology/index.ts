@@ -1,19 +1,39 @@
 import type { DeadLetter, Indexed, Persona, Rejected, Seed } from '../schemas/types.generated.ts';
 
+/** Kafka's cleanup policies: `delete` drops old segments after the retention, `compact` keeps the last record per key. */
+export type CleanupPolicy = 'delete' | 'compact' | 'compact,delete';
+
+/**
+ * What an event declares about its topic. Replication factor and `min.insync.replicas` are not per topic: every
+ * topic carries the same exactly-once chain, which is only as durable as its weakest topic, so they are one
+ * setting for all (PERSONAHUB_REPLICATION_FACTOR and PERSONAHUB_MIN_INSYNC_REPLICAS, else the cluster's own
+ * defaults, which are 1 on a single broker). Partitions are one setting too (PERSONAHUB_PARTITIONS): a stage's
+ * parallelism is bounded by its input's partitions, and every topic is some stage's input or output.
+ */
+export interface EventDef {
+  schema: string;
+  /** `retention.ms`; -1 keeps records forever. */
+  retentionMs: number;
+  cleanupPolicy: CleanupPolicy;
+  doc: string;
+}
+
+const DAY_MS = 24 * 3600_000;
+
 /**
  * The pipeline as data: every topic with its schema and settings, and every stage with its input,
  * outputs and consumer group. Topic creation, schema registration, the runner, the Helm chart
  * and the docs all read this; nothing else spells a topic name.
  */
 export const events = {
-  seed: { schema: 'seed.avsc', retentionMs: 7 * 24 * 3600_000, doc: 'Seed texts to infer personas from.' },
-  draft: { schema: 'persona.avsc', retentionMs: 7 * 24 * 3600_000, doc: 'Personas as drafted (Text-to-Persona), before enrichment.' },
-  enriched: { schema: 'persona.avsc', retentionMs: 7 * 24 * 3600_000, doc: 'Personas with modalities and embedding.' },
-  validated: { schema: 'persona.avsc', retentionMs: 30 * 24 * 3600_000, doc: 'Coherent, deduplicated personas: the downstream contract.' },
-  indexed: { schema: 'indexed.avsc', retentionMs: 30 * 24 * 3600_000, doc: 'Personas stored and searchable.' },
-  rejected: { schema: 'rejected.avsc', retentionMs: 30 * 24 * 3600_000, doc: 'Personas that failed validation or were duplicates, with reasons.' },
-  dlq: { schema: 'dead-letter.avsc', retentionMs: 30 * 24 * 3600_000, doc: 'Events a stage could not process, with their bytes and why.' },
-} as const;
+  seed: { schema: 'seed.avsc', retentionMs: 7 * DAY_MS, cleanupPolicy: 'delete', doc: 'Seed texts to infer personas from.' },
+  draft: { schema: 'persona.avsc', retentionMs: 7 * DAY_MS, cleanupPolicy: 'delete', doc: 'Personas as drafted (Text-to-Persona), before enrichment.' },
+  enriched: { schema: 'persona.avsc', retentionMs: 7 * DAY_MS, cleanupPolicy: 'delete', doc: 'Personas with modalities and embedding.' },
+  validated: { schema: 'persona.avsc', retentionMs: 30 * DAY_MS, cleanupPolicy: 'delete', doc: 'Coherent, deduplicated personas: the downstream contract.' },
+  indexed: { schema: 'indexed.avsc', retentionMs: 30 * DAY_MS, cleanupPolicy: 'delete', doc: 'Personas stored and searchable.' },
+  rejected: { schema: 'rejected.avsc', retentionMs: 30 * DAY_MS, cleanupPolicy: 'delete', doc: 'Personas that failed validation or were duplicates, with reasons.' },
+  dlq: { schema: 'dead-letter.avsc', retentionMs: 30 * DAY_MS, cleanupPolicy: 'delete', doc: 'Events a stage could not process, with their bytes and why.' },
+} as const satisfies Record<string, EventDef>;
 
 export type EventName = keyof typeof events;
 

