@@ -235,7 +235,7 @@ export const dashboardRows: { title: string; panels: Panel[] }[] = [
       { title: 'Retries / s', description: 'Transient failures waited out, by step:code.', unit: 'ops', exprs: [{ expr: `sum by (stage, reason) (rate(personahub_retries_total{${SEL}}[${RI}]))`, legend: '{{stage}} {{reason}}' }] },
       { title: 'Circuit breakers', description: '0 closed, 1 probing, 2 open (stage paused).', unit: 'short', exprs: [{ expr: `max by (stage, dependency) (personahub_breaker_state{${SEL}})`, legend: '{{stage}} {{dependency}}' }] },
       { title: 'Paused partitions', description: 'Assigned partitions whose fetching is paused while a dependency is down.', unit: 'short', exprs: [{ expr: `sum by (stage) (personahub_paused_partitions{${SEL}})`, legend: '{{stage}}' }] },
-      { title: 'Consumer restarts (15 min)', description: 'Consumers the runner restarted after kafkajs gave up.', unit: 'short', exprs: [{ expr: `sum by (stage) (increase(personahub_consumer_restarts_total{${SEL}}[15m]))`, legend: '{{stage}}' }] },
+      { title: 'Consumer restarts (15 min)', description: 'Consumer crashes followed by a restart (by kafkajs or by the runner).', unit: 'short', exprs: [{ expr: `sum by (stage) (increase(personahub_consumer_restarts_total{${SEL}}[15m]))`, legend: '{{stage}}' }] },
       {
         title: 'Skipped and replayed inputs / s', description: 'Inputs already processed under another delivery; dead letters re-driven.', unit: 'ops',
         exprs: [
