@@ -117,7 +117,7 @@ export function renderReport(r: RunReport): string {
   for (const s of r.samples) lines.push(`- **${s.name}** (${s.mode}, ${s.id}): ${s.description}`);
   lines.push('', `## Semantic search: "${r.search.query}"`, '');
   for (const h of r.search.hits) lines.push(`- ${h.score.toFixed(3)}  ${h.description}`);
-  if (r.mode === 'sampler') lines.push('', 'For model-written personas run `./personahub demo` (local Gemma 3 270M) or point it at any OpenAI-compatible endpoint with `--llm-base-url <url>` (and PERSONAHUB_LLM_API_KEY, PERSONAHUB_LLM_MODEL).');
+  if (r.mode === 'sampler') lines.push('', 'For model-written personas run `./personahub demo` (local Qwen2.5-Coder-1.5B-Instruct) or point it at any OpenAI-compatible endpoint with `--llm-base-url <url>` (and PERSONAHUB_LLM_API_KEY, PERSONAHUB_LLM_MODEL).');
   else lines.push('', 'For better prose, point the pipeline at a larger model: `./personahub demo --llm-base-url <url>` with PERSONAHUB_LLM_API_KEY and PERSONAHUB_LLM_MODEL, or serve a larger GGUF locally with PERSONAHUB_LLM_MODEL_PATH.');
   lines.push('', 'Search yourself: `./personahub search "a retired teacher who loves gardening"`. Stop the stack: `./personahub stack down`.');
   return lines.join('\n');

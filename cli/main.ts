@@ -198,9 +198,17 @@ program.command('clusters').description('cluster the stored personas by embeddin
     }
   });
 
+/**
+ * The main job's size. With a model: 24 personas, so that the default local Qwen2.5-Coder-1.5B (12-17 personas/min
+ * through the server on 2 cores, docs/BENCHMARKS.md) keeps the whole command within a few minutes; sampler mode
+ * costs no model time, so it takes the whole bundled sample.
+ */
+const DEMO_LLM_SEEDS = 24;
+const DEMO_SAMPLER_SEEDS = 300;
+
 program.command('demo').description('the main job: stack up, topics, all stages, ingest the bundled seeds, wait until indexed, report')
   .option('--seeds <file>', 'seed file', join(repoRoot, 'data', 'seeds.jsonl'))
-  .option('--count <n>', 'seeds to ingest (default: 48 with a model, 300 in sampler mode)', positiveInt)
+  .option('--count <n>', `seeds to ingest (default: ${DEMO_LLM_SEEDS} with a model, ${DEMO_SAMPLER_SEEDS} in sampler mode)`, positiveInt)
   .addOption(new Option('--mode <mode>', 'llm or sampler').choices(['llm', 'sampler']))
   .option('--llm-base-url <url>', 'use this OpenAI-compatible endpoint instead of the local model server')
   .option('--timeout-min <n>', 'give up waiting after this many minutes', positiveInt, 30)
@@ -216,7 +224,7 @@ program.command('demo').description('the main job: stack up, topics, all stages,
     const startedAt = Date.now();
     const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, config.topicPrefix, startedAt);
     await observer.start();
-    const count = o.count === undefined ? (config.mode === 'llm' ? 48 : 300) : o.count;
+    const count = o.count === undefined ? (config.mode === 'llm' ? DEMO_LLM_SEEDS : DEMO_SAMPLER_SEEDS) : o.count;
     const ingested = await ingest(config, pipeline, o.seeds, { limit: count });
     const seedIds = new Set(ingested.seeds.map((s) => s.id));
     console.log(`Ingested ${seedIds.size} seeds (${ingested.rejected.length} lines refused); waiting until every persona is indexed or rejected...`);

@@ -104,8 +104,8 @@ export class LlmEngine {
     this.completion = new LlamaCompletion({ contextSequence: sequence });
     this.hasChatTemplate = typeof model.fileInfo.metadata.tokenizer?.chat_template === 'string';
     // Only a model that ships a template gets the chat path. node-llama-cpp would also guess a
-    // wrapper from the architecture name, which for our base Gemma means turn markers it was never
-    // trained on.
+    // wrapper from the architecture name, which for a base model (Gemma 3 270M, say) means turn
+    // markers it was never trained on. Both local Qwen2.5-Coder models ship their template.
     this.chat = this.hasChatTemplate ? new LlamaChat({ contextSequence: sequence, chatWrapper: 'auto' }) : undefined;
     // Mirrors LlamaCompletion, which prepends BOS itself when the tokenizer asks for it.
     this.prependsBos = model.tokens.shouldPrependBosToken && model.tokens.bos !== null;

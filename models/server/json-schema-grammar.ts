@@ -23,7 +23,7 @@ export interface SchemaBounds {
   /**
    * Widest integer range (`minimum`..`maximum`) enforced exactly, by listing the allowed values as
    * alternatives in the grammar; node-llama-cpp's grammar has no numeric range rule. Measured on the
-   * Gemma 270M: 1,000 alternatives cost nothing noticeable per token.
+   * Gemma 3 270M (the local model then): 1,000 alternatives cost nothing noticeable per token.
    */
   integerRangeMaxValues: number;
   /** Deepest nesting of objects and arrays accepted, against stack exhaustion and runaway schemas. */

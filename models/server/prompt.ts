@@ -2,10 +2,11 @@
  * Chat messages → model input, for the two kinds of model the server can be given.
  *
  * A model whose GGUF carries a chat template (an instruct model) gets the messages as a chat
- * history and node-llama-cpp renders them with that template. A base model (our Gemma 3 270M) has
- * no template and was never trained on turns, so the messages become a few-shot transcript it can
- * continue: the system text, each user/assistant pair as an `Input:`/`Output:` example, then the
- * last user message and an open `Output:`.
+ * history and node-llama-cpp renders them with that template (both local Qwen2.5-Coder-Instruct
+ * models). A base model (any base GGUF given through PERSONAHUB_LLM_MODEL_PATH) has no template
+ * and was never trained on turns, so the messages become a few-shot transcript it can continue:
+ * the system text, each user/assistant pair as an `Input:`/`Output:` example, then the last user
+ * message and an open `Output:`.
  */
 import type { ChatHistoryItem } from 'node-llama-cpp';
 
