@@ -175,9 +175,11 @@ async function startRegistryProxy(): Promise<void> {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="registry"', 'content-type': 'application/json' }).end('{"error_code":401,"message":"Unauthorized"}');
       return;
     }
-    const headers = { ...req.headers, host: upstream.host };
+    const headers = { ...req.headers, host: upstream.host, connection: 'close' };
     delete headers.authorization;
-    const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (answer) => {
+    // A fresh upstream connection per request: a kept-alive socket the registry has closed meanwhile
+    // answers "socket hang up", which is the proxy's flake, not the client's.
+    const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, agent: false }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.pipe(res);
     });
