@@ -1,3 +1,5 @@
+// Before kafkajs loads: its read_committed fix (see the module).
+import './kafkajs-patches.ts';
 import kafkajs, { type Admin, type Kafka } from 'kafkajs';
 import { PersonaHubError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';

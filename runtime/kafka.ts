@@ -1,3 +1,5 @@
+// First: the kafkajs fix must be in place before kafkajs itself loads.
+import './kafkajs-patches.ts';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { Kafka, logLevel, Partitioners, type IHeaders, type KafkaMessage, type ProducerConfig, type SASLOptions } from 'kafkajs';

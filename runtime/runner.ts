@@ -111,6 +111,8 @@ export class StageRunner<N extends StageName> implements RunningStage {
   private readonly random: () => number;
   private readonly now: () => number;
   private readonly retryBackoff: BackoffPolicy;
+  /** Per assigned partition: the group's committed offset, read after this instance fenced the partition's previous owner. */
+  private readonly fences = new Map<number, Promise<bigint>>();
 
   constructor(private readonly o: RunnerOptions<N>) {
     this.group = groupId(o.config.topicPrefix, o.spec.name);
@@ -178,6 +180,9 @@ export class StageRunner<N extends StageName> implements RunningStage {
       this.crashed = undefined;
       this.lastHeartbeat = this.now();
       this.assigned = partitions;
+      // A new generation: every partition is fenced afresh before its first batch (see fenceFor).
+      this.fences.clear();
+      for (const p of partitions) void this.fenceFor(p).catch(() => {});
       this.updatePause();
     });
     consumer.onHeartbeat(() => {
@@ -239,9 +244,15 @@ export class StageRunner<N extends StageName> implements RunningStage {
     // A long LLM call must not make the member look dead: heartbeat on a timer while the batch runs.
     const pump = setInterval(() => void heartbeat().catch(() => {}), Math.min(3_000, Math.floor(this.o.config.sessionTimeoutMs / 3)));
     try {
-      for (let i = 0; i < batch.messages.length; i += size) {
+      // What a zombie committed between this member's assignment and its fencing is not done again.
+      const fencedAt = await this.fenceFor(batch.partition);
+      const done = batch.messages.filter((m) => BigInt(m.offset) < fencedAt);
+      const lastDone = done[done.length - 1];
+      if (lastDone) resolveOffset(lastDone.offset);
+      const messages = batch.messages.filter((m) => BigInt(m.offset) >= fencedAt);
+      for (let i = 0; i < messages.length; i += size) {
         if (!owned()) return;
-        const chunk = batch.messages.slice(i, i + size);
+        const chunk = messages.slice(i, i + size);
         const last = chunk[chunk.length - 1];
         if (!last) continue;
         const handled = await this.processChunk(chunk, batch.partition, owned);
@@ -422,6 +433,29 @@ export class StageRunner<N extends StageName> implements RunningStage {
    * id and fences the old one, so a zombie can no longer commit that partition's outputs. It also lets
    * partitions commit concurrently, since kafkajs allows one open transaction per producer.
    */
+  /**
+   * Fences the partition's previous owner before this member processes it: a transaction begun with
+   * the partition's transactional id makes the coordinator bump the producer epoch and end whatever the
+   * old owner left open (aborted, or completed if its commit was already under way). Only then is the
+   * group's committed offset read, so a chunk a zombie committed after this member's assignment is seen
+   * as done rather than redone.
+   */
+  private fenceFor(partition: number): Promise<bigint> {
+    let fence = this.fences.get(partition);
+    if (!fence) {
+      fence = (async () => {
+        const producer = await this.producerFor(partition);
+        const txn = await producer.transaction();
+        await txn.abort();
+        return this.o.kafka.committedOffset(this.group, this.inputTopic, partition);
+      })();
+      // A failed fence is not cached: the batch fails and kafkajs retries it, fencing again.
+      fence.catch(() => this.fences.delete(partition));
+      this.fences.set(partition, fence);
+    }
+    return fence;
+  }
+
   private producerFor(partition: number): Promise<ProducerPort> {
     let producer = this.producers.get(partition);
     if (!producer) {

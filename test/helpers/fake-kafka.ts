@@ -46,7 +46,8 @@ export class FakeTransaction implements TransactionPort {
 }
 
 export class FakeProducer implements ProducerPort {
-  readonly transactions: FakeTransaction[] = [];
+  /** Every transaction begun, including the empty ones a runner begins and aborts to fence a partition. */
+  readonly begun: FakeTransaction[] = [];
   connected = false;
 
   constructor(readonly kafka: FakeKafka, readonly transactionalId: string) {}
@@ -61,8 +62,18 @@ export class FakeProducer implements ProducerPort {
 
   async transaction(): Promise<TransactionPort> {
     const txn = new FakeTransaction(this);
-    this.transactions.push(txn);
+    this.begun.push(txn);
     return txn;
+  }
+
+  /** The transactions that sent something or committed offsets. */
+  get transactions(): FakeTransaction[] {
+    return this.begun.filter((t) => t.sent.length > 0 || t.offsets.length > 0 || t.state === 'committed');
+  }
+
+  /** Empty transactions begun and aborted: the fencing of a partition's previous owner. */
+  get fences(): number {
+    return this.begun.filter((t) => t.sent.length === 0 && t.offsets.length === 0 && t.state === 'aborted').length;
   }
 }
 

@@ -184,6 +184,21 @@ describe('StageRunner', () => {
     expect(kafka.producers.flatMap((p) => p.transactions).map((t) => t.state)).toEqual(['committed']);
   });
 
+  it('fences the partition\'s previous owner on assignment and does not redo what that zombie committed meanwhile', async () => {
+    const calls: string[] = [];
+    const { kafka, runner } = setup(scripted(new Map(), calls));
+    await runner.start();
+    // A zombie (the partition's previous owner, not yet fenced) commits offsets 0-1 after this member was assigned.
+    const zombie = await kafka.transactionalProducer('zombie').transaction();
+    await zombie.sendOffsets({ consumerGroupId: 'g', topics: [{ topic: 'input', partitions: [{ partition: 0, offset: '2' }] }] });
+    await zombie.commit();
+    kafka.latestConsumer.join([0]);
+    const resolved = await kafka.latestConsumer.deliver(0, [message(0, persona('a')), message(1, persona('b')), message(2, persona('c')), message(3, persona('d'))]);
+    expect(calls).toEqual(['c', 'd']);
+    expect(resolved).toEqual(['1', '3']);
+    expect(kafka.producers.find((p) => p.transactionalId.endsWith('.0'))?.fences).toBe(1);
+  });
+
   it('drops a chunk whose partition was revoked while it was processed: no commit, no offset', async () => {
     let revoked = false;
     const revoking: Processor<'enrich'> = {
