@@ -67,5 +67,6 @@ describe('personahub CLI', () => {
     const offsets = await admin.fetchTopicOffsets(topicName(prefix, 'seed'));
     expect(offsets.reduce((n, p) => n + Number(p.high), 0)).toBe(2);
     await admin.disconnect();
-  });
+    // Four CLI processes in a row, each starting Node and tsx: a hang guard wide enough for a loaded machine.
+  }, 360_000);
 });
