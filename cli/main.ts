@@ -287,7 +287,7 @@ dlq.command('replay').description('re-drive dead letters to the topic they came 
     const { readDeadLetters, replayDeadLetters, summarize } = await import('../runtime/dlq.ts');
     const { kafka, serde } = buildKafkaClients(config, logger, 'personahub-dlq');
     const entries = await readDeadLetters(kafka, serde, config.topicPrefix, { stage: o.stage, code: o.code, since: o.since });
-    const result = o.dryRun ? { replayed: 0, wouldReplay: entries.filter((e) => e.originalValue !== null).length } : await replayDeadLetters(kafka, entries, logger);
+    const result = o.dryRun ? { replayed: 0, wouldReplay: entries.filter((e) => e.originalValue !== null).length } : await replayDeadLetters(kafka, serde, config.topicPrefix, entries, logger);
     console.log(JSON.stringify({ ...result, matched: summarize(entries, 0).byStageAndCode }, null, 2));
   });
 

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { IHeaders, Kafka } from 'kafkajs';
 import type { Logger } from '../core/logger.ts';
 import { topicName } from '../topology/index.ts';
-import { producerConfig, REPLAYED_FROM_HEADER, TRACE_HEADER } from './kafka.ts';
+import { REPLAYED_FROM_HEADER, TRACE_HEADER } from './kafka.ts';
+import { EventSource } from './source.ts';
 import { DLQ_HEADERS } from './runner.ts';
 import type { Serde } from './serde.ts';
 
@@ -140,10 +141,9 @@ export function summarize(entries: readonly DeadLetterEntry[], samplesPerClass =
  * header saying which DLQ record each replays. Replaying is idempotent downstream: the stage claims
  * each input by identity, so an input that was processed meanwhile (or a replay sent twice) is skipped.
  */
-export async function replayDeadLetters(kafka: Kafka, entries: readonly DeadLetterEntry[], logger: Logger): Promise<{ replayed: number; notReplayable: number }> {
+export async function replayDeadLetters(kafka: Kafka, serde: Serde, prefix: string, entries: readonly DeadLetterEntry[], logger: Logger): Promise<{ replayed: number; notReplayable: number }> {
   const replayable = entries.filter((e) => e.originalValue !== null);
-  const producer = kafka.producer(producerConfig({ idempotent: true, maxInFlightRequests: 1 }));
-  await producer.connect();
+  const source = await EventSource.open(kafka, serde, prefix);
   try {
     const byTopic = new Map<string, { key: Buffer | null; value: Buffer; headers: IHeaders }[]>();
     for (const e of replayable) {
@@ -152,11 +152,11 @@ export async function replayDeadLetters(kafka: Kafka, entries: readonly DeadLett
       byTopic.set(e.originalTopic, list);
     }
     for (const [topic, messages] of byTopic) {
-      for (let i = 0; i < messages.length; i += 500) await producer.send({ topic, messages: messages.slice(i, i + 500), acks: -1 });
+      await source.sendRecords(topic, messages);
       logger.info({ topic, count: messages.length }, 'dead letters replayed');
     }
   } finally {
-    await producer.disconnect();
+    await source.close();
   }
   return { replayed: replayable.length, notReplayable: entries.length - replayable.length };
 }

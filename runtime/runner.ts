@@ -309,7 +309,7 @@ export class StageRunner<N extends StageName> implements RunningStage {
     if (message.headers?.[REPLAYED_FROM_HEADER] !== undefined) metrics.dlqReplayed.inc({ stage: spec.name });
     try {
       // A registry outage is waited out; bytes the registry says are not ours are poison.
-      const event = await this.withRetry('decode', owned, () => serde.decode<StageInput<N>>(spec.input, message.value));
+      const event = await this.withRetry('decode', owned, () => serde.decode<StageInput<N>>(spec.input, message.value, message.key));
       return { message, traceId, delivery, logger, event, identity: inputIdentity(event) };
     } catch (error) {
       if (error instanceof Abandoned) throw error;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Kafka, Producer } from 'kafkajs';
+import type { IHeaders, Kafka, Producer } from 'kafkajs';
 import type { EventName } from '../topology/index.ts';
 import { encodeOutputs, mergeByTopic, producerConfig, TRACE_HEADER, type Encoded } from './kafka.ts';
 import type { Output } from './processor.ts';
@@ -27,6 +27,11 @@ export class EventSource {
       for (const out of outputs.slice(i, i + SEND_BATCH)) groups.push(await encodeOutputs(this.serde, this.prefix, [out], { [TRACE_HEADER]: randomUUID() }));
       await this.producer.sendBatch({ acks: -1, topicMessages: [...mergeByTopic(groups)].map(([topic, messages]) => ({ topic, messages })) });
     }
+  }
+
+  /** Records already encoded (a dead letter's original bytes, say) to one topic, in the same bounded batches. */
+  async sendRecords(topic: string, records: readonly { key: Buffer | null; value: Buffer; headers: IHeaders }[]): Promise<void> {
+    for (let i = 0; i < records.length; i += SEND_BATCH) await this.producer.send({ topic, messages: records.slice(i, i + SEND_BATCH), acks: -1 });
   }
 
   async close(): Promise<void> {
