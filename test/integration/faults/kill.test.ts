@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { producerConfig } from '../../../runtime/kafka.ts';
 import { stage as stageSpec, stages, topicName, type EventName, type StageName } from '../../../topology/index.ts';
 import { expectNothingLostOrDuplicated, StageFleet, until, type StageProcess } from '../../helpers/faults.ts';
-import { createTestPipeline, spawnCli, stopChild, type TestPipeline } from '../../helpers/pipeline.ts';
+import { spawnCli, stopChild, type TestPipeline } from '../../helpers/pipeline.ts';
 import type { Seed } from '../../../schemas/types.generated.ts';
-import { abortedIn, committedLogObserver, metricsText, metricSum, OffsetProbe, pipelineTopics, prng, readLog, readTopics, seedRange } from '../../helpers/transactions.ts';
+import { abortedIn, committedLogObserver, createTestPipelineGuarded, metricsText, metricSum, OffsetProbe, pipelineTopics, prng, readLog, readTopics, seedRange, type LogRecord, type RecordState } from '../../helpers/transactions.ts';
 
 /**
  * kill -9: the four stages run as separate processes; a seeded PRNG picks a stage and a moment, and
@@ -17,9 +17,13 @@ import { abortedIn, committedLogObserver, metricsText, metricSum, OffsetProbe, p
  * below the log end), otherwise it is let go and another moment drawn (MAX_PROBES times at most).
  *
  * Afterwards every seed is accounted for at every hop, nothing is duplicated on any topic or in the
- * store, nothing was dead-lettered, and the topics hold records of aborted transactions in exactly the
- * offset ranges that were open when a process was killed: proof that kills landed between a
- * transaction's sends and its commit, and that what those transactions wrote stayed invisible.
+ * store, nothing was dead-lettered, no transaction is left open, and records of aborted transactions
+ * lie in the offset ranges that were open when processes were killed (at least one kill proven that
+ * way; the run prints how many): kills landed between a transaction's sends and its commit. The audit
+ * reads the log itself (readLog: each record judged by the marker that ends its transaction), and the
+ * live observer, a kafkajs read_committed consumer like the stages, must have been handed exactly that
+ * (kafkajs 2.2.4's own filter let records of overlapping aborted transactions through, 2 to 37 drafts
+ * per run, until runtime/kafkajs-patches.ts; see "overlapping aborted transactions" below).
  *
  * Replay a failing schedule with PH_KILL_SEED=<the printed seed> (the schedule is the PRNG's; where
  * in a chunk each moment falls still depends on the machine).
@@ -40,7 +44,7 @@ describe('kill -9 of stage processes mid-transaction', () => {
   let fleet: StageFleet;
 
   beforeAll(async () => {
-    t = await createTestPipeline({
+    t = await createTestPipelineGuarded({
       PERSONAHUB_MODE: 'sampler', PERSONAHUB_EMBEDDER: 'hash',
       // The broker's minimum: a killed member's partitions are handed over after this, not after 30 s.
       PERSONAHUB_SESSION_TIMEOUT_MS: '6000',
@@ -76,7 +80,7 @@ describe('kill -9 of stage processes mid-transaction', () => {
     const commitRetries = (text: string) => metricSum(text, 'personahub_retries_total', (l) => l.includes('reason="commit:'));
     let runnerAborts = 0;
     /** Per kill: the stage, what it held, and the offsets of its output partitions' open transactions when it was stopped. */
-    const kills: { stage: StageName; held: number; open: { topic: string; partition: number; from: number; to: number }[] }[] = [];
+    const kills: { stage: StageName; held: number; open: { topic: string; partition: number; from: number; to: number }[]; probes: number; seedsMeanwhile: number }[] = [];
     const probe = await OffsetProbe.open(t.pipeline.kafka, stageNames.flatMap((s) => outputsOf(s).map((e) => topicName(t.prefix, e))));
 
     try {
@@ -87,6 +91,8 @@ describe('kill -9 of stage processes mid-transaction', () => {
         let victim: StageProcess | undefined;
         let text = '';
         let open: { topic: string; partition: number; from: number; to: number }[] = [];
+        const wavesBefore = next;
+        let probes = 0;
         // The moment: the stage holds a chunk (judged by its metrics), and once it is frozen (SIGSTOP) its
         // output partitions show a transaction with records in the log (last stable offset < log end).
         // The stage's topics have no other writer, and the process has committed on every input partition
@@ -109,26 +115,27 @@ describe('kill -9 of stage processes mid-transaction', () => {
           });
           if (!victim) throw new Error('unreachable');
           victim.child.kill('SIGSTOP');
+          probes += 1;
           open = (await probe.ends()).filter((e) => outputs.has(e.topic) && e.lso < e.hw).map((e) => ({ topic: e.topic, partition: e.partition, from: e.lso, to: e.hw }));
           if (open.length > 0 || attempt >= MAX_PROBES) break;
           victim.child.kill('SIGCONT');
           await sleep(Math.floor(random() * 300));
         }
         runnerAborts += commitRetries(text);
-        kills.push({ stage, held: held(text), open });
+        kills.push({ stage, held: held(text), open, probes, seedsMeanwhile: next - wavesBefore });
         await fleet.stop(victim, 'SIGKILL');
         await fleet.start(stage);
       }
     } finally {
       await probe.close();
     }
-    console.log(`[kill] ${kills.length} kills: ${kills.map((x) => `${x.stage}(held ${x.held}, ${x.open.length > 0 ? 'in an open transaction' : 'no transaction open'})`).join(', ')}`);
+    console.log(`[kill] ${kills.length} kills: ${kills.map((x) => `${x.stage}(held ${x.held}, ${x.probes} freeze(s), ${x.seedsMeanwhile} seeds fed meanwhile, ${x.open.length > 0 ? 'in an open transaction' : 'no transaction open'})`).join(', ')}`);
 
     while (next < MIN_SEEDS) await ingestWave(Math.min(500, MIN_SEEDS - next));
     expect(await t.observer.waitUntilSettled(ingested, { timeoutMs: 600_000 }), 'settled as the observer sees it').toBe(true);
-    // The observer reads through kafkajs, whose read_committed filter can let records of overlapping
-    // aborted transactions through (see "overlapping aborted transactions" below): the audit reads the
-    // log itself, each record judged by the marker that ends its transaction, and waits until that settles.
+    // The audit reads the log itself, each record judged by the marker that ends its transaction, and
+    // waits until that settles; the live observer (a kafkajs read_committed consumer, like the stages)
+    // must then agree with it (kafkajs 2.2.4's own filter did not: see "overlapping aborted transactions").
     let audit = await committedLogObserver(t);
     await until(async () => (audit = await committedLogObserver(t)).settled(ingested), 300_000, 'the committed log settled');
 
@@ -147,6 +154,7 @@ describe('kill -9 of stage processes mid-transaction', () => {
     const proven = kills.filter((kill) => kill.open.some((o) => (aborted.get(o.topic) ?? []).some((r) => r.partition === o.partition && Number(r.offset) >= o.from && Number(r.offset) < o.to)));
     audit = await committedLogObserver(t, log);
     const events = Object.keys(t.observer.records) as (keyof typeof t.observer.records)[];
+    await until(() => events.every((e) => t.observer.records[e] >= audit.records[e]), 300_000, 'the live observer caught up with the log');
     const leaked = events.map((e) => [e, t.observer.records[e] - audit.records[e]] as const).filter(([, n]) => n !== 0);
     console.log(`[kill] seeds ${ingested.size}; aborted-transaction records per topic: ${[...aborted].map(([topic, r]) => `${topic.slice(t.prefix.length + 1)}=${r.length}`).join(' ')}; total ${abortedCount}; `
       + `kills proven inside a transaction ${proven.length}/${kills.length}; runner-initiated commit retries ${runnerAborts}; `
@@ -159,21 +167,25 @@ describe('kill -9 of stage processes mid-transaction', () => {
     await expectNothingLostOrDuplicated({ ...t, observer: audit }, ingested, { dlq: 0 });
     expect(audit.seen.draft.size).toBe(ingested.size);
     expect(audit.undecodable).toEqual([]);
+    // What a read_committed consumer is handed is exactly the committed log: nothing of an aborted transaction.
+    expect(Object.fromEntries(leaked), 'records the live observer counted beyond the committed log').toEqual({});
+    await expectNothingLostOrDuplicated(t, ingested, { dlq: 0 });
   }, 1_200_000);
 });
 
 /**
  * The same guarantee for the all-in-one process (`personahub run`: every stage in one process, as the
  * demo runs): killed with SIGKILL while one of its transactions is open (frozen with SIGSTOP and checked
- * as above), then started again. Replaces the former crash.test.ts, which killed it at a moment chosen
- * by progress alone.
+ * as above), then started again, until a kill's open transaction ends aborted (one frozen after its
+ * EndTxn left commits anyway). Replaces the former crash.test.ts, which killed it at a moment chosen by
+ * progress alone.
  */
 describe('kill -9 of the all-in-one process', () => {
   let t: TestPipeline;
   let child: ChildProcess | undefined;
 
   beforeAll(async () => {
-    t = await createTestPipeline({ PERSONAHUB_MODE: 'sampler', PERSONAHUB_EMBEDDER: 'hash', PERSONAHUB_SESSION_TIMEOUT_MS: '6000' });
+    t = await createTestPipelineGuarded({ PERSONAHUB_MODE: 'sampler', PERSONAHUB_EMBEDDER: 'hash', PERSONAHUB_SESSION_TIMEOUT_MS: '6000' });
   });
 
   afterAll(async () => {
@@ -193,26 +205,43 @@ describe('kill -9 of the all-in-one process', () => {
     await ingestWave(300);
     child = spawnCli(t, ['run']);
     const outputs = new Set(stageNames.flatMap((s) => outputsOf(s).map((e) => topicName(t.prefix, e))));
-    const probe = await OffsetProbe.open(t.pipeline.kafka, [...outputs]);
-    let open: { topic: string; partition: number; from: number; to: number }[] = [];
-    try {
-      // Frozen at moments until one has a transaction open with records in the log; work keeps coming.
+    type Range = { topic: string; partition: number; from: number; to: number };
+    const recordsIn = (log: Map<string, LogRecord[]>, ranges: Range[]) => ranges.flatMap((o) => (log.get(o.topic) ?? []).filter((r) => r.partition === o.partition && Number(r.offset) >= o.from && Number(r.offset) < o.to));
+    // A transaction frozen after its EndTxn left commits all the same: such a kill proves nothing, and
+    // the process is killed again (at most MAX_CYCLES times) until one's open transaction ends aborted.
+    const MAX_CYCLES = 5;
+    let abortedByKill = 0;
+    for (let cycle = 1; abortedByKill === 0; cycle += 1) {
+      expect(cycle, 'kills until one lands before a commit').toBeLessThanOrEqual(MAX_CYCLES);
+      const probe = await OffsetProbe.open(t.pipeline.kafka, [...outputs]);
+      let open: Range[] = [];
+      try {
+        // Frozen at moments until one has a transaction open with records in the log; work keeps coming.
+        await until(async () => {
+          if (t.observer.settled(ingested)) await ingestWave(100);
+          if (!child || t.observer.seen.draft.size === 0) return false;
+          child.kill('SIGSTOP');
+          open = (await probe.ends()).filter((e) => outputs.has(e.topic) && e.lso < e.hw).map((e) => ({ topic: e.topic, partition: e.partition, from: e.lso, to: e.hw }));
+          if (open.length > 0) return true;
+          child.kill('SIGCONT');
+          await sleep(randomInt(300));
+          return false;
+        }, 600_000, '`personahub run` with a transaction open');
+      } finally {
+        await probe.close();
+      }
+      expect(t.observer.settled(ingested), 'killed mid-run').toBe(false);
+      await stopChild(child, 'SIGKILL');
+      child = spawnCli(t, ['run']);
+      // The new process ends the killed transactions when it first commits on their input partitions.
+      let states: RecordState[] = [];
       await until(async () => {
-        if (t.observer.settled(ingested)) await ingestWave(100);
-        if (!child || t.observer.seen.draft.size === 0) return false;
-        child.kill('SIGSTOP');
-        open = (await probe.ends()).filter((e) => outputs.has(e.topic) && e.lso < e.hw).map((e) => ({ topic: e.topic, partition: e.partition, from: e.lso, to: e.hw }));
-        if (open.length > 0) return true;
-        child.kill('SIGCONT');
-        await sleep(randomInt(300));
-        return false;
-      }, 600_000, '`personahub run` with a transaction open');
-    } finally {
-      await probe.close();
+        states = recordsIn(await readLog(t.pipeline.kafka, [...outputs]), open).map((r) => r.state);
+        return states.every((s) => s !== 'open');
+      }, 600_000, 'the killed process\'s transactions ended');
+      abortedByKill = states.filter((s) => s === 'aborted').length;
+      console.log(`[kill run] kill ${cycle}: records of the killed process's open transactions: ${states.length}, aborted ${abortedByKill}`);
     }
-    expect(t.observer.settled(ingested), 'killed mid-run').toBe(false);
-    await stopChild(child, 'SIGKILL');
-    child = spawnCli(t, ['run']);
 
     expect(await t.observer.waitUntilSettled(ingested, { timeoutMs: 600_000 }), 'settled as the observer sees it').toBe(true);
     let audit = await committedLogObserver(t);
@@ -222,10 +251,7 @@ describe('kill -9 of the all-in-one process', () => {
     child = undefined;
 
     const log = await readLog(t.pipeline.kafka, pipelineTopics(t.prefix));
-    const aborted = abortedIn(log);
-    const inKilledTransaction = open.map((o) => (aborted.get(o.topic) ?? []).filter((r) => r.partition === o.partition && Number(r.offset) >= o.from && Number(r.offset) < o.to).length).reduce((a, b) => a + b, 0);
-    console.log(`[kill run] seeds ${ingested.size}; records of the killed process's open transactions, aborted: ${inKilledTransaction}`);
-    expect(inKilledTransaction, 'records of the killed transaction, aborted').toBeGreaterThan(0);
+    console.log(`[kill run] seeds ${ingested.size}`);
     expect([...log.values()].flat().filter((r) => r.state === 'open').length, 'transactions left open').toBe(0);
     audit = await committedLogObserver(t, log);
     await expectNothingLostOrDuplicated({ ...t, observer: audit }, ingested, { dlq: 0 });
@@ -242,7 +268,7 @@ describe('an aborted transaction is invisible', () => {
   let t: TestPipeline;
 
   beforeAll(async () => {
-    t = await createTestPipeline({ PERSONAHUB_MODE: 'sampler', PERSONAHUB_EMBEDDER: 'hash' });
+    t = await createTestPipelineGuarded({ PERSONAHUB_MODE: 'sampler', PERSONAHUB_EMBEDDER: 'hash' });
     await t.startStages();
   });
 

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { AssignerProtocol, type Producer } from 'kafkajs';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isFenced } from '../../../runtime/error-policy.ts';
 import { producerConfig } from '../../../runtime/kafka.ts';
 import { groupId, stages, topicName } from '../../../topology/index.ts';
 import { expectNothingLostOrDuplicated, StageFleet, until, type StageProcess } from '../../helpers/faults.ts';
-import { createTestPipeline, type TestPipeline } from '../../helpers/pipeline.ts';
-import { committedLogObserver, metricsText, metricSum, pipelineTopics, readLog, readTopics, seedRange } from '../../helpers/transactions.ts';
+import type { TestPipeline } from '../../helpers/pipeline.ts';
+import { committedLogObserver, createTestPipelineGuarded, metricsText, metricSum, OffsetProbe, pipelineTopics, readLog, readTopics, seedRange } from '../../helpers/transactions.ts';
 
 const stageNames = stages.map((s) => s.name);
 const PARTITIONS = 3;
@@ -50,7 +51,7 @@ describe('scaling a stage out and in mid-run', () => {
   let fleet: StageFleet;
 
   beforeAll(async () => {
-    t = await createTestPipeline({
+    t = await createTestPipelineGuarded({
       PERSONAHUB_MODE: 'sampler', PERSONAHUB_EMBEDDER: 'hash', PERSONAHUB_PARTITIONS: String(PARTITIONS), PERSONAHUB_SESSION_TIMEOUT_MS: '6000',
     });
     fleet = new StageFleet(t);
@@ -121,7 +122,7 @@ describe('a fenced zombie producer cannot commit', () => {
   const open: Producer[] = [];
 
   beforeAll(async () => {
-    t = await createTestPipeline({ PERSONAHUB_MODE: 'sampler', PERSONAHUB_EMBEDDER: 'hash', PERSONAHUB_PARTITIONS: String(PARTITIONS) });
+    t = await createTestPipelineGuarded({ PERSONAHUB_MODE: 'sampler', PERSONAHUB_EMBEDDER: 'hash', PERSONAHUB_PARTITIONS: String(PARTITIONS) });
     await t.startStages();
   });
 
@@ -232,5 +233,108 @@ describe('a fenced zombie producer cannot commit', () => {
     await expectAbortedAndInvisible([record.id]);
     await expectNothingLostOrDuplicated({ ...t, observer: audit }, ids, { dlq: 0 });
     await expectNothingLostOrDuplicated(t, ids, { dlq: 0 });
+  }, 900_000);
+});
+
+/**
+ * A zombie that wakes before the partition's new owner has committed anything cannot commit either.
+ *
+ * This showed a product defect, fixed by the runner fencing on assignment (db6dfd6): its producers used
+ * to initialise their transactional id (and so fence the previous owner) only at their first
+ * transaction, when the new owner committed its first chunk of the partition; and kafkajs commits
+ * offsets in a transaction with TxnOffsetCommit v0/v1, which carry no group generation, so the group
+ * coordinator cannot refuse a former member's offsets (KIP-447). An instance frozen past its session
+ * timeout (GC pause, VM stall, SIGSTOP) that woke in the middle of a commit completed it, while the
+ * new owner, which had read the committed offsets before, committed the same chunk again: the enriched
+ * topic held 36 to 43 records twice (636 and 643 records for 600 personas in two runs).
+ *
+ * The test freezes the first enrich instance with a transaction open (SIGSTOP), holds the new owner's
+ * first chunk before its commit by locking the chunk's input claims in PostgreSQL (standing in for a
+ * chunk that takes a while: LLM calls, a slow store), wakes the zombie, then lets the new owner go.
+ * The new owner fences the zombie when the partitions are assigned: the zombie's open transaction ends
+ * aborted (or committed, if its EndTxn had left before it froze, and then the new owner skips that
+ * chunk), and nothing is duplicated.
+ */
+describe('a zombie that wakes before the new owner first commits', () => {
+  let t: TestPipeline;
+  let fleet: StageFleet;
+
+  beforeAll(async () => {
+    t = await createTestPipelineGuarded({
+      PERSONAHUB_MODE: 'sampler', PERSONAHUB_EMBEDDER: 'hash', PERSONAHUB_PARTITIONS: String(PARTITIONS), PERSONAHUB_SESSION_TIMEOUT_MS: '6000',
+    });
+    fleet = new StageFleet(t);
+    await fleet.startAll(stageNames);
+  });
+
+  afterAll(async () => {
+    await fleet?.stopAll('SIGKILL');
+    await t?.close();
+  });
+
+  it('cannot commit what the partition\'s new owner commits again', async () => {
+    const ingested = new Set<string>();
+    let next = 0;
+    const ingestWave = async (count = WAVE) => {
+      const wave = seedRange(t, next, count);
+      next += count;
+      for (const s of wave) ingested.add(s.id);
+      await t.ingest(wave);
+    };
+    const held = (m: string) => metricSum(m, 'personahub_events_consumed_total') - metricSum(m, 'personahub_events_produced_total') - metricSum(m, 'personahub_inputs_skipped_total');
+    const committedPartitions = (m: string) => new Set(m.split('\n').filter((l) => l.startsWith('personahub_consumer_lag{')).map((l) => /partition="(\d+)"/.exec(l)?.[1])).size;
+    const enrichedTopic = topicName(t.prefix, 'enriched');
+    await ingestWave();
+    const [zombie] = fleet.of('enrich');
+    if (!zombie) throw new Error('no enrich instance');
+
+    // Freeze the enrich instance while a transaction of its own is open with records in the log.
+    const probe = await OffsetProbe.open(t.pipeline.kafka, [enrichedTopic]);
+    let open: { partition: number; from: number; to: number }[] = [];
+    try {
+      await until(async () => {
+        if (t.observer.settled(ingested)) await ingestWave();
+        const m = await metricsText(zombie.metricsPort);
+        if (!(held(m) > 0 && committedPartitions(m) === PARTITIONS)) return false;
+        zombie.child.kill('SIGSTOP');
+        open = (await probe.ends()).filter((e) => e.lso < e.hw).map((e) => ({ partition: e.partition, from: e.lso, to: e.hw }));
+        if (open.length > 0) return true;
+        zombie.child.kill('SIGCONT');
+        return false;
+      }, 300_000, 'enrich frozen with a transaction open');
+    } finally {
+      await probe.close();
+    }
+
+    // The new owner's first chunk of the zombie's partitions starts at their committed offsets: the very
+    // inputs the zombie holds, whose claims are locked here, so it waits before its first transaction.
+    const db = new pg.Client(t.config.databaseUrl);
+    await db.connect();
+    try {
+      await db.query('BEGIN');
+      await db.query("SELECT identity FROM input_claims WHERE stage = 'enrich' FOR UPDATE");
+      const owner = await fleet.start('enrich');
+      await until(async () => JSON.stringify(await assignments(t, 'enrich')) === JSON.stringify([[0, 1, 2]]), 300_000, 'the new instance owning every partition (the frozen one expired)');
+      await until(async () => held(await metricsText(owner.metricsPort)) > 0, 300_000, 'the new owner holding a chunk');
+
+      zombie.child.kill('SIGCONT');
+      const inZombieTransaction = (r: { partition: number; offset: string }) => open.some((o) => o.partition === r.partition && Number(r.offset) >= o.from && Number(r.offset) < o.to);
+      let states: string[] = [];
+      await until(async () => {
+        states = ((await readLog(t.pipeline.kafka, [enrichedTopic])).get(enrichedTopic) ?? []).filter(inZombieTransaction).map((r) => r.state);
+        return states.length > 0 && states.every((s) => s !== 'open');
+      }, 300_000, 'the zombie\'s transaction ended');
+      console.log(`[zombie] the woken zombie's open transaction ended: ${states.length} records ${[...new Set(states)].join(', ')}`);
+      await fleet.stop(zombie, 'SIGKILL');
+      await db.query('COMMIT');
+    } finally {
+      await db.end();
+    }
+
+    while (next < 600) await ingestWave();
+    const audit = await settledLog(t, ingested);
+    console.log(`[zombie] enriched records ${audit.records.enriched} for ${audit.seen.enriched.size} personas`);
+    expect(await fleet.stopAll('SIGTERM')).toEqual(stageNames.map(() => 0));
+    await expectNothingLostOrDuplicated({ ...t, observer: await committedLogObserver(t) }, ingested, { dlq: 0 });
   }, 900_000);
 });
