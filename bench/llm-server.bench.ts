@@ -50,6 +50,7 @@ import { createLogger } from '../core/logger.ts';
 import { PERSONA_JSON_SCHEMA } from '../test/helpers/persona-schema.ts';
 import { parseSeedLines } from '../persona/seeds.ts';
 import { personaId } from '../persona/ids.ts';
+import { lineageOf } from '../persona/relations.ts';
 import { sampleAttributes } from '../persona/attributes.ts';
 import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from '../persona/prompt.ts';
 import { checkPersona } from '../persona/coherence.ts';
@@ -435,7 +436,7 @@ async function draftBench(modelsDir: string): Promise<void> {
         name: attributes.name, age: attributes.age, occupation: attributes.occupation, locale: attributes.locale,
         traits: attributes.traits, description, seedRelation: attributes.seedRelation,
         provenance: { mode: 'LLM', model: server.model.name, promptVersion: PROMPT_VERSION, createdAt: 0 },
-        enrichment: null, validation: null,
+        lineage: lineageOf(seed), enrichment: null, validation: null,
       };
       // The text checks only: enrichment (modalities, embedding) and duplicate checks come later in the pipeline.
       const checked = checkPersona(persona, { dimensions: EMBEDDING_MODEL.dimensions });

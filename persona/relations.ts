@@ -1,4 +1,5 @@
 import { OCCUPATIONS, sampleName, TRAITS, type Occupation, type OccupationField, type SampledAttributes } from './attributes.ts';
+import type { Lineage, Seed } from '../schemas/types.generated.ts';
 import { pick, pickDistinct, rng } from './text.ts';
 
 /**
@@ -117,4 +118,10 @@ export function latticeCeiling(b: ExpansionBounds): number {
   let total = 0;
   for (let d = 1; d <= b.maxDepth; d += 1) total += b.perPersona ** d;
   return Math.min(total, b.perRoot);
+}
+
+/** Where a persona drafted from `seed` sits in the lattice: a source seed's personas are its roots, at depth 0. */
+export function lineageOf(seed: Pick<Seed, 'id' | 'depth' | 'parentPersonaId' | 'rootSeedId' | 'relationKind'>): Lineage {
+  if (seed.parentPersonaId === null) return { depth: 0, rootSeedId: seed.id, parentPersonaId: null, relationKind: null };
+  return { depth: seed.depth, rootSeedId: seed.rootSeedId ?? seed.id, parentPersonaId: seed.parentPersonaId, relationKind: seed.relationKind };
 }

@@ -43,6 +43,15 @@ export interface Provenance {
   createdAt: number;
 }
 
+export interface Lineage {
+  /** 0 for personas drafted from a source seed; a persona derived from one at depth d is at d + 1. */
+  depth: number;
+  /** The source seed at the root of the lattice. */
+  rootSeedId: string;
+  parentPersonaId: null | string;
+  relationKind: null | string;
+}
+
 export type LifeStage = 'YOUNG_ADULT' | 'ADULT' | 'MIDDLE_AGED' | 'SENIOR';
 
 export interface BigFive {
@@ -95,6 +104,8 @@ export interface Persona {
   /** How the persona relates to the seed text. */
   seedRelation: SeedRelation;
   provenance: Provenance;
+  /** Where the persona sits in the lattice. Null only in records written before lineage existed (read them as depth 0, rooted at their seed). */
+  lineage: null | Lineage;
   enrichment: null | Enrichment;
   validation: null | Validation;
 }
@@ -116,6 +127,14 @@ export interface Rejected {
   rejectedAt: number;
 }
 
+/** The parent's attributes the related persona is grounded on. */
+export interface ParentPersona {
+  name: string;
+  age: number;
+  occupation: string;
+  locale: string;
+}
+
 /** A piece of seed text from which personas are inferred (Text-to-Persona). */
 export interface Seed {
   /** sha-256 of normalized text + source, first 32 hex chars. */
@@ -126,6 +145,12 @@ export interface Seed {
   lineNumber: null | number;
   /** Lattice depth: 0 for seeds from sources. */
   depth: number;
+  /** For an expansion seed (Persona-to-Persona): the persona the new one is related to. */
   parentPersonaId: null | string;
+  /** For an expansion seed: the source seed at the root of the lattice. Null for a source seed (its own id is the root). */
+  rootSeedId: null | string;
+  /** For an expansion seed: how the new persona relates to the parent (family, colleague, patient...). */
+  relationKind: null | string;
+  parent: null | ParentPersona;
   createdAt: number;
 }

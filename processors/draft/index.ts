@@ -3,6 +3,7 @@ import type { Persona } from '../../schemas/types.generated.ts';
 import type { Processor } from '../../runtime/processor.ts';
 import { personaId } from '../../persona/ids.ts';
 import { sampleAttributes } from '../../persona/attributes.ts';
+import { lineageOf } from '../../persona/relations.ts';
 import { composeDescription } from '../../persona/compose.ts';
 import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from '../../persona/prompt.ts';
 
@@ -40,7 +41,7 @@ export const draft: Processor<'draft'> = {
         name: attributes.name, age: attributes.age, occupation: attributes.occupation, locale: attributes.locale,
         traits: attributes.traits, description, seedRelation: attributes.seedRelation,
         provenance: { mode: model === 'sampler' ? 'SAMPLER' : 'LLM', model, promptVersion: PROMPT_VERSION, createdAt: ctx.now() },
-        enrichment: null, validation: null,
+        lineage: lineageOf(seed), enrichment: null, validation: null,
       };
       outputs.push({ event: 'draft' as const, key: id, value: persona });
     }
