@@ -89,5 +89,9 @@ export interface Store {
   /** Records cluster ids (from `personahub clusters`); personas not listed keep theirs. */
   setClusters(assignments: readonly { id: string; cluster: number }[]): Promise<void>;
   getPersona(id: string): Promise<{ id: string; description: string; embeddingModel: string; embedding: number[]; mode: string; model: string } | undefined>;
+  /** The whole persona as indexed (the `Persona` of the topics, embedding included). */
+  readPersona(id: string): Promise<Persona | undefined>;
+  /** Up to `limit` whole personas after `afterId` in id order (from the first when null): keyset pagination. */
+  readPersonasAfter(afterId: string | null, limit: number): Promise<Persona[]>;
   close(): Promise<void>;
 }

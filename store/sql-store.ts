@@ -1,5 +1,7 @@
 import type { Persona } from '../schemas/types.generated.ts';
+import { readPersona, readPersonasAfter } from './corpus.ts';
 import { StoreError, type InputClaim, type SearchHit, type SqlClient, type Store, type UpsertOutcome } from './index.ts';
+import { CORPUS_STATEMENTS, corpusStore, type CorpusStore } from './query.ts';
 
 const toVector = (v: number[]): string => `[${v.join(',')}]`;
 
@@ -17,7 +19,12 @@ const CHANGES_ROW = `(personas.version < EXCLUDED.version
 
 /** Both stores share these statements; only the connection differs. */
 export class SqlStore implements Store {
-  constructor(readonly kind: 'postgres' | 'pglite', private readonly sql: SqlClient, private readonly dimensions: number) {}
+  /** What the HTTP API reads and keeps (store/query.ts), over the same connection. */
+  readonly corpus: CorpusStore;
+
+  constructor(readonly kind: 'postgres' | 'pglite', private readonly sql: SqlClient, private readonly dimensions: number) {
+    this.corpus = corpusStore(sql);
+  }
 
   async migrate(): Promise<void> {
     const d = this.dimensions;
@@ -44,6 +51,7 @@ export class SqlStore implements Store {
         created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (kind, signature))`,
       `CREATE TABLE IF NOT EXISTS input_claims (stage text NOT NULL, identity text NOT NULL, delivery text NOT NULL,
         claimed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (stage, identity))`,
+      ...CORPUS_STATEMENTS,
     ];
     try {
       // CREATE ... IF NOT EXISTS is not safe against itself: two sessions creating the same table at
@@ -100,7 +108,9 @@ export class SqlStore implements Store {
   async upsertPersona(p: Persona, delivery: string): Promise<UpsertOutcome> {
     const e = p.enrichment;
     if (!e) throw new StoreError('PH_STORE_NOT_ENRICHED', `persona ${p.id} has no enrichment; only validated personas are indexed`);
-    const { embedding, embeddingModel, enrichedAt: _enrichedAt, ...modalities } = e;
+    // The enrichment time stays among the modalities and the lattice lineage beside the generation
+    // facts, so a persona read back (show, export) is the one indexed.
+    const { embedding, embeddingModel, ...modalities } = e;
     // One statement. The row records the delivery that last changed it and the outcome it got. The
     // update runs when the row changes, or when the delivery that last changed it writes it again (a
     // redo after its Kafka transaction aborted: same record, same content, so the values it sets are
@@ -124,7 +134,7 @@ export class SqlStore implements Store {
         p.id, p.version, p.seedId, p.name, p.age, p.occupation, p.locale, p.description,
         JSON.stringify({ traits: p.traits, seedRelation: p.seedRelation, validation: p.validation }),
         JSON.stringify(modalities), p.provenance.mode, p.provenance.model, toVector(embedding), embeddingModel,
-        JSON.stringify({ seedId: p.seedId, generationIndex: p.generationIndex, promptVersion: p.provenance.promptVersion }),
+        JSON.stringify({ seedId: p.seedId, generationIndex: p.generationIndex, promptVersion: p.provenance.promptVersion, lineage: p.lineage }),
         p.provenance.createdAt, delivery,
       ],
     );
@@ -176,6 +186,14 @@ export class SqlStore implements Store {
       'SELECT id, description, embedding_model, embedding::text AS embedding, mode, model FROM personas WHERE id = $1', [id]);
     if (!row) return undefined;
     return { id: row.id, description: row.description, embeddingModel: row.embedding_model, embedding: JSON.parse(row.embedding) as number[], mode: row.mode, model: row.model };
+  }
+
+  readPersona(id: string): Promise<Persona | undefined> {
+    return readPersona(this.sql, id);
+  }
+
+  readPersonasAfter(afterId: string | null, limit: number): Promise<Persona[]> {
+    return readPersonasAfter(this.sql, afterId, limit);
   }
 
   close(): Promise<void> {

@@ -97,6 +97,14 @@ export class MemoryStore implements Store {
     return p && e ? { id: p.id, description: p.description, embeddingModel: e.embeddingModel, embedding: e.embedding, mode: p.provenance.mode, model: p.provenance.model } : undefined;
   }
 
+  async readPersona(id: string): Promise<Persona | undefined> {
+    return this.personas.get(id);
+  }
+
+  async readPersonasAfter(afterId: string | null, limit: number): Promise<Persona[]> {
+    return [...this.personas.values()].filter((p) => afterId === null || p.id > afterId).sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, limit);
+  }
+
   async close(): Promise<void> {}
 
   private ranked(vector: number[]): { p: Persona; score: number }[] {
