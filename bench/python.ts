@@ -1,0 +1,44 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { exists, pipDownload, stampMatches, writeStamp } from '../stack/download.ts';
+import { runTool } from '../stack/exec.ts';
+import { BenchError, REPO_ROOT } from './harness.ts';
+
+const REQUIREMENTS = join(REPO_ROOT, 'bench', 'requirements-bench.txt');
+
+/** The wheel files bench/requirements-bench.txt pins (pip must leave exactly these). */
+const WHEELS = [
+  'datasketch-2.0.0-py3-none-any.whl',
+  'numpy-2.4.6-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl',
+  'scipy-1.17.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl',
+] as const;
+
+/** Tags that make pip choose the pinned CPython 3.11 wheels, whatever interpreter runs pip. */
+const PIP_TARGET = ['--platform', 'manylinux_2_28_x86_64', '--python-version', '3.11', '--implementation', 'cp', '--abi', 'cp311'];
+
+const errors = { error: (f: { message: string; cause?: unknown }) => new BenchError('PH_BENCH_PYTHON', f.message, { cause: f.cause }) };
+
+/**
+ * A Python 3.11 interpreter with the pinned bench packages, in `<cacheDir>/bench-venv`. The wheels go through
+ * the stack's hash-checked `pip download` into `<cacheDir>/wheels`, then are installed with no index, so nothing
+ * unpinned is ever fetched. A stamp holding the requirements' hash makes a second run cost nothing, and a
+ * re-pin rebuild the venv.
+ */
+export async function benchPython(cacheDir: string, python = 'python3'): Promise<string> {
+  const venv = join(cacheDir, 'bench-venv');
+  const venvPython = join(venv, 'bin', 'python');
+  const stamp = join(venv, '.personahub-stamp');
+  const expected = createHash('sha256').update(await readFile(REQUIREMENTS)).digest('hex');
+  if ((await stampMatches(stamp, expected)) && (await exists(venvPython))) return venvPython;
+  const { stdout } = await runTool(python, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { ...errors, what: 'checking the Python version' });
+  if (stdout.trim() !== '3.11') {
+    throw new BenchError('PH_BENCH_PYTHON', `the bench's wheels are pinned for CPython 3.11, but ${python} is ${stdout.trim()}; pass a 3.11 interpreter with --python`);
+  }
+  const wheels = join(cacheDir, 'wheels');
+  await pipDownload({ requirementsFile: REQUIREMENTS, dest: wheels, wheels: WHEELS, what: 'downloading the bench wheels (datasketch)', pipTarget: PIP_TARGET, errors });
+  await runTool(python, ['-m', 'venv', '--clear', venv], { ...errors, what: 'creating the bench venv' });
+  await runTool(venvPython, ['-m', 'pip', 'install', '--no-index', '--no-deps', '--disable-pip-version-check', '--no-input', ...WHEELS.map((w) => join(wheels, w))], { ...errors, what: 'installing the bench wheels' });
+  await writeStamp(stamp, expected);
+  return venvPython;
+}
