@@ -14,6 +14,7 @@ import { combinedHealth, type RunningStage } from '../runtime/runner.ts';
 import { stages, type StageName } from '../topology/index.ts';
 import { buildReport, renderReport } from '../analytics/report.ts';
 import { defaultK, dispersion, kmeans } from '../analytics/population.ts';
+import { addCorpusCommands } from './corpus.ts';
 import { buildKafkaClients, buildPipeline, createRunner, llmBaseUrl, modelFetchOptions, openReadSide, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
 
 /**
@@ -320,6 +321,8 @@ configCmd.command('check').description('validate the environment and print the e
   const { config } = setup();
   console.log(JSON.stringify(redactRecord(config), null, 2));
 });
+
+addCorpusCommands(program);
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof PersonaHubError) {

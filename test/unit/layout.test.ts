@@ -30,9 +30,14 @@ const layers: Record<string, Layer> = {
   runtime: { imports: ['core', 'config', 'schemas', 'topology', 'store', 'llm'], packages: ['kafkajs', '@kafkajs/confluent-schema-registry', 'avsc', 'prom-client'] },
   processors: { imports: ['core', 'schemas', 'topology', 'persona'], typeOnly: ['runtime', 'llm', 'store'], packages: ['zod'] },
   analytics: { imports: ['core', 'schemas', 'persona'], typeOnly: ['runtime', 'store', 'llm'] },
+  // Corpus files (export, import): pure file formats over whole personas; the store reaches them through narrow interfaces.
+  corpus: { imports: ['core', 'schemas'], packages: ['zod', 'hyparquet', 'hyparquet-writer', 'apache-arrow'] },
+  // The HTTP API: a top layer like cli/ (which wires it). It runs the preview through the processors and reaches
+  // Kafka only through runtime/'s ports (the seed source, the observer), metrics through runtime/api-metrics.ts.
+  api: { imports: ['core', 'config', 'schemas', 'topology', 'store', 'persona', 'llm', 'processors', 'runtime', 'analytics'], packages: ['fastify', 'typebox', '@fastify/type-provider-typebox', '@fastify/swagger', '@fastify/swagger-ui', '@fastify/rate-limit'] },
   'models/server': { imports: ['core'], packages: ['fastify', 'node-llama-cpp', 'prom-client', 'zod'] },
   'models/weights': { imports: ['core', 'stack'] },
-  cli: { imports: ['core', 'config', 'schemas', 'topology', 'store', 'stack', 'persona', 'llm', 'processors', 'runtime', 'analytics', 'models/server', 'models/weights'], packages: ['commander'] },
+  cli: { imports: ['core', 'config', 'schemas', 'topology', 'store', 'stack', 'persona', 'llm', 'processors', 'runtime', 'analytics', 'corpus', 'api', 'models/server', 'models/weights'], packages: ['commander', 'cli-progress'] },
 };
 
 /** Packages any layer may use: none today beyond Node's built-ins. */
