@@ -1,8 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
+
+/** The sampler profiles present: config/profiles/<name>.yaml, read once (the loader in persona/profile.ts checks their content). */
+export const PROFILE_NAMES: readonly string[] = readdirSync(join(import.meta.dirname, 'profiles')).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -'.yaml'.length)).sort();
+const profileName = z.string().refine((v) => PROFILE_NAMES.includes(v), `expected one of the profiles in config/profiles: ${PROFILE_NAMES.join(', ')}`);
 
 /**
  * The one place that reads the environment. Every key is declared once here with its
@@ -163,6 +167,7 @@ export const keys = {
   llmQueue: { env: 'PERSONAHUB_LLM_QUEUE', schema: wholeNumber(1, 10000), default: '64', doc: 'Local model server: requests waiting beyond this get 429 with Retry-After.' },
   llmContextSize: { env: 'PERSONAHUB_LLM_CONTEXT_SIZE', schema: wholeNumber(1, 131072), default: '4096', doc: 'Local model server: context size of the text model.' },
   llmModelPath: { env: 'PERSONAHUB_LLM_MODEL_PATH', schema: modelPath, default: '', doc: 'Local model server: absolute path of a GGUF to serve instead of the model `PERSONAHUB_LOCAL_LLM` selects (which is then not fetched). One with a chat template is prompted through it; a base model without one gets a few-shot transcript.' },
+  profile: { env: 'PERSONAHUB_PROFILE', schema: profileName, default: 'global', doc: `Sampler profile the draft stage draws attributes from: one of config/profiles/*.yaml (${PROFILE_NAMES.join(', ')}), each citing the statistics it is built from (docs/QUALITY.md). A generation job (\`personahub generate --profile\`) names its own.` },
   personasPerSeed: { env: 'PERSONAHUB_PERSONAS_PER_SEED', schema: wholeNumber(1, 16), default: '1', doc: 'Personas drafted from each seed (Text-to-Persona).' },
   maxSeedChars: { env: 'PERSONAHUB_MAX_SEED_CHARS', schema: wholeNumber(1, 100000), default: '4000', doc: 'Seed lines longer than this are rejected at ingest with a reason.' },
   nearDuplicateCosine: { env: 'PERSONAHUB_NEAR_DUPLICATE_COSINE', schema: decimal(0, 1), default: '0.97', doc: 'Validate: a persona whose embedding has at least this cosine similarity to an indexed persona is rejected as a near-duplicate (1 disables the check).' },

@@ -64,7 +64,7 @@ export function parseSeedLines(lines: Iterable<string>, opts: { source: string; 
       continue;
     }
     seen.add(id);
-    seeds.push({ id, text: trimmed, source, lineNumber, depth: 0, parentPersonaId: null, rootSeedId: null, relationKind: null, parent: null, createdAt: opts.now });
+    seeds.push({ id, text: trimmed, source, lineNumber, depth: 0, parentPersonaId: null, rootSeedId: null, relationKind: null, parent: null, target: null, createdAt: opts.now });
   }
   return { seeds, rejected, duplicates };
 }

@@ -41,6 +41,10 @@ export interface Provenance {
   model: string;
   promptVersion: string;
   createdAt: number;
+  /** The sampler profile (config/profiles/<name>.yaml) the attributes were drawn from; null for records from before profiles and for related personas sampled from their parent. */
+  samplerProfile: null | string;
+  /** That profile's version. */
+  samplerProfileVersion: null | string;
 }
 
 export interface Lineage {
@@ -50,6 +54,28 @@ export interface Lineage {
   rootSeedId: string;
   parentPersonaId: null | string;
   relationKind: null | string;
+}
+
+export interface Demographics {
+  sex: string;
+  maritalStatus: string;
+  household: string;
+  educationLevel: string;
+  /** ISCED-F broad field for tertiary, general or vocational for secondary, none below. */
+  educationField: string;
+  employmentStatus: string;
+  /** ISCO-08 major group, or the reason for not working. */
+  occupationGroup: string;
+  /** ISIC Rev. 4 section of the occupation's usual employer; none when not working. */
+  industry: string;
+  city: string;
+  region: string;
+  country: string;
+  culturalBackground: string;
+  languages: Array<string>;
+  hobbies: Array<string>;
+  skills: Array<string>;
+  careerGoal: string;
 }
 
 export type LifeStage = 'YOUNG_ADULT' | 'ADULT' | 'MIDDLE_AGED' | 'SENIOR';
@@ -106,6 +132,8 @@ export interface Persona {
   provenance: Provenance;
   /** Where the persona sits in the lattice. Null only in records written before lineage existed (read them as depth 0, rooted at their seed). */
   lineage: null | Lineage;
+  /** The demographic attributes the persona was grounded on, drawn from the sampler profile. Null in records written before profiles existed. */
+  demographics: null | Demographics;
   enrichment: null | Enrichment;
   validation: null | Validation;
 }
@@ -135,6 +163,16 @@ export interface ParentPersona {
   locale: string;
 }
 
+/** A generation job's seed (`personahub generate`): its personas are drawn from this profile conditioned on this filter, instead of the configured profile unconditioned. */
+export interface SamplingTarget {
+  /** Sampler profile name (config/profiles/<name>.yaml). */
+  profile: string;
+  /** Filter in the filter language (docs/QUALITY.md); empty draws from the whole profile. */
+  where: string;
+  /** The generation job the seed belongs to. */
+  jobId: string;
+}
+
 /** A piece of seed text from which personas are inferred (Text-to-Persona). */
 export interface Seed {
   /** sha-256 of normalized text + source, first 32 hex chars. */
@@ -152,5 +190,6 @@ export interface Seed {
   /** For an expansion seed: how the new persona relates to the parent (family, colleague, patient...). */
   relationKind: null | string;
   parent: null | ParentPersona;
+  target: null | SamplingTarget;
   createdAt: number;
 }

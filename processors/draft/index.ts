@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Persona } from '../../schemas/types.generated.ts';
 import type { Processor } from '../../runtime/processor.ts';
 import { personaId } from '../../persona/ids.ts';
-import { sampleAttributes } from '../../persona/attributes.ts';
+import { samplePersona, samplerFor } from '../../persona/sampler.ts';
 import { lineageOf } from '../../persona/relations.ts';
 import { composeDescription } from '../../persona/compose.ts';
 import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from '../../persona/prompt.ts';
@@ -16,7 +16,9 @@ export const draft: Processor<'draft'> = {
     const outputs = [];
     for (let index = 0; index < ctx.config.personasPerSeed; index += 1) {
       const id = personaId(seed.id, index);
-      const attributes = sampleAttributes(seed.id, index);
+      // A generation job's seed names its profile and filter; any other seed draws from the configured profile.
+      const sampler = samplerFor(seed.target?.profile ?? ctx.config.profile, seed.target?.where ?? '');
+      const { attributes, demographics } = samplePersona(sampler, seed.id, index);
       let description: string;
       let model: string;
       if (ctx.config.mode === 'llm' && ctx.llm) {
@@ -40,8 +42,8 @@ export const draft: Processor<'draft'> = {
         id, version: 1, seedId: seed.id, generationIndex: index,
         name: attributes.name, age: attributes.age, occupation: attributes.occupation, locale: attributes.locale,
         traits: attributes.traits, description, seedRelation: attributes.seedRelation,
-        provenance: { mode: model === 'sampler' ? 'SAMPLER' : 'LLM', model, promptVersion: PROMPT_VERSION, createdAt: ctx.now() },
-        lineage: lineageOf(seed), enrichment: null, validation: null,
+        provenance: { mode: model === 'sampler' ? 'SAMPLER' : 'LLM', model, promptVersion: PROMPT_VERSION, createdAt: ctx.now(), samplerProfile: sampler.profile.name, samplerProfileVersion: sampler.profile.version },
+        lineage: lineageOf(seed), demographics, enrichment: null, validation: null,
       };
       outputs.push({ event: 'draft' as const, key: id, value: persona });
     }

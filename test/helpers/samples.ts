@@ -3,7 +3,7 @@ import { hashEmbed } from '../../llm/embedder.ts';
 import { modalitiesFor } from '../../persona/modalities.ts';
 
 export function sampleSeed(text = 'The library will extend its opening hours during exam season for students.'): Seed {
-  return { id: 'a'.repeat(32), text, source: 'test', lineNumber: 1, depth: 0, parentPersonaId: null, rootSeedId: null, relationKind: null, parent: null, createdAt: 1_700_000_000_000 };
+  return { id: 'a'.repeat(32), text, source: 'test', lineNumber: 1, depth: 0, parentPersonaId: null, rootSeedId: null, relationKind: null, parent: null, target: null, createdAt: 1_700_000_000_000 };
 }
 
 /** A coherent, enriched persona, as the enrich stage would emit it. */
@@ -13,7 +13,8 @@ export function samplePersona(overrides: Partial<Persona> = {}): Persona {
     name: 'Amara Okafor', age: 34, occupation: 'pediatric nurse', locale: 'Lagos, Nigeria', traits: ['warm', 'meticulous', 'curious'],
     description: 'Amara Okafor is a 34-year-old pediatric nurse in Lagos who reads every update on vaccination schedules and explains them patiently to worried parents.',
     seedRelation: 'READER',
-    provenance: { mode: 'SAMPLER', model: 'sampler', promptVersion: 'draft-v1', createdAt: 1_700_000_000_000 },
+    provenance: { mode: 'SAMPLER', model: 'sampler', promptVersion: 'draft-v1', createdAt: 1_700_000_000_000, samplerProfile: null, samplerProfileVersion: null },
+    demographics: null,
     lineage: { depth: 0, rootSeedId: 'a'.repeat(32), parentPersonaId: null, relationKind: null },
     enrichment: null, validation: null, ...overrides,
   };

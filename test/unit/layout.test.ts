@@ -25,7 +25,7 @@ const layers: Record<string, Layer> = {
   topology: { imports: ['schemas'] },
   store: { imports: ['core', 'config', 'schemas'], packages: ['pg', '@electric-sql/pglite'] },
   stack: { imports: ['core'], packages: ['pg'] },
-  persona: { imports: ['core', 'schemas'] },
+  persona: { imports: ['core', 'schemas'], packages: ['yaml'] },
   llm: { imports: ['core'], packages: ['openai', 'zod'] },
   runtime: { imports: ['core', 'config', 'schemas', 'topology', 'store', 'llm'], packages: ['kafkajs', '@kafkajs/confluent-schema-registry', 'avsc', 'prom-client'] },
   processors: { imports: ['core', 'schemas', 'topology', 'persona'], typeOnly: ['runtime', 'llm', 'store'], packages: ['zod'] },

@@ -103,6 +103,7 @@ describe('config', () => {
     sessionTimeoutMs: '1000',
     metricsPort: '-1',
     startLocalLlm: 'yes',
+    profile: 'atlantis',
   };
   // Any string is a valid value: an API key has no common format (local servers ignore it), and the LLM cache
   // directory takes any path, empty meaning no disk cache. SASL usernames and passwords and the registry's
@@ -134,6 +135,7 @@ describe('config', () => {
     ['PERSONAHUB_NEAR_DUPLICATE_COSINE', '', 'expected a number from 0 to 1 written in decimal digits, like 0.97'],
     ['PERSONAHUB_NEAR_DUPLICATE_COSINE', '9.7e-1', 'expected a number from 0 to 1 written in decimal digits, like 0.97'],
     ['PERSONAHUB_NEAR_DUPLICATE_COSINE', '1.5', 'expected a number from 0 to 1 written in decimal digits, like 0.97'],
+    ['PERSONAHUB_PROFILE', 'Global', 'expected one of the profiles in config/profiles: global, nigeria'],
     ['PERSONAHUB_REGISTRY_URL', 'ftp://x', 'expected an http:// or https:// URL'],
     ['PERSONAHUB_LLM_BASE_URL', 'ftp://x', 'expected an http:// or https:// URL, or empty for the local model server'],
     ['PERSONAHUB_DATABASE_URL', 'http://127.0.0.1:15432/personahub', 'expected a postgres:// or postgresql:// URL'],
