@@ -18,6 +18,10 @@ import { checkPersona, CorpusError } from './persona-json.ts';
 
 type Element = SchemaElement;
 
+/** The demographics' string fields in schema order (the three lists come after the first twelve). */
+const DEMOGRAPHIC_TEXTS = ['sex', 'maritalStatus', 'household', 'educationLevel', 'educationField', 'employmentStatus', 'occupationGroup', 'industry',
+  'city', 'region', 'country', 'culturalBackground', 'careerGoal'] as const;
+
 const text = (name: string, optional = false): Element[] => [{ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' }, repetition_type: optional ? 'OPTIONAL' : 'REQUIRED' }];
 const int32 = (name: string): Element[] => [{ name, type: 'INT32', repetition_type: 'REQUIRED' }];
 const float32 = (name: string): Element[] => [{ name, type: 'FLOAT', repetition_type: 'REQUIRED' }];
@@ -38,8 +42,9 @@ function parquetSchema(): Element[] {
   const columns = [
     text('id'), int32('version'), text('seedId'), int32('generationIndex'), text('name'), int32('age'), text('occupation'), text('locale'),
     texts('traits'), text('description'), text('seedRelation'),
-    group('provenance', false, [text('mode'), text('model'), text('promptVersion'), millis('createdAt')]),
+    group('provenance', false, [text('mode'), text('model'), text('promptVersion'), millis('createdAt'), text('samplerProfile', true), text('samplerProfileVersion', true)]),
     group('lineage', true, [int32('depth'), text('rootSeedId'), text('parentPersonaId', true), text('relationKind', true)]),
+    group('demographics', true, [...DEMOGRAPHIC_TEXTS.slice(0, 12).map((n) => text(n)), texts('languages'), texts('hobbies'), texts('skills'), text('careerGoal')]),
     group('enrichment', true, [
       text('lifeStage'),
       group('bigFive', false, [float32('openness'), float32('conscientiousness'), float32('extraversion'), float32('agreeableness'), float32('neuroticism')]),
@@ -62,8 +67,9 @@ function arrowSchema(dimensions: number): Schema {
   return new Schema([
     utf8('id'), int('version'), utf8('seedId'), int('generationIndex'), utf8('name'), int('age'), utf8('occupation'), utf8('locale'),
     strs('traits'), utf8('description'), utf8('seedRelation'),
-    struct('provenance', false, [utf8('mode'), utf8('model'), utf8('promptVersion'), ts('createdAt')]),
+    struct('provenance', false, [utf8('mode'), utf8('model'), utf8('promptVersion'), ts('createdAt'), utf8('samplerProfile', true), utf8('samplerProfileVersion', true)]),
     struct('lineage', true, [int('depth'), utf8('rootSeedId'), utf8('parentPersonaId', true), utf8('relationKind', true)]),
+    struct('demographics', true, [...DEMOGRAPHIC_TEXTS.slice(0, 12).map((n) => utf8(n)), strs('languages'), strs('hobbies'), strs('skills'), utf8('careerGoal')]),
     struct('enrichment', true, [
       utf8('lifeStage'),
       struct('bigFive', false, [f32('openness'), f32('conscientiousness'), f32('extraversion'), f32('agreeableness'), f32('neuroticism')]),
@@ -92,8 +98,9 @@ function huggingfaceEntry(dimensions: number): string {
       features: {
         id: s, version: value('int32'), seedId: s, generationIndex: value('int32'), name: s, age: value('int32'), occupation: s, locale: s,
         traits: seq(s), description: s, seedRelation: s,
-        provenance: { mode: s, model: s, promptVersion: s, createdAt: ts },
+        provenance: { mode: s, model: s, promptVersion: s, createdAt: ts, samplerProfile: s, samplerProfileVersion: s },
         lineage: { depth: value('int32'), rootSeedId: s, parentPersonaId: s, relationKind: s },
+        demographics: { ...Object.fromEntries(DEMOGRAPHIC_TEXTS.slice(0, 12).map((n) => [n, s])), languages: seq(s), hobbies: seq(s), skills: seq(s), careerGoal: s },
         enrichment: {
           lifeStage: s, bigFive: { openness: value('float32'), conscientiousness: value('float32'), extraversion: value('float32'), agreeableness: value('float32'), neuroticism: value('float32') },
           habits: seq(s), goals: seq(s), mediaDiet: seq(s), appearance: s, imagePrompt: s, settings: seq(s),
@@ -106,7 +113,7 @@ function huggingfaceEntry(dimensions: number): string {
 }
 
 const COLUMN_NAMES = ['id', 'version', 'seedId', 'generationIndex', 'name', 'age', 'occupation', 'locale', 'traits', 'description', 'seedRelation',
-  'provenance', 'lineage', 'enrichment', 'validation'] as const;
+  'provenance', 'lineage', 'demographics', 'enrichment', 'validation'] as const;
 
 /** Column-major data for one row group; timestamps as bigint milliseconds, embeddings as float32. */
 function columnsOf(personas: readonly Persona[], dimensions: number) {
@@ -127,26 +134,34 @@ function columnsOf(personas: readonly Persona[], dimensions: number) {
 }
 
 /**
- * A serializable snapshot of what the footer will need: the row groups written so far. Bigints,
- * byte arrays and dates (statistics) are tagged so they survive JSON exactly.
+ * A serializable snapshot of what the footer will need: the row groups written so far. JSON cannot hold
+ * bigints, byte arrays, dates, -0 or non-finite numbers, all of which the statistics may carry, so those
+ * are tagged and restored exactly: the footer a resumed run writes is the one an uninterrupted run writes.
  */
 export type ParquetProgress = { rowGroups: string; rows: number };
 
-function encodeState(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (typeof v === 'bigint') return { $bigint: v.toString() };
-    if (v instanceof Uint8Array) return { $bytes: Buffer.from(v).toString('base64') };
-    return v;
-  });
+function tag(v: unknown): unknown {
+  if (typeof v === 'bigint') return { $bigint: v.toString() };
+  if (typeof v === 'number' && (Object.is(v, -0) || !Number.isFinite(v))) return { $number: Object.is(v, -0) ? '-0' : String(v) };
+  if (v instanceof Uint8Array) return { $bytes: Buffer.from(v).toString('base64') };
+  if (v instanceof Date) return { $date: v.getTime() };
+  if (Array.isArray(v)) return v.map(tag);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, tag(x)]));
+  return v;
 }
 
-function decodeState<T>(text: string): T {
-  return JSON.parse(text, (_k, v: unknown) => {
-    if (v && typeof v === 'object' && '$bigint' in v && typeof v.$bigint === 'string') return BigInt(v.$bigint);
-    if (v && typeof v === 'object' && '$bytes' in v && typeof v.$bytes === 'string') return new Uint8Array(Buffer.from(v.$bytes, 'base64'));
-    return v;
-  }) as T;
+function untag(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(untag);
+  if (!v || typeof v !== 'object') return v;
+  if ('$bigint' in v && typeof v.$bigint === 'string') return BigInt(v.$bigint);
+  if ('$number' in v && typeof v.$number === 'string') return Number(v.$number);
+  if ('$bytes' in v && typeof v.$bytes === 'string') return new Uint8Array(Buffer.from(v.$bytes, 'base64'));
+  if ('$date' in v && typeof v.$date === 'number') return new Date(v.$date);
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, untag(x)]));
 }
+
+const encodeState = (value: unknown): string => JSON.stringify(tag(value));
+const decodeState = <T>(text: string): T => untag(JSON.parse(text)) as T;
 
 /** The writer's buffer, written out at the file position it stands for on every flush (after each row group). */
 class FileSink extends ByteWriter {
@@ -227,12 +242,16 @@ const millisOf = (v: unknown): unknown => (v instanceof Date ? v.getTime() : typ
 
 /** Rows as hyparquet decodes them, back to the persona's JSON shape. */
 function rowToPersona(row: Record<string, unknown>, where: string): Persona {
-  const record = row as { provenance?: Record<string, unknown>; lineage?: Record<string, unknown> | null; enrichment?: Record<string, unknown> | null; validation?: Record<string, unknown> | null };
+  const record = row as { provenance?: Record<string, unknown>; demographics?: Record<string, unknown> | null; lineage?: Record<string, unknown> | null; enrichment?: Record<string, unknown> | null; validation?: Record<string, unknown> | null };
   // hyparquet leaves a null struct or string undefined; the persona's JSON says null.
   const value = {
     ...row,
     lineage: record.lineage ? { ...record.lineage, parentPersonaId: record.lineage.parentPersonaId ?? null, relationKind: record.lineage.relationKind ?? null } : null,
-    provenance: record.provenance && { ...record.provenance, createdAt: millisOf(record.provenance.createdAt) },
+    demographics: record.demographics ?? null,
+    provenance: record.provenance && {
+      ...record.provenance, createdAt: millisOf(record.provenance.createdAt),
+      samplerProfile: record.provenance.samplerProfile ?? null, samplerProfileVersion: record.provenance.samplerProfileVersion ?? null,
+    },
     enrichment: record.enrichment ? { ...record.enrichment, embedding: Array.from(record.enrichment.embedding as ArrayLike<number>), enrichedAt: millisOf(record.enrichment.enrichedAt) } : null,
     validation: record.validation ? { ...record.validation, validatedAt: millisOf(record.validation.validatedAt) } : null,
   };

@@ -28,8 +28,17 @@ const personaSchema = z.object({
   traits: strings,
   description: z.string(),
   seedRelation: z.enum(['READER', 'WRITER', 'ENTHUSIAST', 'CRITIC', 'SUBJECT']),
-  provenance: z.object({ mode: z.enum(['LLM', 'SAMPLER']), model: z.string(), promptVersion: z.string(), createdAt: millis }),
+  provenance: z.object({
+    mode: z.enum(['LLM', 'SAMPLER']), model: z.string(), promptVersion: z.string(), createdAt: millis,
+    // Absent in files exported before profiles existed: read as the schema's default.
+    samplerProfile: z.string().nullable().default(null), samplerProfileVersion: z.string().nullable().default(null),
+  }),
   lineage: z.object({ depth: z.number().int().nonnegative(), rootSeedId: z.string(), parentPersonaId: z.string().nullable(), relationKind: z.string().nullable() }).nullable(),
+  demographics: z.object({
+    sex: z.string(), maritalStatus: z.string(), household: z.string(), educationLevel: z.string(), educationField: z.string(), employmentStatus: z.string(),
+    occupationGroup: z.string(), industry: z.string(), city: z.string(), region: z.string(), country: z.string(), culturalBackground: z.string(),
+    languages: strings, hobbies: strings, skills: strings, careerGoal: z.string(),
+  }).nullable().default(null),
   enrichment: z.object({
     lifeStage: z.enum(['YOUNG_ADULT', 'ADULT', 'MIDDLE_AGED', 'SENIOR']),
     bigFive: z.object({ openness: z.number(), conscientiousness: z.number(), extraversion: z.number(), agreeableness: z.number(), neuroticism: z.number() }),
@@ -47,11 +56,20 @@ export function canonicalPersona(p: Persona): Persona {
   const e = p.enrichment;
   const v = p.validation;
   const l = p.lineage;
+  const d = p.demographics;
   return {
     id: p.id, version: p.version, seedId: p.seedId, generationIndex: p.generationIndex, name: p.name, age: p.age,
     occupation: p.occupation, locale: p.locale, traits: p.traits, description: p.description, seedRelation: p.seedRelation,
-    provenance: { mode: p.provenance.mode, model: p.provenance.model, promptVersion: p.provenance.promptVersion, createdAt: p.provenance.createdAt },
+    provenance: {
+      mode: p.provenance.mode, model: p.provenance.model, promptVersion: p.provenance.promptVersion, createdAt: p.provenance.createdAt,
+      samplerProfile: p.provenance.samplerProfile, samplerProfileVersion: p.provenance.samplerProfileVersion,
+    },
     lineage: l && { depth: l.depth, rootSeedId: l.rootSeedId, parentPersonaId: l.parentPersonaId, relationKind: l.relationKind },
+    demographics: d && {
+      sex: d.sex, maritalStatus: d.maritalStatus, household: d.household, educationLevel: d.educationLevel, educationField: d.educationField,
+      employmentStatus: d.employmentStatus, occupationGroup: d.occupationGroup, industry: d.industry, city: d.city, region: d.region, country: d.country,
+      culturalBackground: d.culturalBackground, languages: d.languages, hobbies: d.hobbies, skills: d.skills, careerGoal: d.careerGoal,
+    },
     enrichment: e && {
       lifeStage: e.lifeStage,
       bigFive: { openness: e.bigFive.openness, conscientiousness: e.bigFive.conscientiousness, extraversion: e.bigFive.extraversion, agreeableness: e.bigFive.agreeableness, neuroticism: e.bigFive.neuroticism },

@@ -1,4 +1,4 @@
-import type { BigFive, Lineage, LifeStage, Persona, SeedRelation, Validation } from '../schemas/types.generated.ts';
+import type { BigFive, Demographics, Lineage, LifeStage, Persona, SeedRelation, Validation } from '../schemas/types.generated.ts';
 import { StoreError, type SqlClient } from './index.ts';
 
 /**
@@ -15,7 +15,8 @@ interface PersonaRow {
   occupation: string;
   locale: string;
   description: string;
-  attributes: { traits?: string[]; seedRelation?: SeedRelation; validation?: Validation | null };
+  /** The demographics are flattened in here (sql-store's upsert); absent in rows from before profiles. */
+  attributes: { traits?: string[]; seedRelation?: SeedRelation; validation?: Validation | null } & Partial<Demographics>;
   modalities: {
     lifeStage: LifeStage; bigFive: BigFive; habits: string[]; goals: string[]; mediaDiet: string[];
     appearance: string; imagePrompt: string; settings: string[]; enrichedAt?: number;
@@ -24,13 +25,25 @@ interface PersonaRow {
   model: string;
   embedding: string;
   embedding_model: string;
-  lineage: { generationIndex?: number; promptVersion?: string; lineage?: Lineage | null };
+  lineage: { generationIndex?: number; promptVersion?: string; lineage?: Lineage | null; samplerProfile?: string | null; samplerProfileVersion?: string | null };
   created_ms: string;
 }
 
 // Milliseconds computed in SQL from the exact numeric epoch, so a timestamp read back is the one written.
 const COLUMNS = `id, version, seed_id, name, age, occupation, locale, description, attributes, modalities, mode, model,
   embedding::text AS embedding, embedding_model, lineage, round(extract(epoch FROM created_at) * 1000)::bigint::text AS created_ms`;
+
+function demographicsOf(a: PersonaRow['attributes']): Demographics | null {
+  if (a.sex === undefined || a.maritalStatus === undefined || a.household === undefined || a.educationLevel === undefined || a.educationField === undefined
+    || a.employmentStatus === undefined || a.occupationGroup === undefined || a.industry === undefined || a.city === undefined || a.region === undefined
+    || a.country === undefined || a.culturalBackground === undefined || a.languages === undefined || a.hobbies === undefined || a.skills === undefined
+    || a.careerGoal === undefined) return null;
+  return {
+    sex: a.sex, maritalStatus: a.maritalStatus, household: a.household, educationLevel: a.educationLevel, educationField: a.educationField,
+    employmentStatus: a.employmentStatus, occupationGroup: a.occupationGroup, industry: a.industry, city: a.city, region: a.region, country: a.country,
+    culturalBackground: a.culturalBackground, languages: a.languages, hobbies: a.hobbies, skills: a.skills, careerGoal: a.careerGoal,
+  };
+}
 
 function toPersona(r: PersonaRow): Persona {
   const createdAt = Number(r.created_ms);
@@ -42,10 +55,14 @@ function toPersona(r: PersonaRow): Persona {
     id: r.id, version: r.version, seedId: r.seed_id, generationIndex: r.lineage.generationIndex,
     name: r.name, age: r.age, occupation: r.occupation, locale: r.locale, traits: r.attributes.traits,
     description: r.description, seedRelation: r.attributes.seedRelation,
-    provenance: { mode: r.mode, model: r.model, promptVersion: r.lineage.promptVersion, createdAt },
+    provenance: {
+      mode: r.mode, model: r.model, promptVersion: r.lineage.promptVersion, createdAt,
+      samplerProfile: r.lineage.samplerProfile ?? null, samplerProfileVersion: r.lineage.samplerProfileVersion ?? null,
+    },
     // Rows indexed before the store kept these: lineage null is the schema's own "written before lineage
     // existed", and the enrichment time falls back to the persona's creation.
     lineage: r.lineage.lineage ?? null,
+    demographics: demographicsOf(r.attributes),
     enrichment: { ...modalities, embedding: JSON.parse(r.embedding) as number[], embeddingModel: r.embedding_model, enrichedAt: enrichedAt ?? createdAt },
     validation: r.attributes.validation ?? null,
   };

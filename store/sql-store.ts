@@ -132,9 +132,12 @@ export class SqlStore implements Store {
        RETURNING last_outcome`,
       [
         p.id, p.version, p.seedId, p.name, p.age, p.occupation, p.locale, p.description,
-        JSON.stringify({ traits: p.traits, seedRelation: p.seedRelation, validation: p.validation }),
+        // Demographics flattened into the attributes document, under the filter language's names (lists plural),
+        // so filters read them there; the sampler profile beside the other generation facts.
+        JSON.stringify({ traits: p.traits, seedRelation: p.seedRelation, validation: p.validation, ...p.demographics }),
         JSON.stringify(modalities), p.provenance.mode, p.provenance.model, toVector(embedding), embeddingModel,
-        JSON.stringify({ seedId: p.seedId, generationIndex: p.generationIndex, promptVersion: p.provenance.promptVersion, lineage: p.lineage }),
+        JSON.stringify({ seedId: p.seedId, generationIndex: p.generationIndex, promptVersion: p.provenance.promptVersion, lineage: p.lineage,
+          samplerProfile: p.provenance.samplerProfile, samplerProfileVersion: p.provenance.samplerProfileVersion }),
         p.provenance.createdAt, delivery,
       ],
     );
