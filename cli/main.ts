@@ -315,6 +315,24 @@ program.command('llm').description('local model server').command('serve').descri
   });
 });
 
+program.command('serve').description('the HTTP API (PERSONAHUB_API_HOST:PERSONAHUB_API_PORT) until SIGTERM; reference at /docs, document at /openapi.json').action(async () => {
+  const { config, logger } = setup();
+  const { serveApi } = await import('./serve.ts');
+  const api = await serveApi(config, logger);
+  onShutdown(logger, config.shutdownTimeoutMs, () => api.close());
+});
+
+program.command('api-key').description('API keys (stored hashed)').command('create')
+  .description('create a key and print it once: read (GET routes, search) or write (also jobs, preview)')
+  .addOption(new Option('--scope <scope>', 'what the key may do').choices(['read', 'write']).makeOptionMandatory())
+  .option('--label <label>', 'a note stored with the key (who or what it is for)', '')
+  .action(async (o: { scope: 'read' | 'write'; label: string }) => {
+    const { config } = setup();
+    const { createKey } = await import('./serve.ts');
+    const created = await createKey(config, o.scope, o.label);
+    console.log(created.key);
+  });
+
 const configCmd = program.command('config').description('configuration');
 configCmd.command('docs').description('print the configuration reference (Markdown)').action(() => console.log(configDocs()));
 configCmd.command('check').description('validate the environment and print the effective configuration').action(() => {

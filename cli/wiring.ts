@@ -101,7 +101,7 @@ export function buildKafkaClients(config: Config, logger: Logger, clientId: stri
   return { kafka: createKafka(config, clientId, logger), serde: new Serde(config.registryUrl, config.topicPrefix, config) };
 }
 
-function buildLlm(config: Config, logger: Logger, onCall?: LlmClientOptions['onCall']): LlmClient | undefined {
+export function buildLlm(config: Config, logger: Logger, onCall?: LlmClientOptions['onCall']): LlmClient | undefined {
   if (!usesLlmEndpoint(config)) return undefined;
   return createLlmClient({
     baseURL: llmBaseUrl(config), apiKey: config.llmApiKey, model: config.llmModel, embeddingModel: config.embeddingModel,
@@ -111,7 +111,7 @@ function buildLlm(config: Config, logger: Logger, onCall?: LlmClientOptions['onC
   });
 }
 
-function buildEmbedder(config: Config, llm: LlmClient | undefined): Embedder {
+export function buildEmbedder(config: Config, llm: LlmClient | undefined): Embedder {
   return config.embedder === 'llm' && llm ? llmEmbedder(llm, config.embeddingModel) : hashEmbedder(config.embeddingDimensions);
 }
 

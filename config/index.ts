@@ -182,6 +182,10 @@ export const keys = {
   maxInFlight: { env: 'PERSONAHUB_MAX_IN_FLIGHT', schema: wholeNumber(1, 1024), default: '4', doc: 'Runner: events of one batch processed concurrently.' },
   sessionTimeoutMs: { env: 'PERSONAHUB_SESSION_TIMEOUT_MS', schema: wholeNumber(6000, 300000), default: '30000', doc: 'Consumer group session timeout: how long a crashed instance holds its partitions before a rebalance hands them over.' },
   metricsPort: { env: 'PERSONAHUB_METRICS_PORT', schema: wholeNumber(0, 65535), default: '0', doc: 'Port of the processor\'s /metrics and /health endpoint; 0 disables it.' },
+  apiHost: { env: 'PERSONAHUB_API_HOST', schema: z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, 'expected a host name or IP address to listen on, like 127.0.0.1 or 0.0.0.0'), default: '127.0.0.1', doc: '`personahub serve`: address the HTTP API listens on. Loopback by default; `0.0.0.0` in a container.' },
+  apiPort: { env: 'PERSONAHUB_API_PORT', schema: port, default: '18090', doc: '`personahub serve`: port of the HTTP API.' },
+  apiBodyLimit: { env: 'PERSONAHUB_API_BODY_LIMIT', schema: wholeNumber(1024, 104_857_600), default: '1048576', doc: 'HTTP API: largest request body in bytes (a seed upload included); a larger one is refused with 413 before it is read whole.' },
+  apiRateLimit: { env: 'PERSONAHUB_API_RATE_LIMIT', schema: wholeNumber(1, 1_000_000), default: '600', doc: 'HTTP API: requests per minute per API key (per client address for requests without one); beyond it, 429 with Retry-After.' },
   startLocalLlm: { env: 'PERSONAHUB_START_LOCAL_LLM', schema: bool, default: 'true', doc: '`stack up` also starts the local model server when no endpoint is configured and mode is `llm`.' },
 } as const satisfies Record<string, KeySpec>;
 

@@ -6,7 +6,7 @@ import { StoreError, type SqlClient, type Store } from './index.ts';
 import { SqlStore } from './sql-store.ts';
 
 /** Opens the configured store: a PostgreSQL server (pg pool) or embedded PGlite, same SQL either way. */
-export async function openStore(config: Pick<Config, 'store' | 'databaseUrl' | 'pgliteDir' | 'embeddingDimensions' | 'databaseSsl' | 'databaseSslCaFile'>): Promise<Store> {
+export async function openStore(config: Pick<Config, 'store' | 'databaseUrl' | 'pgliteDir' | 'embeddingDimensions' | 'databaseSsl' | 'databaseSslCaFile'>): Promise<SqlStore> {
   const client = config.store === 'postgres' ? await openPostgresClient(config.databaseUrl, postgresTls(config)) : await pgliteClient(config.pgliteDir);
   return new SqlStore(config.store, client, config.embeddingDimensions);
 }

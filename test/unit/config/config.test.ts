@@ -102,6 +102,10 @@ describe('config', () => {
     maxInFlight: '1e1',
     sessionTimeoutMs: '1000',
     metricsPort: '-1',
+    apiHost: 'local host',
+    apiPort: 'http',
+    apiBodyLimit: '1MB',
+    apiRateLimit: '0',
     startLocalLlm: 'yes',
     profile: 'atlantis',
   };

@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../core/logger.ts';
+import { parseSeedLines, type IngestRejection } from '../persona/seeds.ts';
+import type { PipelineObserver } from '../runtime/observer.ts';
+import type { Seed } from '../schemas/types.generated.ts';
+import type { CorpusStore, JobRecord } from '../store/query.ts';
+import { ApiError } from './errors.ts';
+
+/** Sends seeds to the seed topic (runtime/source.ts's EventSource in production). */
+export type SeedSink = (seeds: readonly Seed[]) => Promise<void>;
+
+/** What the job status reads of the pipeline: the observer's per-hop accounting and what it has seen. */
+export type PipelineProgress = Pick<PipelineObserver, 'accounting' | 'seen'>;
+
+export interface JobView extends JobRecord {
+  duplicates?: number;
+  refused?: IngestRejection[];
+  progress?: {
+    stages: { hop: string; in: number; out: number; pending: number }[];
+    indexed: number;
+    rejected: number;
+    deadLettered: number;
+    settled: boolean;
+  };
+}
+
+/**
+ * Generation jobs: seed texts become seed events sent in batches, the job recorded in the store with how
+ * many were sent. Cancelling stops what is not sent yet, between two batches, and marks the job
+ * cancelled; seeds already on the topic are in the pipeline and run to the end (a Kafka record cannot be
+ * taken back), which the job's progress keeps showing.
+ */
+export class Jobs {
+  /** Jobs this process is still sending, so a cancel reaches the loop before its next batch. */
+  private readonly sending = new Map<string, { cancelled: boolean; done: Promise<void> }>();
+
+  constructor(private readonly o: {
+    corpus: CorpusStore;
+    sink: SeedSink;
+    progress: PipelineProgress | undefined;
+    logger: Logger;
+    maxSeedChars: number;
+    /** Seeds per send: the grain at which a cancel takes effect. */
+    batchSize: number;
+  }) {}
+
+  async submit(input: { lines: readonly string[]; format: 'jsonl' | 'text'; source: string }): Promise<JobView> {
+    const parsed = parseSeedLines(input.lines, { source: input.source, format: input.format, maxChars: this.o.maxSeedChars, now: Date.now() });
+    if (parsed.seeds.length === 0) {
+      const why = parsed.rejected.slice(0, 3).map((r) => `line ${r.line}: ${r.reason} (${r.detail})`).join('; ');
+      throw new ApiError(400, 'PH_API_NO_SEEDS', `no usable seed text in the request${why ? `: ${why}` : ''}`);
+    }
+    const id = randomUUID();
+    const job = await this.o.corpus.insertJob(id, parsed.seeds.map((s) => s.id));
+    const state = { cancelled: false, done: Promise.resolve() };
+    state.done = this.send(id, parsed.seeds, state);
+    this.sending.set(id, state);
+    return { ...job, duplicates: parsed.duplicates, refused: parsed.rejected };
+  }
+
+  private async send(id: string, seeds: readonly Seed[], state: { cancelled: boolean }): Promise<void> {
+    // Yield first: the request that submitted the job is answered before the first batch goes out.
+    await Promise.resolve();
+    try {
+      let sent = 0;
+      for (let i = 0; i < seeds.length; i += this.o.batchSize) {
+        if (state.cancelled) return;
+        const batch = seeds.slice(i, i + this.o.batchSize);
+        await this.o.sink(batch);
+        sent += batch.length;
+        await this.o.corpus.updateJob(id, { sent });
+      }
+      await this.o.corpus.updateJob(id, { status: 'sent' });
+    } catch (error) {
+      this.o.logger.error({ err: error, job: id }, 'job failed while sending seeds');
+      await this.o.corpus.updateJob(id, { status: 'failed', error: (error as Error).message }).catch(() => {});
+    } finally {
+      this.sending.delete(id);
+    }
+  }
+
+  async get(id: string): Promise<JobView> {
+    const job = await this.o.corpus.job(id);
+    if (!job) throw new ApiError(404, 'PH_API_JOB_NOT_FOUND', `no job ${id}`);
+    return this.o.progress ? { ...job, progress: progressOf(this.o.progress, job) } : job;
+  }
+
+  /** Stops sending and marks the job cancelled; a job already sent whole cannot be cancelled (409). */
+  async cancel(id: string): Promise<JobView> {
+    const job = await this.o.corpus.job(id);
+    if (!job) throw new ApiError(404, 'PH_API_JOB_NOT_FOUND', `no job ${id}`);
+    if (job.status === 'sent') throw new ApiError(409, 'PH_API_JOB_SENT', `job ${id} is sent whole: its seeds are in the pipeline and cannot be called back`);
+    const state = this.sending.get(id);
+    if (state) state.cancelled = true;
+    await this.o.corpus.updateJob(id, { status: 'cancelled' });
+    // The batch in flight when the cancel came finishes, and its count is recorded before the answer.
+    await state?.done;
+    return this.get(id);
+  }
+
+  /** Waits for every job this process is sending (shutdown, tests). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.sending.values()].map((s) => s.done));
+  }
+}
+
+function progressOf(observer: PipelineProgress, job: JobRecord): NonNullable<JobView['progress']> {
+  const seedIds = new Set(job.seedIds.slice(0, job.sent));
+  const stages = observer.accounting(seedIds).map((h) => ({ hop: h.hop, in: h.in, out: h.out, pending: h.pending.length }));
+  const ofJob = <V extends { seedId: string }>(m: ReadonlyMap<string, V>): string[] => [...m].filter(([, v]) => seedIds.has(v.seedId)).map(([k]) => k);
+  const personaIds = new Set(ofJob(observer.seen.draft));
+  const deadLettered = [...observer.seen.dlq.keys()].filter((k) => seedIds.has(k) || personaIds.has(k)).length;
+  const seedsSeen = [...seedIds].every((s) => observer.seen.seed.has(s));
+  return {
+    stages,
+    indexed: ofJob(observer.seen.indexed).length,
+    rejected: ofJob(observer.seen.rejected).length,
+    deadLettered,
+    // A cancelled or failed job settles on what it did send.
+    settled: job.status !== 'sending' && seedsSeen && stages.every((s) => s.pending === 0),
+  };
+}

@@ -1,0 +1,177 @@
+import { Type, type Static } from 'typebox';
+
+/**
+ * Every request and response shape of the API, as TypeBox schemas: the same objects validate requests
+ * (fastify's ajv), serialize responses (fast-json-stringify), and become the OpenAPI document
+ * (@fastify/swagger), so the document cannot describe an API other than the one that runs.
+ */
+
+export const PersonaId = Type.String({ pattern: '^[0-9a-f]{32}$', description: 'Persona id: 32 lowercase hex characters.' });
+export const JobId = Type.String({ format: 'uuid', description: 'Job id (a UUID).' });
+
+export const ErrorBody = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String({ description: 'Stable error code, e.g. PH_API_VALIDATION, PH_FILTER_ATTRIBUTE, PH_API_NOT_FOUND.' }),
+  error: Type.String(),
+  message: Type.String(),
+});
+export type ErrorBodyT = Static<typeof ErrorBody>;
+
+const Millis = Type.Integer({ description: 'Epoch milliseconds.' });
+
+export const PersonaSummary = Type.Object({
+  id: Type.String(),
+  version: Type.Integer(),
+  name: Type.String(),
+  age: Type.Integer(),
+  occupation: Type.String(),
+  locale: Type.String(),
+  description: Type.String(),
+  mode: Type.String(),
+  model: Type.String(),
+  cluster: Type.Union([Type.Integer(), Type.Null()]),
+  createdAt: Millis,
+});
+
+const Free = Type.Record(Type.String(), Type.Unknown());
+
+export const PersonaRecord = Type.Object({
+  ...PersonaSummary.properties,
+  seedId: Type.String(),
+  attributes: Free,
+  modalities: Free,
+  provenance: Type.Object({ mode: Type.String(), model: Type.String(), promptVersion: Type.Union([Type.String(), Type.Null()]), createdAt: Millis }),
+  lineage: Free,
+  validation: Type.Union([Free, Type.Null()]),
+  embeddingModel: Type.String(),
+  indexedAt: Millis,
+});
+
+export const ScoredPersona = Type.Object({ ...PersonaSummary.properties, score: Type.Number({ description: 'Cosine similarity, 1 for the same direction.' }) });
+
+const Where = Type.String({
+  maxLength: 2000,
+  description: 'Filter language of persona/filter.ts: comma-separated clauses `attribute op value`, all of which must hold, e.g. `occupation=nurse,age>=30`. Operators = != >= <= > <.',
+});
+
+/** Filters every listing and search takes besides `where`. */
+const FilterFields = {
+  where: Type.Optional(Where),
+  cluster: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+  mode: Type.Optional(Type.Union([Type.Literal('LLM'), Type.Literal('SAMPLER')])),
+  model: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  depth: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+  createdAfter: Type.Optional(Type.Integer({ minimum: 0, maximum: 8_640_000_000_000, description: 'Epoch ms, inclusive.' })),
+  createdBefore: Type.Optional(Type.Integer({ minimum: 0, maximum: 8_640_000_000_000, description: 'Epoch ms, exclusive.' })),
+};
+
+export const ListQuery = Type.Object({
+  ...FilterFields,
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  cursor: Type.Optional(Type.String({ maxLength: 1000, description: 'Opaque cursor from a previous page\'s `nextCursor`, valid with the same filters only.' })),
+}, { additionalProperties: false });
+export type ListQueryT = Static<typeof ListQuery>;
+
+export const ListPage = Type.Object({
+  items: Type.Array(PersonaSummary),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page.' }),
+});
+
+export const SearchBody = Type.Object({
+  text: Type.String({ minLength: 1, maxLength: 4000, description: 'What to look for, in plain words.' }),
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+  ...FilterFields,
+}, { additionalProperties: false });
+export type SearchBodyT = Static<typeof SearchBody>;
+
+export const Hits = Type.Object({ items: Type.Array(ScoredPersona) });
+
+export const SimilarQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+  ...FilterFields,
+}, { additionalProperties: false });
+export type SimilarQueryT = Static<typeof SimilarQuery>;
+
+export const IdParams = Type.Object({ id: PersonaId });
+export const JobParams = Type.Object({ id: JobId });
+
+export const ClustersQuery = Type.Object({ members: Type.Integer({ minimum: 0, maximum: 50, default: 5, description: 'Members listed per cluster.' }) }, { additionalProperties: false });
+export const Clusters = Type.Object({
+  clusters: Type.Array(Type.Object({
+    cluster: Type.Integer(),
+    size: Type.Integer(),
+    label: Type.String({ description: 'The cluster\'s most common occupations.' }),
+    members: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), occupation: Type.String() })),
+  })),
+});
+
+const CountMap = Type.Record(Type.String(), Type.Integer());
+const Top = Type.Array(Type.Object({ value: Type.String(), count: Type.Integer() }));
+export const Stats = Type.Object({
+  personas: Type.Integer(),
+  byMode: CountMap,
+  byModel: CountMap,
+  byDepth: CountMap,
+  age: Type.Object({
+    min: Type.Union([Type.Integer(), Type.Null()]),
+    max: Type.Union([Type.Integer(), Type.Null()]),
+    mean: Type.Union([Type.Number(), Type.Null()]),
+    histogram: Type.Array(Type.Object({ from: Type.Integer(), to: Type.Integer(), count: Type.Integer() })),
+  }),
+  topOccupations: Top,
+  topLocales: Top,
+  clusters: Type.Integer(),
+  clustered: Type.Integer(),
+});
+
+const SeedText = Type.String({ minLength: 1, maxLength: 100_000 });
+
+export const JobBody = Type.Object({
+  seeds: Type.Array(SeedText, { minItems: 1, maxItems: 10_000, description: 'Seed texts, one persona source each.' }),
+  source: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._:-]+$', description: 'Recorded as each seed\'s source (part of its id). Default: api.' })),
+}, { additionalProperties: false });
+export type JobBodyT = Static<typeof JobBody>;
+
+const Refusal = Type.Object({ line: Type.Integer(), reason: Type.String(), detail: Type.String() });
+
+const StageProgress = Type.Object({
+  hop: Type.String({ description: 'seed→draft, draft→enriched, enriched→validated|rejected, validated→indexed.' }),
+  in: Type.Integer({ description: 'Events of this job that entered the hop.' }),
+  out: Type.Integer({ description: 'Of those, the ones with an output or a dead letter.' }),
+  pending: Type.Integer(),
+});
+
+export const Job = Type.Object({
+  id: Type.String(),
+  status: Type.Union([Type.Literal('sending'), Type.Literal('sent'), Type.Literal('cancelled'), Type.Literal('failed')]),
+  seeds: Type.Integer({ description: 'Seeds accepted for the job.' }),
+  sent: Type.Integer({ description: 'Seeds sent to the seed topic so far.' }),
+  duplicates: Type.Optional(Type.Integer({ description: 'Seeds repeated within the request (sent once).' })),
+  refused: Type.Optional(Type.Array(Refusal)),
+  error: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Millis,
+  updatedAt: Millis,
+  progress: Type.Optional(Type.Object({
+    stages: Type.Array(StageProgress),
+    indexed: Type.Integer(),
+    rejected: Type.Integer(),
+    deadLettered: Type.Integer(),
+    settled: Type.Boolean({ description: 'Every sent seed and all that came of it is accounted for at every hop.' }),
+  })),
+});
+
+export const PreviewBody = Type.Object({
+  seeds: Type.Array(SeedText, { minItems: 1, maxItems: 5 }),
+}, { additionalProperties: false });
+export type PreviewBodyT = Static<typeof PreviewBody>;
+
+export const Preview = Type.Object({
+  validated: Type.Array(Type.Object({
+    id: Type.String(), name: Type.String(), age: Type.Integer(), occupation: Type.String(), locale: Type.String(),
+    description: Type.String(), mode: Type.String(), model: Type.String(), repaired: Type.Array(Type.String()),
+  })),
+  rejected: Type.Array(Type.Object({ id: Type.String(), reasons: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })) })),
+  refused: Type.Array(Refusal),
+});
+
+export const Health = Type.Object({ status: Type.String(), reasons: Type.Array(Type.String()) });
