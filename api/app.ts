@@ -2,7 +2,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from '../core/logger.ts';
 import type { Embedder } from '../llm/embedder.ts';
 import type { ApiMetrics } from '../runtime/api-metrics.ts';
@@ -47,7 +47,8 @@ const SECURITY: Record<string, string[]>[] = [{ bearer: [] }, { apiKey: [] }];
 function createFastify(deps: ApiDeps) {
   return Fastify({
     loggerInstance: deps.logger,
-    disableRequestLogging: true,
+    // One line per request would drown the pipeline's logs; /metrics counts requests by route and status.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.limits.bodyLimit,
     // Refuse unknown fields rather than drop them (a misspelt filter must not silently match everything);
     // coerce query strings into the declared numbers (which also reads a JSON scalar as the declared scalar,
