@@ -109,25 +109,26 @@ export interface Paired {
 
 /**
  * Runs baseline and candidate `repeats` times each, taking turns and swapping who goes first every repeat,
- * so that load from other processes (and any warm-up) falls on both alike. Each run returns a rate.
+ * so that load from other processes (and any warm-up) falls on both alike.
  */
-export async function alternate(repeats: number, baseline: (repeat: number) => Promise<number>, candidate: (repeat: number) => Promise<number>): Promise<Paired> {
-  const out: Paired = { baseline: [], candidate: [], ratio: [] };
+export async function takeTurns<T>(repeats: number, baseline: (repeat: number) => Promise<T>, candidate: (repeat: number) => Promise<T>): Promise<{ baseline: T[]; candidate: T[] }> {
+  const out: { baseline: T[]; candidate: T[] } = { baseline: [], candidate: [] };
   for (let r = 0; r < repeats; r += 1) {
-    let b: number;
-    let c: number;
     if (r % 2 === 0) {
-      b = await baseline(r);
-      c = await candidate(r);
+      out.baseline.push(await baseline(r));
+      out.candidate.push(await candidate(r));
     } else {
-      c = await candidate(r);
-      b = await baseline(r);
+      out.candidate.push(await candidate(r));
+      out.baseline.push(await baseline(r));
     }
-    out.baseline.push(b);
-    out.candidate.push(c);
-    out.ratio.push(c / b);
   }
   return out;
+}
+
+/** takeTurns of two runs that each return a rate, with the ratio candidate / baseline repeat by repeat. */
+export async function alternate(repeats: number, baseline: (repeat: number) => Promise<number>, candidate: (repeat: number) => Promise<number>): Promise<Paired> {
+  const t = await takeTurns(repeats, baseline, candidate);
+  return { ...t, ratio: t.candidate.map((c, i) => c / (t.baseline[i] as number)) };
 }
 
 export interface Machine {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bandKeys, DEFAULT_MINHASH, estimateJaccard, exactJaccard, lshParams, minhash, shingles, type LshParams } from '../../persona/minhash.ts';
 import { rng } from '../../persona/text.ts';
-import { BenchError, figure, median, rate, REPO_ROOT, type Benchmark, type BenchContext } from '../harness.ts';
+import { BenchError, figure, median, rate, REPO_ROOT, takeTurns, type Benchmark, type BenchContext } from '../harness.ts';
 import { benchPython } from '../python.ts';
 
 /**
@@ -122,21 +122,8 @@ export const dedupBenchmark: Benchmark = {
     const params = lshParams(THRESHOLD, DEFAULT_MINHASH.permutations);
     const sets = c.docs.map((d) => new Set(d));
     const exact = c.pairs.map(([a, b]) => exactJaccard(sets[a] as Set<string>, sets[b] as Set<string>));
-    const runs: { ours: SideRun; theirs: DatasketchRun }[] = [];
-    for (let r = 0; r < repeats; r += 1) {
-      // Whoever goes first swaps every repeat, so the machine's load falls on both alike.
-      let o: SideRun;
-      let t: DatasketchRun;
-      if (r % 2 === 0) {
-        o = ours(c, params);
-        t = await datasketch(python, c, params);
-      } else {
-        t = await datasketch(python, c, params);
-        o = ours(c, params);
-      }
-      ctx.logger.info({ bench: 'dedup', repeat: r, oursSignatureMs: Math.round(o.signatureMs), datasketchSignatureMs: Math.round(t.signatureMs) }, 'repeat done');
-      runs.push({ ours: o, theirs: t });
-    }
+    const turns = await takeTurns(repeats, async () => datasketch(python, c, params), async () => ours(c, params));
+    const runs = turns.candidate.map((o, i) => ({ ours: o, theirs: turns.baseline[i] as DatasketchRun }));
     const first = runs[0];
     if (!first) throw new BenchError('PH_BENCH_EMPTY', 'no repeat ran');
     const sigOurs = runs.map((r) => rate(size, r.ours.signatureMs));
