@@ -38,6 +38,10 @@ const layers: Record<string, Layer> = {
   'models/server': { imports: ['core'], packages: ['fastify', 'node-llama-cpp', 'prom-client', 'zod'] },
   'models/weights': { imports: ['core', 'stack'] },
   cli: { imports: ['core', 'config', 'schemas', 'topology', 'store', 'stack', 'persona', 'llm', 'processors', 'runtime', 'analytics', 'corpus', 'api', 'models/server', 'models/weights'], packages: ['commander', 'cli-progress'] },
+  // Examples are services outside the pipeline, on top of everything. They may use kafkajs and the registry client
+  // directly (the exception to "kafkajs in runtime/ only"), because an outside service owns its consumer, its
+  // transactions and its own topic; they still take the patched kafkajs client and the Serde from runtime/.
+  examples: { imports: ['core', 'config', 'schemas', 'topology', 'llm', 'runtime'], packages: ['kafkajs', '@kafkajs/confluent-schema-registry', 'zod'] },
 };
 
 /** Packages any layer may use: none today beyond Node's built-ins. */
