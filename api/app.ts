@@ -6,6 +6,7 @@ import Fastify, { LogController } from 'fastify';
 import type { Logger } from '../core/logger.ts';
 import type { Embedder } from '../llm/embedder.ts';
 import type { ApiMetrics } from '../runtime/api-metrics.ts';
+import type { Store } from '../store/index.ts';
 import type { CorpusStore } from '../store/query.ts';
 import { authorize, hashApiKey, presentedKey } from './auth.ts';
 import { Cursors } from './cursor.ts';
@@ -21,6 +22,8 @@ export interface ApiHealth {
 
 export interface ApiDeps {
   corpus: CorpusStore;
+  /** The persona lattice's edges (store/lattice.ts). */
+  lattice: Pick<Store, 'neighbours'>;
   embedder: Embedder;
   jobs: Jobs;
   preview(texts: readonly string[]): Promise<PreviewResult>;

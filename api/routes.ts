@@ -7,7 +7,7 @@ import type { Cursors } from './cursor.ts';
 import { ApiError } from './errors.ts';
 import { filterKey, toStoreFilter } from './filters.ts';
 import {
-  Clusters, ClustersQuery, ErrorBody, Health, Hits, IdParams, Job, JobBody, JobParams, ListPage, ListQuery, PersonaRecord, Preview, PreviewBody,
+  Clusters, ClustersQuery, Neighbours, NeighboursQuery, ErrorBody, Health, Hits, IdParams, Job, JobBody, JobParams, ListPage, ListQuery, PersonaRecord, Preview, PreviewBody,
   SearchBody, SimilarQuery, Stats,
 } from './schemas.ts';
 
@@ -79,6 +79,15 @@ export function routes(deps: ApiDeps, cursors: Cursors): FastifyPluginAsyncTypeb
         const vector = await deps.corpus.vector(request.params.id);
         if (!vector) throw notFound(request.params.id);
         return { items: await deps.corpus.search(vector, filter, limit, request.params.id) };
+      });
+
+    app.get('/personas/:id/neighbours', { config: { access: 'read' }, schema: { summary: 'The persona\'s lattice neighbourhood: relation edges within `depth` hops, both directions.', params: IdParams, querystring: NeighboursQuery, response: { 200: Neighbours, ...Errors } } },
+      async (request) => {
+        const { id } = request.params;
+        const edges = await deps.lattice.neighbours(id, request.query.depth);
+        const personas = await deps.corpus.summaries([id, ...edges.flatMap((e) => [e.from, e.to])]);
+        if (!personas.some((p) => p.id === id)) throw notFound(id);
+        return { id, depth: request.query.depth, edges, personas };
       });
 
     app.get('/clusters', { config: { access: 'read' }, schema: { summary: 'Clusters recorded by `personahub clusters`, with labels and members.', querystring: ClustersQuery, response: { 200: Clusters, ...Errors } } },

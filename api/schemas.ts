@@ -92,6 +92,17 @@ export const SimilarQuery = Type.Object({
 }, { additionalProperties: false });
 export type SimilarQueryT = Static<typeof SimilarQuery>;
 
+export const NeighboursQuery = Type.Object({ depth: Type.Integer({ minimum: 1, maximum: 6, default: 1, description: 'Hops from the persona (the lattice is at most 6 deep).' }) }, { additionalProperties: false });
+export const Neighbours = Type.Object({
+  id: Type.String(),
+  depth: Type.Integer(),
+  edges: Type.Array(Type.Object({
+    from: Type.String(), to: Type.String(), kind: Type.String({ description: 'Relation kind: family, colleague, client...' }),
+    depth: Type.Integer({ description: 'Lattice depth of the derived persona.' }), hops: Type.Integer({ description: 'Hops from the persona asked about.' }), createdAt: Millis,
+  })),
+  personas: Type.Array(PersonaSummary, { description: 'Every persona the edges reach, the one asked about included.' }),
+});
+
 export const IdParams = Type.Object({ id: PersonaId });
 export const JobParams = Type.Object({ id: JobId });
 

@@ -27,7 +27,7 @@ export async function serveApi(config: Config, logger: Logger): Promise<{ app: A
   const observer = new PipelineObserver(kafka, serde, config.topicPrefix, (await store.corpus.oldestRecentJob(JOB_PROGRESS_WINDOW_MS)) ?? Date.now());
   await observer.start();
   const app = await buildApp(apiDeps({
-    config, corpus: store.corpus, logger,
+    config, corpus: store.corpus, lattice: store, logger,
     shared: { config, logger, llm: config.mode === 'llm' ? llm : undefined, embedder, now: () => Date.now() },
     sink: (seeds) => source.send(seeds.map((s) => ({ event: 'seed' as const, key: s.id, value: s }))),
     progress: observer,

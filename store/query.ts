@@ -224,6 +224,12 @@ export async function searchPersonas(sql: SqlClient, vector: readonly number[], 
   return rows.map((r) => ({ ...summary(r), score: 1 - Number(r.distance) }));
 }
 
+/** Summaries of the given personas, in id order; ids with no persona are left out. */
+export async function personaSummaries(sql: SqlClient, ids: readonly string[]): Promise<PersonaSummary[]> {
+  const rows = await sql.query<SummaryRow>(`SELECT ${SUMMARY_COLUMNS} FROM personas p WHERE p.id = ANY($1::text[]) ORDER BY p.id`, [ids]);
+  return rows.map(summary);
+}
+
 /** The stored vector of one persona (for "similar to"), or undefined when there is no such persona. */
 export async function personaVector(sql: SqlClient, id: string): Promise<number[] | undefined> {
   const [row] = await sql.query<{ embedding: string }>('SELECT embedding::text AS embedding FROM personas WHERE id = $1', [id]);
@@ -346,6 +352,7 @@ export interface CorpusStore {
   list(filter: PersonaFilter, page: { after?: string; limit: number }): Promise<{ items: PersonaSummary[]; more: boolean }>;
   search(vector: readonly number[], filter: PersonaFilter, limit: number, excludeId?: string): Promise<ScoredPersona[]>;
   vector(id: string): Promise<number[] | undefined>;
+  summaries(ids: readonly string[]): Promise<PersonaSummary[]>;
   clusters(membersPerCluster: number): Promise<ClusterSummary[]>;
   stats(): Promise<PopulationStats>;
   cursorSecret(): Promise<string>;
@@ -365,6 +372,7 @@ export function corpusStore(sql: SqlClient): CorpusStore {
     list: (filter, page) => listPersonas(sql, filter, page),
     search: (vector, filter, limit, excludeId) => searchPersonas(sql, vector, filter, limit, excludeId),
     vector: (id) => personaVector(sql, id),
+    summaries: (ids) => personaSummaries(sql, ids),
     clusters: (n) => clusterSummaries(sql, n),
     stats: () => populationStats(sql),
     cursorSecret: () => cursorSecret(sql),

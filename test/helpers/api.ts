@@ -24,7 +24,7 @@ export async function createTestApi(t: TestPipeline, overrides: Partial<Pick<Api
   const { store: _pipelineStore, ...shared } = t.pipeline.ctx;
   const app = await buildApp(apiDeps({
     config: { ...t.config, apiBodyLimit: overrides.bodyLimit ?? t.config.apiBodyLimit, apiRateLimit: overrides.rateLimit ?? 1_000_000 },
-    corpus: store.corpus, shared, logger: t.pipeline.ctx.logger,
+    corpus: store.corpus, lattice: store, shared, logger: t.pipeline.ctx.logger,
     sink: overrides.sink ?? ((seeds) => t.ingest([...seeds])),
     progress: t.observer,
     ...(overrides.jobBatchSize ? { jobBatchSize: overrides.jobBatchSize } : {}),

@@ -62,7 +62,7 @@ describe('HTTP API', () => {
     it('serves its OpenAPI 3.1 document and a rendered reference', async () => {
       const doc = (await get('/openapi.json', null)).json<{ openapi: string; paths: Record<string, Record<string, { security?: unknown }>> }>();
       expect(doc.openapi).toBe('3.1.0');
-      expect(Object.keys(doc.paths).sort()).toEqual(['/clusters', '/health', '/jobs', '/jobs/{id}', '/metrics', '/personas', '/personas/{id}', '/personas/{id}/similar', '/preview', '/ready', '/search', '/stats']);
+      expect(Object.keys(doc.paths).sort()).toEqual(['/clusters', '/health', '/jobs', '/jobs/{id}', '/metrics', '/personas', '/personas/{id}', '/personas/{id}/neighbours', '/personas/{id}/similar', '/preview', '/ready', '/search', '/stats']);
       expect(doc.paths['/personas']?.get?.security).toBeDefined();
       expect(doc.paths['/health']?.get?.security).toBeUndefined();
       const page = await api.app.inject({ method: 'GET', url: '/docs/' });
@@ -176,6 +176,26 @@ describe('HTTP API', () => {
       expect(items).toHaveLength(5);
       expect(items.map((i) => i.id)).not.toContain(first?.id);
       expect((await get(`/personas/${'f'.repeat(32)}/similar`)).statusCode).toBe(404);
+    });
+
+    it('walks the lattice neighbourhood to the depth asked, both directions; 404 for an unknown persona', async () => {
+      const [a, b, c, d] = await listAll('', 100);
+      if (!a || !b || !c || !d) throw new Error('the test needs four personas');
+      // Edges as the relate stage records them: parent → derived persona.
+      await api.store.addRelation({ from: a.id, to: b.id, kind: 'colleague', depth: 1 });
+      await api.store.addRelation({ from: b.id, to: c.id, kind: 'family', depth: 2 });
+      await api.store.addRelation({ from: c.id, to: d.id, kind: 'rival', depth: 3 });
+      type Hood = { edges: { from: string; to: string; kind: string; hops: number }[]; personas: { id: string }[] };
+      const one = (await get(`/personas/${b.id}/neighbours`)).json<Hood>();
+      expect(one.edges.map((e) => [e.from, e.to, e.kind, e.hops])).toEqual([[a.id, b.id, 'colleague', 1], [b.id, c.id, 'family', 1]]);
+      expect(one.personas.map((p) => p.id)).toEqual([a.id, b.id, c.id].sort());
+      const two = (await get(`/personas/${a.id}/neighbours?depth=2`)).json<Hood>();
+      expect(two.edges.map((e) => [e.kind, e.hops])).toEqual([['colleague', 1], ['family', 2]]);
+      const alone = (await get(`/personas/${(await listAll('', 100))[5]?.id}/neighbours?depth=3`)).json<Hood>();
+      expect(alone.edges).toEqual([]);
+      expect(alone.personas).toHaveLength(1);
+      expect((await get(`/personas/${'e'.repeat(32)}/neighbours`)).statusCode).toBe(404);
+      expect((await get(`/personas/${a.id}/neighbours?depth=7`)).statusCode).toBe(400);
     });
 
     it('reports clusters with labels and members, and population statistics', async () => {
