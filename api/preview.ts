@@ -59,6 +59,9 @@ class PreviewStore implements Store {
   reserveExpansion(): Promise<number> {
     return refused('reserveExpansion');
   }
+  async expansionGrants(): Promise<Map<string, number>> {
+    return new Map();
+  }
   addRelation(): Promise<void> {
     return refused('addRelation');
   }
