@@ -1,5 +1,8 @@
+import type { Persona } from '../schemas/types.generated.ts';
 import { defaultK, dispersion, distinctNgramRatio, kmeans } from './population.ts';
 import type { PipelineObserver } from '../runtime/observer.ts';
+import { descendsFrom, seedDescendsFrom } from '../topology/index.ts';
+import { latticeReport, renderLattice, type LatticeReport } from './lattice.ts';
 import type { Store } from '../store/index.ts';
 import type { Embedder } from '../llm/embedder.ts';
 
@@ -25,6 +28,7 @@ export interface RunReport {
   /** DESIGN §6 diversity of this run's validated personas. */
   diversity: { dispersion: number; distinctBigrams: number; clusters: number[]; cohesion: number; occupations: number; locales: number };
   search: { query: string; hits: { score: number; description: string }[] };
+  lattice: LatticeReport;
 }
 
 function tally(items: string[]): { key: string; count: number }[] {
@@ -39,10 +43,13 @@ function tally(items: string[]): { key: string; count: number }[] {
  */
 export async function buildReport(o: { observer: PipelineObserver; seedIds: ReadonlySet<string>; store: Store; embedder: Embedder; mode: string; model: string; startedAt: number; ingestRejected: string[]; searchQuery: string }): Promise<RunReport> {
   const { observer: obs, seedIds } = o;
-  const scoped = <T extends { seedId: string }>(m: Map<string, T>): T[] => [...m.values()].filter((v) => seedIds.has(v.seedId));
+  const scoped = <T extends Pick<Persona, 'seedId' | 'lineage'>>(m: Map<string, T>): T[] => [...m.values()].filter((v) => descendsFrom(seedIds, v));
   const validated = scoped(obs.seen.validated);
-  const rejected = scoped(obs.seen.rejected);
-  const indexed = scoped(obs.seen.indexed);
+  // Rejected and indexed records carry no lineage: they are the run's when the persona was drafted in it.
+  const drafted = scoped(obs.seen.draft);
+  const draftedIds = new Map(drafted.map((p) => [p.id, p]));
+  const rejected = [...obs.seen.rejected.values()].filter((r) => draftedIds.has(r.id));
+  const indexed = [...obs.seen.indexed.values()].filter((r) => draftedIds.has(r.id));
   const dlq = [...obs.seen.dlq.values()];
   const lastIndexedAt = Math.max(o.startedAt, ...indexed.map((i) => i.indexedAt));
   const elapsed = Math.max(0.001, (lastIndexedAt - o.startedAt) / 1000);
@@ -57,11 +64,11 @@ export async function buildReport(o: { observer: PipelineObserver; seedIds: Read
     seedsIngested: seedIds.size,
     ingestRejected: tally(o.ingestRejected).map(({ key, count }) => ({ reason: key, count })),
     topics: {
-      seed: { distinct: [...obs.seen.seed.keys()].filter((k) => seedIds.has(k)).length, records: obs.records.seed },
-      draft: { distinct: scoped(obs.seen.draft).length, records: obs.records.draft },
+      seed: { distinct: [...obs.seen.seed].filter(([k, v]) => seedDescendsFrom(seedIds, k, v)).length, records: obs.records.seed },
+      draft: { distinct: drafted.length, records: obs.records.draft },
       enriched: { distinct: scoped(obs.seen.enriched).length, records: obs.records.enriched },
       validated: { distinct: validated.length, records: obs.records.validated },
-      indexed: { distinct: scoped(obs.seen.indexed).length, records: obs.records.indexed },
+      indexed: { distinct: indexed.length, records: obs.records.indexed },
       rejected: { distinct: rejected.length, records: obs.records.rejected },
       dlq: { distinct: dlq.length, records: obs.records.dlq },
     },
@@ -91,6 +98,10 @@ export async function buildReport(o: { observer: PipelineObserver; seedIds: Read
       locales: new Set(validated.map((p) => p.locale)).size,
     },
     search: { query: o.searchQuery, hits: hits.map((h) => ({ score: Math.round(h.score * 1000) / 1000, description: h.description })) },
+    lattice: latticeReport(await o.store.latticeTables({ limitEdges: 100_000 }), [
+      ...validated.map((p) => ({ depth: p.lineage?.depth ?? 0, duplicate: false })),
+      ...rejected.map((r) => ({ depth: draftedIds.get(r.id)?.lineage?.depth ?? 0, duplicate: r.reasons.some((x) => x.code === 'DUPLICATE' || x.code === 'NEAR_DUPLICATE') })),
+    ]),
   };
 }
 
@@ -113,6 +124,7 @@ export function renderReport(r: RunReport): string {
   const d = r.diversity;
   lines.push('## Diversity', '');
   lines.push(`Embedding dispersion (mean pairwise cosine distance) ${d.dispersion}; distinct bigram ratio ${d.distinctBigrams}; ${d.occupations} occupations and ${d.locales} locales; ${d.clusters.length} clusters by spherical k-means, sizes ${d.clusters.join(', ') || '-'} (cohesion ${d.cohesion}). \`./personahub clusters\` clusters the whole store.`, '');
+  lines.push(...renderLattice(r.lattice), '');
   lines.push('## Sample personas', '');
   for (const s of r.samples) lines.push(`- **${s.name}** (${s.mode}, ${s.id}): ${s.description}`);
   lines.push('', `## Semantic search: "${r.search.query}"`, '');

@@ -15,7 +15,8 @@ import { stages, type StageName } from '../topology/index.ts';
 import { buildReport, renderReport } from '../analytics/report.ts';
 import { defaultK, dispersion, kmeans } from '../analytics/population.ts';
 import { addCorpusCommands } from './corpus.ts';
-import { buildKafkaClients, buildPipeline, createRunner, llmBaseUrl, modelFetchOptions, openReadSide, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
+import { addGenerateCommands } from './generate.ts';
+import { buildKafkaClients, buildPipeline, createRunner, latticeWatch, llmBaseUrl, modelFetchOptions, openReadSide, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
 
 /**
  * The `personahub` command. Flags that mirror configuration keys are validated as the variables they
@@ -204,7 +205,8 @@ program.command('clusters').description('cluster the stored personas by embeddin
  * through the server on 2 cores, docs/BENCHMARKS.md) keeps the whole command within a few minutes; sampler mode
  * costs no model time, so it takes the whole bundled sample.
  */
-const DEMO_LLM_SEEDS = 24;
+const DEMO_LLM_SEEDS = 12;
+const DEMO_LATTICE = { depth: '2', fanout: '2', budget: '3' };
 const DEMO_SAMPLER_SEEDS = 300;
 
 program.command('demo').description('the main job: stack up, topics, all stages, ingest the bundled seeds, wait until indexed, report')
@@ -214,7 +216,12 @@ program.command('demo').description('the main job: stack up, topics, all stages,
   .option('--llm-base-url <url>', 'use this OpenAI-compatible endpoint instead of the local model server')
   .option('--timeout-min <n>', 'give up waiting after this many minutes', positiveInt, 30)
   .action(async (o: { seeds: string; count?: number; mode?: string; llmBaseUrl?: string; timeoutMin: number }) => {
-    const { config, logger } = setup({ PERSONAHUB_MODE: o.mode, PERSONAHUB_LLM_BASE_URL: o.llmBaseUrl });
+    const { config, logger } = setup({
+      PERSONAHUB_MODE: o.mode, PERSONAHUB_LLM_BASE_URL: o.llmBaseUrl,
+      // The demo grows a small lattice unless told otherwise: each persona two relations, three derived personas per seed, two levels deep.
+      PERSONAHUB_LATTICE_DEPTH: process.env.PERSONAHUB_LATTICE_DEPTH ?? DEMO_LATTICE.depth, PERSONAHUB_LATTICE_FANOUT: process.env.PERSONAHUB_LATTICE_FANOUT ?? DEMO_LATTICE.fanout,
+      PERSONAHUB_LATTICE_BUDGET: process.env.PERSONAHUB_LATTICE_BUDGET ?? DEMO_LATTICE.budget,
+    });
     const { stackUp } = await import('../stack/index.ts');
     console.log(`PersonaHub Stream demo: mode ${config.mode}, text model ${config.mode === 'llm' ? `${config.llmModel} at ${llmBaseUrl(config)}` : 'none (sampler)'}, embeddings ${config.embedder === 'llm' ? config.embeddingModel : 'hash'}`);
     console.log('Starting the local stack (first run installs Kafka, Apicurio, PostgreSQL and the models; later runs reuse them)...');
@@ -223,7 +230,7 @@ program.command('demo').description('the main job: stack up, topics, all stages,
     await topicsInit(config, pipeline, logger);
     const runners = await startStages(pipeline, stages.map((s) => s.name), logger);
     const startedAt = Date.now();
-    const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, config.topicPrefix, startedAt);
+    const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, config.topicPrefix, startedAt, latticeWatch(config, pipeline.ctx.store));
     await observer.start();
     const count = o.count === undefined ? (config.mode === 'llm' ? DEMO_LLM_SEEDS : DEMO_SAMPLER_SEEDS) : o.count;
     const ingested = await ingest(config, pipeline, o.seeds, { limit: count });
@@ -333,6 +340,19 @@ program.command('api-key').description('API keys (stored hashed)').command('crea
     console.log(created.key);
   });
 
+program.command('check').argument('<file>', 'persona records, one JSON object per line (the Persona of schemas/persona.avsc, as `export` writes it); - for stdin')
+  .option('--seeds <file>', 'the seed JSONL the personas were drafted from, so the seed-copy and seed-event checks run')
+  .description('run the validator on personas made elsewhere: a JSONL verdict per record on stdout, a summary on stderr; exit 0 all passed or repaired, 2 some rejected, 1 unreadable input or malformed lines')
+  .action(async (file: string, o: { seeds?: string }) => {
+    const { config } = setup();
+    const { checkFile, exitCodeOf, openInput, readSeedTexts, renderSummary } = await import('./check.ts');
+    const input = await openInput(file);
+    const seedTexts = o.seeds === undefined ? new Map<string, string>() : await readSeedTexts(await openInput(o.seeds), o.seeds, config.maxSeedChars);
+    const summary = await checkFile(input, { maxDescriptionChars: config.maxDescriptionChars, seedTexts }, (line) => process.stdout.write(`${line}\n`), (line) => console.error(line));
+    console.error(renderSummary(summary));
+    process.exitCode = exitCodeOf(summary);
+  });
+
 const configCmd = program.command('config').description('configuration');
 configCmd.command('docs').description('print the configuration reference (Markdown)').action(() => console.log(configDocs()));
 configCmd.command('check').description('validate the environment and print the effective configuration').action(() => {
@@ -341,6 +361,7 @@ configCmd.command('check').description('validate the environment and print the e
 });
 
 addCorpusCommands(program);
+addGenerateCommands(program, positiveInt);
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof PersonaHubError) {

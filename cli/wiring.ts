@@ -8,6 +8,7 @@ import { createLlmClient, type LlmClient, type LlmClientOptions } from '../llm/c
 import type { Logger } from '../core/logger.ts';
 import { PipelineMetrics } from '../runtime/metrics.ts';
 import type { SharedContext } from '../runtime/processor.ts';
+import type { LatticeWatch } from '../runtime/observer.ts';
 import { timedStore } from '../runtime/timed-store.ts';
 import { StageRunner } from '../runtime/runner.ts';
 import { Serde } from '../runtime/serde.ts';
@@ -163,4 +164,9 @@ export function createRunner<N extends StageName>(pipeline: Pipeline, name: N, l
     config: pipeline.ctx.config, spec: stage(name), processor: processors[name],
     kafka: kafkaPort(pipeline.kafka), serde: pipeline.serde, ctx: pipeline.ctx, metrics: pipeline.metrics, logger,
   });
+}
+
+/** What the observer needs to wait for a lattice to stop growing; none when expansion is off. */
+export function latticeWatch(config: Pick<Config, 'latticeDepth'>, store: Pick<Store, 'expansionGrants'>): LatticeWatch | undefined {
+  return config.latticeDepth > 0 ? { maxDepth: config.latticeDepth, grants: (ids) => store.expansionGrants(ids) } : undefined;
 }

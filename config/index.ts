@@ -51,6 +51,16 @@ function wholeNumberOrEmpty(min: number, max: number, emptyMeans: string) {
 }
 
 /** KRaft elects by majority: an even count tolerates no more failures than the odd count below it. */
+/** Persona-to-Persona relation kinds (persona/relations.ts holds what each means; a unit test keeps the lists equal). */
+export const RELATION_KINDS = ['family', 'colleague', 'client', 'patient', 'mentor', 'student', 'neighbour', 'rival', 'community'] as const;
+
+/** A comma-separated, non-empty list of distinct values out of `allowed`. */
+function commaList<const T extends string>(allowed: readonly T[]) {
+  const message = `expected a comma-separated list of ${allowed.join(', ')}`;
+  return z.string().transform((v) => v.split(',').map((x) => x.trim()).filter((x) => x !== ''))
+    .refine((xs): xs is T[] => xs.length > 0 && xs.every((x) => (allowed as readonly string[]).includes(x)) && new Set(xs).size === xs.length, message);
+}
+
 const kafkaNodeCounts = ['1', '3', '5'] as const;
 
 /**
@@ -170,7 +180,16 @@ export const keys = {
   profile: { env: 'PERSONAHUB_PROFILE', schema: profileName, default: 'global', doc: `Sampler profile the draft stage draws attributes from: one of config/profiles/*.yaml (${PROFILE_NAMES.join(', ')}), each citing the statistics it is built from (docs/QUALITY.md). A generation job (\`personahub generate --profile\`) names its own.` },
   personasPerSeed: { env: 'PERSONAHUB_PERSONAS_PER_SEED', schema: wholeNumber(1, 16), default: '1', doc: 'Personas drafted from each seed (Text-to-Persona).' },
   maxSeedChars: { env: 'PERSONAHUB_MAX_SEED_CHARS', schema: wholeNumber(1, 100000), default: '4000', doc: 'Seed lines longer than this are rejected at ingest with a reason.' },
-  nearDuplicateCosine: { env: 'PERSONAHUB_NEAR_DUPLICATE_COSINE', schema: decimal(0, 1), default: '0.97', doc: 'Validate: a persona whose embedding has at least this cosine similarity to an indexed persona is rejected as a near-duplicate (1 disables the check).' },
+  maxDescriptionChars: { env: 'PERSONAHUB_MAX_DESCRIPTION_CHARS', schema: wholeNumber(40, 100000), default: '2000', doc: 'Validate and `personahub check`: a description longer than this is rejected (DESCRIPTION_TOO_LONG). The draft stage asks the model for at most 420 characters.' },
+  nearDuplicateCosine: { env: 'PERSONAHUB_NEAR_DUPLICATE_COSINE', schema: decimal(0, 1), default: '0.97', doc: 'Validate: a candidate (a persona sharing an LSH band, or one of the nearest indexed neighbours) whose embedding has at least this cosine similarity confirms the persona as a near-duplicate (1 disables near-duplicate removal; exact duplicates are always removed).' },
+  dedupJaccard: { env: 'PERSONAHUB_DEDUP_JACCARD', schema: decimal(0.05, 1), default: '0.9', doc: 'Validate: the MinHash Jaccard similarity that makes two personas candidates (LSH bands and rows are derived from it for 99% recall at the threshold). PersonaHub used 0.9.' },
+  minhashPermutations: { env: 'PERSONAHUB_MINHASH_PERMUTATIONS', schema: wholeNumber(16, 1024), default: '128', doc: 'Validate: MinHash permutations per signature (PersonaHub: 128). More is a closer Jaccard estimate and more band keys per persona.' },
+  minhashShingle: { env: 'PERSONAHUB_MINHASH_SHINGLE', schema: wholeNumber(1, 5), default: '1', doc: 'Validate: words per MinHash shingle (PersonaHub: 1-grams). 1 ignores word order, so reordered sentences are candidates.' },
+  dedupNeighbours: { env: 'PERSONAHUB_DEDUP_NEIGHBOURS', schema: wholeNumber(0, 100), default: '5', doc: 'Validate: nearest indexed personas (by embedding) checked besides the LSH candidates, which catches paraphrases that share few words; 0 checks LSH candidates only.' },
+  latticeDepth: { env: 'PERSONAHUB_LATTICE_DEPTH', schema: wholeNumber(0, 6), default: '0', doc: 'Persona-to-Persona: depth of the deepest derived persona (PersonaHub ran six rounds); 0 turns expansion off. The demo uses 2.' },
+  latticeFanout: { env: 'PERSONAHUB_LATTICE_FANOUT', schema: wholeNumber(1, 16), default: '2', doc: 'Persona-to-Persona: related personas derived from each persona, one per relation kind, chosen reproducibly per persona among the kinds of PERSONAHUB_RELATION_KINDS that apply to it (a patient needs a carer).' },
+  latticeBudget: { env: 'PERSONAHUB_LATTICE_BUDGET', schema: wholeNumber(1, 1_000_000), default: '6', doc: 'Persona-to-Persona: derived personas per root seed over its whole lattice, so a lattice stays bounded whatever the depth and fan-out.' },
+  relationKinds: { env: 'PERSONAHUB_RELATION_KINDS', schema: commaList(RELATION_KINDS), default: RELATION_KINDS.join(','), doc: `Persona-to-Persona: relation kinds that may be derived, comma-separated: ${RELATION_KINDS.join(', ')}.` },
   retryMaxDelayMs: { env: 'PERSONAHUB_RETRY_MAX_DELAY_MS', schema: wholeNumber(1000, 3_600_000), default: '30000', doc: 'Runner: longest wait between two attempts at an event that failed transiently (jittered exponential backoff from 250 ms). Transient failures are retried for as long as the outage lasts; they never reach the DLQ.' },
   retryAfterMaxMs: { env: 'PERSONAHUB_RETRY_AFTER_MAX_MS', schema: wholeNumber(1000, 86_400_000), default: '900000', doc: 'Runner: a dependency\'s Retry-After is honoured up to this long (a rate-limited endpoint asking for 90 s gets 90 s).' },
   breakerFailureThreshold: { env: 'PERSONAHUB_BREAKER_FAILURE_THRESHOLD', schema: wholeNumber(1, 1000), default: '3', doc: 'Runner: consecutive transient failures of one dependency (llm, store, registry, broker) that open its circuit breaker: the stage pauses fetching, reports not ready, and probes with one event before resuming.' },

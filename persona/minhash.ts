@@ -131,6 +131,18 @@ function integrate(f: (x: number) => number, a: number, b: number, steps = 200):
  * 0.9 and 128 permutations finds only 31% of the pairs at exactly 0.9.)
  */
 export function lshParams(threshold: number, permutations: number, minRecall = 0.99): LshParams {
+  const key = `${threshold}:${permutations}:${minRecall}`;
+  const known = chosen.get(key);
+  if (known) return known;
+  const p = searchLshParams(threshold, permutations, minRecall);
+  chosen.set(key, p);
+  return p;
+}
+
+/** lshParams by its arguments: the search costs about a millisecond, and the validate stage asks per persona. */
+const chosen = new Map<string, LshParams>();
+
+function searchLshParams(threshold: number, permutations: number, minRecall: number): LshParams {
   let best: LshParams | undefined;
   let bestArea = Infinity;
   let fallback: LshParams = { bands: permutations, rows: 1 };
@@ -156,18 +168,19 @@ export function lshParams(threshold: number, permutations: number, minRecall = 0
 }
 
 /**
- * One key per band: the band's index and the hash of its rows, as a signed 64-bit-safe integer string
- * ("<band>:<hash>"), so the store can claim it under a unique constraint or lock it.
+ * One key per band: the band's index in the high 32 bits and the hash of its rows in the low 32, so
+ * equal rows in two bands are two keys, and the store can claim a key under a unique constraint or
+ * take it as a PostgreSQL advisory lock (a bigint) with no further hashing.
  */
-export function bandKeys(signature: Uint32Array, p: LshParams): string[] {
-  const keys: string[] = [];
+export function bandKeys(signature: Uint32Array, p: LshParams): bigint[] {
+  const keys: bigint[] = [];
   for (let band = 0; band < p.bands; band += 1) {
     let h = 0x811c9dc5 ^ band;
     for (let row = 0; row < p.rows; row += 1) {
       h ^= signature[band * p.rows + row] as number;
       h = fmix32(Math.imul(h, 0x01000193) >>> 0);
     }
-    keys.push(`${band}:${h.toString(16).padStart(8, '0')}`);
+    keys.push((BigInt(band) << 32n) | BigInt(h >>> 0));
   }
   return keys;
 }

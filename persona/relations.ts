@@ -1,6 +1,7 @@
+import type { ChatMessage } from '../core/chat.ts';
 import { OCCUPATIONS, sampleName, TRAITS, type Occupation, type OccupationField, type SampledAttributes } from './attributes.ts';
 import type { Lineage, Seed } from '../schemas/types.generated.ts';
-import { pick, pickDistinct, rng } from './text.ts';
+import { cityOf, hashId, pick, pickDistinct, rng, withArticle } from './text.ts';
 
 /**
  * Persona-to-Persona (PersonaHub §2.2): from a persona, infer people in a close relationship with it.
@@ -29,6 +30,8 @@ const TEACHING = /teacher|librarian|instructor|director|curator|professor|school
 interface KindSpec {
   /** How the prompt names the relation: "<name> is <phrase> <parent>". */
   phrase: string;
+  /** What the description should show of the relation: the kind's own prompt line. */
+  focus: string;
   /** Whether a persona of this occupation and age can have a person of this kind. */
   applies: (parent: RelationParent, occupation: Occupation | undefined) => boolean;
   /** Age range of the related person, from the parent's age (clamped to 18-92 for adults). */
@@ -45,16 +48,16 @@ const sameField = (o: Occupation | undefined): readonly Occupation[] => {
 };
 
 export const RELATIONS: Record<RelationKind, KindSpec> = {
-  family: { phrase: 'a close relative of', applies: () => true, ages: (a) => [Math.max(18, a - 35), a + 30], occupations: anyAdult, sameSurname: true },
-  colleague: { phrase: 'a colleague of', applies: (_p, o) => o !== undefined && o.field !== 'home', ages: (a) => [a - 15, a + 15], occupations: (o) => (o ? [o, ...sameField(o)] : OCCUPATIONS) },
-  client: { phrase: 'a regular client of', applies: (_p, o) => o !== undefined && CLIENT_FIELDS.has(o.field), ages: () => [20, 85], occupations: anyAdult },
+  family: { phrase: 'a close relative of', focus: 'how they are related and what the family shares or argues about', applies: () => true, ages: (a) => [Math.max(18, a - 35), a + 30], occupations: anyAdult, sameSurname: true },
+  colleague: { phrase: 'a colleague of', focus: 'the work they share and how they differ on the job', applies: (_p, o) => o !== undefined && o.field !== 'home', ages: (a) => [a - 15, a + 15], occupations: (o) => (o ? [o, ...sameField(o)] : OCCUPATIONS) },
+  client: { phrase: 'a regular client of', focus: 'what they come to the other person for and what they expect', applies: (_p, o) => o !== undefined && CLIENT_FIELDS.has(o.field), ages: () => [20, 85], occupations: anyAdult },
   // A patient of a paediatric nurse is a child; personas are adults, so it is the child's parent who speaks.
-  patient: { phrase: 'a patient (or the parent of a young patient) of', applies: (_p, o) => o !== undefined && CARE_FIELDS.has(o.field), ages: (a) => [20, Math.max(45, a + 20)], occupations: anyAdult },
-  mentor: { phrase: 'a long-time mentor of', applies: (p) => p.age <= 65, ages: (a) => [a + 10, a + 30], occupations: sameField },
-  student: { phrase: 'a student of', applies: (_p, o) => o !== undefined && (TEACHING.test(o.title) || o.field === 'academia' || o.title === 'yoga instructor'), ages: () => [18, 30], occupations: (o) => OCCUPATIONS.filter((x) => x.field === 'academia' || x.minAge <= 18 || x === o) },
-  neighbour: { phrase: 'a next-door neighbour of', applies: () => true, ages: () => [18, 90], occupations: anyAdult },
-  rival: { phrase: 'a professional rival of', applies: (_p, o) => o !== undefined && o.field !== 'home', ages: (a) => [a - 10, a + 10], occupations: (o) => (o ? [o, ...sameField(o)] : OCCUPATIONS) },
-  community: { phrase: 'a fellow member of a community group with', applies: () => true, ages: () => [18, 90], occupations: anyAdult },
+  patient: { phrase: 'a patient (or the parent of a young patient) of', focus: 'the care they receive and what worries them', applies: (_p, o) => o !== undefined && CARE_FIELDS.has(o.field), ages: (a) => [20, Math.max(45, a + 20)], occupations: anyAdult },
+  mentor: { phrase: 'a long-time mentor of', focus: 'what they taught the other person and what they still disagree on', applies: (p) => p.age <= 65, ages: (a) => [a + 10, a + 30], occupations: sameField },
+  student: { phrase: 'a student of', focus: 'what they are learning from the other person and what they hope to become', applies: (_p, o) => o !== undefined && (TEACHING.test(o.title) || o.field === 'academia' || o.title === 'yoga instructor'), ages: () => [18, 30], occupations: (o) => OCCUPATIONS.filter((x) => x.field === 'academia' || x.minAge <= 18 || x === o) },
+  neighbour: { phrase: 'a next-door neighbour of', focus: 'their daily encounters and what they know of each other', applies: () => true, ages: () => [18, 90], occupations: anyAdult },
+  rival: { phrase: 'a professional rival of', focus: 'what they compete over and how they see each other', applies: (_p, o) => o !== undefined && o.field !== 'home', ages: (a) => [a - 10, a + 10], occupations: (o) => (o ? [o, ...sameField(o)] : OCCUPATIONS) },
+  community: { phrase: 'a fellow member of a community group with', focus: 'the group they share and the role each plays in it', applies: () => true, ages: () => [18, 90], occupations: anyAdult },
 };
 
 /** The kinds this parent can have, in the configured order (a kind listed but not applicable is left out). */
@@ -125,3 +128,89 @@ export function lineageOf(seed: Pick<Seed, 'id' | 'depth' | 'parentPersonaId' | 
   if (seed.parentPersonaId === null) return { depth: 0, rootSeedId: seed.id, parentPersonaId: null, relationKind: null };
   return { depth: seed.depth, rootSeedId: seed.rootSeedId ?? seed.id, parentPersonaId: seed.parentPersonaId, relationKind: seed.relationKind };
 }
+
+/** The relation kinds a persona expands into: `count` of those that apply to it, chosen reproducibly per persona. */
+export function chooseKinds(personaId: string, parent: RelationParent, kinds: readonly RelationKind[], count: number): RelationKind[] {
+  const applicable = applicableKinds(parent, kinds);
+  return pickDistinct(rng(`kinds:${personaId}`), applicable, Math.min(count, applicable.length));
+}
+
+/** The parent of an expansion seed, as the seed carries it. */
+export interface ExpandingPersona extends RelationParent {
+  id: string;
+  description: string;
+  lineage: Lineage;
+}
+
+/**
+ * Persona-to-Persona as events: one expansion seed per kind, keyed by (parent, kind), so asking again
+ * yields the same seeds (and the same personas downstream), never more. The seed's text is the
+ * parent's description: what the related persona is grounded on besides the attributes.
+ */
+export function expansionSeeds(parent: ExpandingPersona, kinds: readonly RelationKind[], now: number): Seed[] {
+  return kinds.map((kind) => ({
+    id: hashId('expand', parent.id, kind),
+    text: parent.description,
+    source: `lattice:${parent.id}`,
+    lineNumber: null,
+    depth: parent.lineage.depth + 1,
+    parentPersonaId: parent.id,
+    rootSeedId: parent.lineage.rootSeedId,
+    relationKind: kind,
+    parent: { name: parent.name, age: parent.age, occupation: parent.occupation, locale: parent.locale },
+    target: null,
+    createdAt: now,
+  }));
+}
+
+/** An expansion seed's relation, or undefined for a source seed (or one naming a kind this version does not know). */
+export function relationOf(seed: Seed): { kind: RelationKind; parentId: string; parent: RelationParent } | undefined {
+  const kind = RELATION_KINDS.find((k) => k === seed.relationKind);
+  if (!kind || seed.parentPersonaId === null || seed.parent === null) return undefined;
+  return { kind, parentId: seed.parentPersonaId, parent: seed.parent };
+}
+
+export const RELATION_PROMPT_VERSION = 'relate-v1';
+
+/**
+ * The draft prompt for a related persona: the parent (attributes and description) first, the relation
+ * and its kind's focus, then the person, whose attributes were sampled to fit the relation.
+ */
+export function buildRelationMessages(a: SampledAttributes, kind: RelationKind, parent: RelationParent, parentDescription: string): ChatMessage[] {
+  const spec = RELATIONS[kind];
+  return [
+    {
+      role: 'system',
+      content: 'You write short, specific persona descriptions of a person in a close relationship with another person. Use exactly the given name, age, occupation and locale; show the traits; say who the other person is to them. Answer with JSON {"description": "..."}.',
+    },
+    {
+      role: 'user',
+      content: [
+        `Other person: ${parentDescription.slice(0, 800)}`,
+        `Relation: ${a.name} is ${relationPhrase(kind, parent)}`,
+        `Show: ${spec.focus}`,
+        `Name: ${a.name}`, `Age: ${a.age}`, `Occupation: ${a.occupation}`, `Locale: ${a.locale}`, `Traits: ${a.traits.join(', ')}`,
+      ].join('\n'),
+    },
+  ];
+}
+
+/** Sampler mode: a related persona without a model, coherent by construction. */
+export function composeRelated(a: SampledAttributes, kind: RelationKind, parent: RelationParent, key: string): string {
+  const random = rng(`compose-related:${key}`);
+  const [t1, t2] = a.traits;
+  const opener = pick(random, [
+    `${a.name} is ${a.age} and works as ${withArticle(a.occupation)} in ${cityOf(a.locale)}`,
+    `${a.name}, ${a.age}, works as ${withArticle(a.occupation)} in ${cityOf(a.locale)}`,
+  ]);
+  return `${opener} and is ${RELATIONS[kind].phrase} ${parent.name}, ${withArticle(parent.occupation)}. ${capitalize(t1 ?? 'thoughtful')} and ${t2 ?? 'curious'}, they know ${firstName(parent.name)} through ${KIND_CONTEXT[kind]}.`;
+}
+
+const KIND_CONTEXT: Record<RelationKind, string> = {
+  family: 'family gatherings and shared history', colleague: 'long shifts on the same job', client: 'years of regular appointments',
+  patient: 'visits and follow-up care', mentor: 'years of advice given and taken', student: 'lessons and office hours',
+  neighbour: 'the same street and its daily routines', rival: 'competing for the same work', community: 'meetings of the group they both belong to',
+};
+
+const capitalize = (x: string): string => x.charAt(0).toUpperCase() + x.slice(1);
+const firstName = (name: string): string => name.split(' ')[0] ?? name;

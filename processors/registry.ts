@@ -3,6 +3,7 @@ import type { StageName } from '../topology/index.ts';
 import { draft } from './draft/index.ts';
 import { enrich } from './enrich/index.ts';
 import { index } from './index/index.ts';
+import { relate } from './relate/index.ts';
 import { validate } from './validate/index.ts';
 
 /** One processor per stage of the topology, each typed by its stage's input and outputs. */
@@ -13,4 +14,4 @@ export type ProcessorRegistry = { readonly [N in StageName]: Processor<N> };
  * processor under another stage's name; the annotation lets `processors[stage]` keep its pairing
  * when `stage` is generic (the runner's wiring).
  */
-export const processors: ProcessorRegistry = { draft, enrich, validate, index } satisfies ProcessorRegistry;
+export const processors: ProcessorRegistry = { draft, enrich, validate, index, relate } satisfies ProcessorRegistry;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import { PersonaHubError } from '../core/errors.ts';
-import { events, topicName, type EventName, type EventTypes } from '../topology/index.ts';
+import { descendsFrom, events, seedDescendsFrom, topicName, type EventName, type EventTypes } from '../topology/index.ts';
 import type { Serde } from './serde.ts';
 
 /** When the event happened, from the field each schema records it in. */
@@ -16,6 +16,12 @@ function eventTime<E extends EventName>(event: E, value: EventTypes[E]): number 
     case 'rejected': return (v as EventTypes['rejected']).rejectedAt;
     default: return (v as EventTypes['dlq']).failedAt;
   }
+}
+
+/** What the observer needs to know a lattice has stopped growing: its depth bound and the grants the relate stage recorded. */
+export interface LatticeWatch {
+  maxDepth: number;
+  grants(parentIds: readonly string[]): Promise<Map<string, number>>;
 }
 
 export interface HopAccount {
@@ -60,7 +66,7 @@ export class PipelineObserver {
    * `since` (epoch ms) ignores records whose event time is older, so a run can be observed on topics
    * that hold earlier runs of the same seeds: their ids repeat, their timestamps do not.
    */
-  constructor(private readonly kafka: Kafka, private readonly serde: Serde, private readonly prefix: string, private readonly since = 0) {
+  constructor(private readonly kafka: Kafka, private readonly serde: Serde, private readonly prefix: string, private readonly since = 0, private readonly lattice?: LatticeWatch) {
     this.groupId = `${prefix}.observer.${randomUUID()}`;
   }
 
@@ -144,11 +150,10 @@ export class PipelineObserver {
    * a run can be accounted for on topics that already hold earlier runs.
    */
   accounting(seedIds?: ReadonlySet<string>): HopAccount[] {
-    const inScope = (seedId: string): boolean => !seedIds || seedIds.has(seedId);
-    const seeds = [...this.seen.seed.keys()].filter(inScope);
-    const drafts = [...this.seen.draft].filter(([, p]) => inScope(p.seedId)).map(([id]) => id);
-    const enriched = [...this.seen.enriched].filter(([, p]) => inScope(p.seedId)).map(([id]) => id);
-    const validated = [...this.seen.validated].filter(([, p]) => inScope(p.seedId)).map(([id]) => id);
+    const seeds = [...this.seen.seed].filter(([id, seed]) => seedDescendsFrom(seedIds, id, seed)).map(([id]) => id);
+    const drafts = [...this.seen.draft].filter(([, p]) => descendsFrom(seedIds, p)).map(([id]) => id);
+    const enriched = [...this.seen.enriched].filter(([, p]) => descendsFrom(seedIds, p)).map(([id]) => id);
+    const validated = [...this.seen.validated].filter(([, p]) => descendsFrom(seedIds, p)).map(([id]) => id);
     const draftSeedIds = new Set(drafts.map((id) => this.seen.draft.get(id)?.seedId));
     const dlq = (stage: string) => new Set([...this.seen.dlq].filter(([, v]) => v.stage === stage).map(([k]) => k));
     const [dlqDraft, dlqEnrich, dlqValidate, dlqIndex] = [dlq('draft'), dlq('enrich'), dlq('validate'), dlq('index')];
@@ -164,21 +169,42 @@ export class PipelineObserver {
     ];
   }
 
-  /** True once every given seed has been seen and everything descending from it is accounted for. */
+  /**
+   * True once every given seed has been seen and everything descending from it (lattice expansions
+   * included, as far as they have been seen) is accounted for. Whether a lattice has stopped growing
+   * takes the store: see latticeSettled, which waitUntilSettled consults too.
+   */
   settled(seedIds: ReadonlySet<string>, poison = 0): boolean {
     for (const id of seedIds) if (!this.seen.seed.has(id)) return false;
     const poisoned = [...this.seen.dlq.values()].filter((d) => d.errorCode === 'PH_SERDE_DECODE').length;
     return poisoned >= poison && this.accounting(seedIds).every((h) => h.pending.length === 0);
   }
 
+  /**
+   * With a lattice: whether every validated persona below the maximum depth has had its expansion
+   * decided (the relate stage records each parent's grant in the store before it emits) and every
+   * granted expansion seed has been seen. A persona's relate step emits nothing when its grant is 0, so
+   * the topics alone cannot tell "done" from "not yet"; the store's grant can.
+   */
+  async latticeSettled(seedIds: ReadonlySet<string>): Promise<boolean> {
+    if (!this.lattice) return true;
+    const parents = [...this.seen.validated.values()].filter((p) => descendsFrom(seedIds, p) && (p.lineage?.depth ?? 0) < (this.lattice?.maxDepth ?? 0));
+    if (parents.length === 0) return true;
+    const grants = await this.lattice.grants(parents.map((p) => p.id));
+    const expansions = new Map<string, number>();
+    for (const seed of this.seen.seed.values()) if (seed.parentPersonaId !== null) expansions.set(seed.parentPersonaId, (expansions.get(seed.parentPersonaId) ?? 0) + 1);
+    return parents.every((p) => grants.has(p.id) && (expansions.get(p.id) ?? 0) >= (grants.get(p.id) ?? 0));
+  }
+
   async waitUntilSettled(seedIds: ReadonlySet<string>, opts: { timeoutMs: number; poison?: number; onTick?: (o: PipelineObserver) => void }): Promise<boolean> {
     const deadline = Date.now() + opts.timeoutMs;
+    const done = async () => this.settled(seedIds, opts.poison ?? 0) && (await this.latticeSettled(seedIds)) && this.settled(seedIds, opts.poison ?? 0);
     while (Date.now() < deadline) {
       opts.onTick?.(this);
-      if (this.settled(seedIds, opts.poison ?? 0)) return true;
+      if (await done()) return true;
       await new Promise((r) => setTimeout(r, 500));
     }
-    return this.settled(seedIds, opts.poison ?? 0);
+    return done();
   }
 
   async stop(): Promise<void> {

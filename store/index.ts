@@ -1,5 +1,10 @@
 import { PersonaHubError } from '../core/errors.ts';
 import type { Persona } from '../schemas/types.generated.ts';
+import type { NearCandidate, NearClaim } from './dedup.ts';
+import type { LatticeEdge, LatticeTables } from './lattice.ts';
+
+export type { NearCandidate, NearClaim } from './dedup.ts';
+export type { LatticeEdge, LatticeTables } from './lattice.ts';
 
 export class StoreError extends PersonaHubError {
   constructor(code: `PH_STORE_${string}`, message: string, options: { cause?: unknown; transient?: boolean } = {}) {
@@ -13,8 +18,16 @@ export class StoreError extends PersonaHubError {
  * statement rejects with a StoreError: PH_STORE_UNAVAILABLE (transient) when the database did not
  * answer or refused for now, PH_STORE_QUERY (permanent) for anything the statement itself got wrong.
  */
+export type Query = <T extends object>(sql: string, params?: unknown[]) => Promise<T[]>;
+
 export interface SqlClient {
   query<T extends object>(sql: string, params?: unknown[]): Promise<T[]>;
+  /**
+   * Runs `work` in one transaction on one connection: committed when it resolves, rolled back when it
+   * rejects (the rejection passes through). Locks taken inside (pg_advisory_xact_lock, FOR UPDATE) are
+   * held until it ends.
+   */
+  transaction<T>(work: (query: Query) => Promise<T>): Promise<T>;
   /**
    * Runs `statements` in order on one connection while holding the advisory lock `lock` of the
    * database, so every process doing the same at the same time takes its turn (concurrent DDL on a
@@ -80,6 +93,21 @@ export interface Store {
    * when it is new (or a re-delivery of the same persona), another id when it is a duplicate.
    */
   claimSignature(kind: string, signature: string, personaId: string): Promise<string>;
+  /**
+   * Near-duplicate removal, atomic across instances: see store/dedup.ts claimNearDuplicate. `decide` is
+   * the pure decision over the candidates found under the band keys' locks.
+   */
+  claimNearDuplicate<V extends { duplicateOf: string | undefined }>(claim: NearClaim, decide: (candidates: readonly NearCandidate[]) => V): Promise<V | { duplicateOf: undefined; already: true }>;
+  /** Grants a parent up to `want` expansions out of its root's budget, once (store/lattice.ts reserveExpansion). */
+  reserveExpansion(parentId: string, rootSeedId: string, want: number, budget: number): Promise<number>;
+  /** The grant recorded for each parent that has one. */
+  expansionGrants(parentIds: readonly string[]): Promise<Map<string, number>>;
+  /** Records a lattice edge; idempotent. */
+  addRelation(edge: Omit<LatticeEdge, 'createdAt'>): Promise<void>;
+  /** Edges within `depth` hops of a persona, both directions, nearest first. */
+  neighbours(id: string, depth: number): Promise<(LatticeEdge & { hops: number })[]>;
+  /** Lattice shape for the report. */
+  latticeTables(o: { limitEdges: number }): Promise<LatticeTables>;
   search(vector: number[], limit: number): Promise<SearchHit[]>;
   /** The stored persona closest to `vector` by cosine, other than `excludeId` (near-duplicate check). */
   nearest(vector: number[], excludeId: string): Promise<{ id: string; score: number } | undefined>;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import type { Config } from '../config/index.ts';
 import { maskUrl } from '../core/secrets.ts';
-import { StoreError, type SqlClient, type Store } from './index.ts';
+import { StoreError, type Query, type SqlClient, type Store } from './index.ts';
 import { SqlStore } from './sql-store.ts';
 
 /** Opens the configured store: a PostgreSQL server (pg pool) or embedded PGlite, same SQL either way. */
@@ -155,6 +155,31 @@ export async function openPostgresClient(url: string, ssl?: ConnectionOptions): 
       }
       client.release();
     },
+    async transaction(work) {
+      const client = await pool.connect().catch((error: unknown) => {
+        throw classifyStoreError(error, target);
+      });
+      const query: Query = async <T extends object>(sql: string, params?: unknown[]) => {
+        try {
+          return (await client.query(sql, params)).rows as T[];
+        } catch (error) {
+          throw classifyStoreError(error, target, sql);
+        }
+      };
+      try {
+        await query('BEGIN');
+        const result = await work(query);
+        await query('COMMIT');
+        client.release();
+        return result;
+      } catch (error) {
+        // A connection that failed mid-transaction may be broken or still inside it: discard it rather
+        // than hand it to the next query (ending the session rolls back and releases its locks).
+        await client.query('ROLLBACK').catch(() => {});
+        client.release(true);
+        throw error;
+      }
+    },
     close: () => pool.end(),
   };
 }
@@ -177,6 +202,14 @@ async function pgliteClient(dataDir: string): Promise<SqlClient> {
     async exclusive(_lock, statements) {
       for (const statement of statements) await query(statement);
     },
+    // PGlite runs one transaction at a time, so callers of this process take turns here too.
+    transaction: (work) => db.transaction(async (tx) => work(async <T extends object>(sql: string, params?: unknown[]) => {
+      try {
+        return (await tx.query<T>(sql, params)).rows;
+      } catch (error) {
+        throw classifyStoreError(error, 'PGlite', sql);
+      }
+    })),
     close: () => db.close(),
   };
 }

@@ -1,5 +1,7 @@
 import type { Persona } from '../schemas/types.generated.ts';
 import { readPersona, readPersonasAfter } from './corpus.ts';
+import { claimNearDuplicate, DEDUP_DDL, type NearCandidate, type NearClaim } from './dedup.ts';
+import { addRelation, expansionGrants, LATTICE_DDL, latticeTables, neighbours, reserveExpansion, type LatticeEdge } from './lattice.ts';
 import { StoreError, type InputClaim, type SearchHit, type SqlClient, type Store, type UpsertOutcome } from './index.ts';
 import { CORPUS_STATEMENTS, corpusStore, type CorpusStore } from './query.ts';
 
@@ -52,6 +54,8 @@ export class SqlStore implements Store {
       `CREATE TABLE IF NOT EXISTS input_claims (stage text NOT NULL, identity text NOT NULL, delivery text NOT NULL,
         claimed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (stage, identity))`,
       ...CORPUS_STATEMENTS,
+      ...LATTICE_DDL,
+      ...DEDUP_DDL(d),
     ];
     try {
       // CREATE ... IF NOT EXISTS is not safe against itself: two sessions creating the same table at
@@ -149,6 +153,30 @@ export class SqlStore implements Store {
     const [row] = await this.sql.query<{ persona_id: string }>('SELECT persona_id FROM dedup_signatures WHERE kind = $1 AND signature = $2', [kind, signature]);
     if (!row) throw new StoreError('PH_STORE_SIGNATURE', `signature ${kind}:${signature} vanished after insert`, { transient: true });
     return row.persona_id;
+  }
+
+  claimNearDuplicate<V extends { duplicateOf: string | undefined }>(claim: NearClaim, decide: (candidates: readonly NearCandidate[]) => V) {
+    return claimNearDuplicate(this.sql, claim, decide);
+  }
+
+  reserveExpansion(parentId: string, rootSeedId: string, want: number, budget: number): Promise<number> {
+    return reserveExpansion(this.sql, parentId, rootSeedId, want, budget);
+  }
+
+  addRelation(edge: Omit<LatticeEdge, 'createdAt'>): Promise<void> {
+    return addRelation(this.sql, edge);
+  }
+
+  expansionGrants(parentIds: readonly string[]): Promise<Map<string, number>> {
+    return expansionGrants(this.sql, parentIds);
+  }
+
+  neighbours(id: string, depth: number) {
+    return neighbours(this.sql, id, depth);
+  }
+
+  latticeTables(o: { limitEdges: number }) {
+    return latticeTables(this.sql, o);
   }
 
   async search(vector: number[], limit: number): Promise<SearchHit[]> {

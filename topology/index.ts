@@ -55,6 +55,11 @@ export interface StageDef {
   input: EventName;
   outputs: readonly EventName[];
   doc: string;
+  /**
+   * A stage whose outputs flow back to its own input (a loop) must say what bounds it: the setting
+   * that caps how many times an event can go round. checkTopology refuses a loop without one.
+   */
+  loopBound?: string;
 }
 
 /** Ingest is a source (CLI or API producer), not a consumer stage, so it only appears as the seed producer. */
@@ -69,6 +74,10 @@ export const stageTable = {
   enrich: { input: 'draft', outputs: ['enriched'], doc: 'Behavioral, visual and contextual modalities and the embedding.' },
   validate: { input: 'enriched', outputs: ['validated', 'rejected'], doc: 'Invariants, cross-field coherence, exact-duplicate removal.' },
   index: { input: 'validated', outputs: ['indexed'], doc: 'Upsert into the store (pgvector), then announce.' },
+  relate: {
+    input: 'validated', outputs: ['seed'], loopBound: 'PERSONAHUB_LATTICE_DEPTH',
+    doc: 'Persona-to-Persona: expansion seeds for people related to each validated persona, bounded by depth and a per-root budget.',
+  },
 } as const satisfies Record<string, StageDef>;
 
 type StageTable = typeof stageTable;
@@ -102,15 +111,47 @@ export function groupId(prefix: string, stage: StageName): string {
 }
 
 /**
- * Refuses a topology where a stage consumes an event nobody produces, or where an event is produced
- * by two owners' different schemas (checked at start-up and in the unit tests).
+ * Refuses a topology where a stage consumes an event nobody produces, a stage produces an unknown
+ * event, or events can go round a loop of stages none of which declares what bounds it (checked at
+ * start-up and in the unit tests).
  */
-export function checkTopology(): string[] {
-  const produced = new Set<string>([...sources.flatMap((s) => s.outputs), ...stages.flatMap((s) => s.outputs)]);
+export function checkTopology(all: readonly Stage[] = stages): string[] {
+  const produced = new Set<string>([...sources.flatMap((s) => s.outputs), ...all.flatMap((s) => s.outputs)]);
   const problems: string[] = [];
-  for (const stage of stages) {
+  for (const stage of all) {
     if (!produced.has(stage.input)) problems.push(`stage ${stage.name} consumes ${stage.input}, which no stage or source produces`);
     for (const out of stage.outputs) if (!(out in events)) problems.push(`stage ${stage.name} produces unknown event ${out}`);
   }
+  for (const loop of loops(all)) {
+    if (!loop.some((s) => 'loopBound' in s && typeof s.loopBound === 'string')) problems.push(`stages ${loop.map((s) => s.name).join(' → ')} form a loop and none declares its loopBound`);
+  }
   return problems;
+}
+
+/** Every simple loop of stages (a stage's output feeding, through others, its own input), each once, from its first stage in `all`'s order. */
+export function loops(all: readonly Stage[] = stages): Stage[][] {
+  const found: Stage[][] = [];
+  const next = (s: Stage) => all.filter((t) => (s.outputs as readonly string[]).includes(t.input));
+  const walk = (start: Stage, path: Stage[]) => {
+    const last = path[path.length - 1] as Stage;
+    for (const n of next(last)) {
+      if (n === start) found.push([...path]);
+      else if (!path.includes(n) && all.indexOf(n) > all.indexOf(start)) walk(start, [...path, n]);
+    }
+  };
+  for (const s of all) walk(s, [s]);
+  return found;
+}
+
+/**
+ * Whether a persona descends from one of `seedIds` (all, without them): drafted from one, or derived in
+ * a lattice rooted in one, since the relate stage's loop feeds expansion seeds back into the pipeline.
+ */
+export function descendsFrom(seedIds: ReadonlySet<string> | undefined, p: Pick<Persona, 'seedId' | 'lineage'>): boolean {
+  return !seedIds || seedIds.has(p.seedId) || (p.lineage !== null && seedIds.has(p.lineage.rootSeedId));
+}
+
+/** Whether the seed `id` is one of `seedIds` or an expansion seed of a lattice rooted in one. */
+export function seedDescendsFrom(seedIds: ReadonlySet<string> | undefined, id: string, seed: Pick<Seed, 'rootSeedId'>): boolean {
+  return !seedIds || seedIds.has(id) || (seed.rootSeedId !== null && seedIds.has(seed.rootSeedId));
 }

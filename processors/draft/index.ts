@@ -1,29 +1,61 @@
 import { z } from 'zod';
-import type { Persona } from '../../schemas/types.generated.ts';
+import type { ChatMessage } from '../../core/chat.ts';
+import type { Demographics, Persona } from '../../schemas/types.generated.ts';
 import type { Processor } from '../../runtime/processor.ts';
 import { personaId } from '../../persona/ids.ts';
+import type { SampledAttributes } from '../../persona/attributes.ts';
 import { samplePersona, samplerFor } from '../../persona/sampler.ts';
-import { lineageOf } from '../../persona/relations.ts';
+import { buildRelationMessages, composeRelated, lineageOf, relationOf, RELATION_PROMPT_VERSION, sampleRelatedAttributes } from '../../persona/relations.ts';
 import { composeDescription } from '../../persona/compose.ts';
 import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from '../../persona/prompt.ts';
 
 const draftOutput = z.object({ description: z.string().trim().min(40).max(600) });
 
-/** Text-to-Persona: each seed becomes `personasPerSeed` drafts, grounded on sampled attributes. */
+/** One persona to draft: its attributes, the prompt a model gets, and the text sampler mode writes instead. */
+interface Plan {
+  index: number;
+  attributes: SampledAttributes;
+  messages: () => ChatMessage[];
+  compose: (id: string) => string;
+  promptVersion: string;
+  /** The demographics drawn from a sampler profile, with that profile; null for a related persona (sampled from its parent). */
+  demographics: Demographics | null;
+  profile: { name: string; version: string } | null;
+}
+
+/**
+ * Text-to-Persona: a source seed becomes `personasPerSeed` drafts, grounded on sampled attributes.
+ * Persona-to-Persona: an expansion seed (from the relate stage) becomes one draft, a person related to
+ * its parent, on attributes sampled to fit the relation and with the relation kind's prompt.
+ */
 export const draft: Processor<'draft'> = {
   stage: 'draft',
   async process(seed, ctx) {
+    const relation = relationOf(seed);
+    const plans: Plan[] = relation
+      ? [((attributes) => ({
+        index: 0, attributes, promptVersion: RELATION_PROMPT_VERSION, demographics: null, profile: null,
+        messages: () => buildRelationMessages(attributes, relation.kind, relation.parent, seed.text),
+        compose: (id: string) => composeRelated(attributes, relation.kind, relation.parent, id),
+      }))(sampleRelatedAttributes(relation.parentId, relation.parent, relation.kind, 0))]
+      : Array.from({ length: ctx.config.personasPerSeed }, (_, index) => {
+        // A generation job's seed names its profile and filter; any other seed draws from the configured profile.
+        const sampler = samplerFor(seed.target?.profile ?? ctx.config.profile, seed.target?.where ?? '');
+        const { attributes, demographics } = samplePersona(sampler, seed.id, index);
+        return {
+          index, attributes, promptVersion: PROMPT_VERSION, demographics, profile: { name: sampler.profile.name, version: sampler.profile.version },
+          messages: () => buildDraftMessages(attributes, seed.text),
+          compose: (id: string) => composeDescription(attributes, seed.text, id),
+        };
+      });
     const outputs = [];
-    for (let index = 0; index < ctx.config.personasPerSeed; index += 1) {
+    for (const { index, attributes, messages, compose, promptVersion, demographics, profile } of plans) {
       const id = personaId(seed.id, index);
-      // A generation job's seed names its profile and filter; any other seed draws from the configured profile.
-      const sampler = samplerFor(seed.target?.profile ?? ctx.config.profile, seed.target?.where ?? '');
-      const { attributes, demographics } = samplePersona(sampler, seed.id, index);
       let description: string;
       let model: string;
       if (ctx.config.mode === 'llm' && ctx.llm) {
         const result = await ctx.llm.chatJson({
-          messages: buildDraftMessages(attributes, seed.text),
+          messages: messages(),
           schemaName: 'persona_draft',
           schema: DRAFT_OUTPUT_SCHEMA,
           parse: (v) => draftOutput.parse(v),
@@ -35,14 +67,14 @@ export const draft: Processor<'draft'> = {
         description = result.value.description;
         model = result.model;
       } else {
-        description = composeDescription(attributes, seed.text, id);
+        description = compose(id);
         model = 'sampler';
       }
       const persona: Persona = {
         id, version: 1, seedId: seed.id, generationIndex: index,
         name: attributes.name, age: attributes.age, occupation: attributes.occupation, locale: attributes.locale,
         traits: attributes.traits, description, seedRelation: attributes.seedRelation,
-        provenance: { mode: model === 'sampler' ? 'SAMPLER' : 'LLM', model, promptVersion: PROMPT_VERSION, createdAt: ctx.now(), samplerProfile: sampler.profile.name, samplerProfileVersion: sampler.profile.version },
+        provenance: { mode: model === 'sampler' ? 'SAMPLER' : 'LLM', model, promptVersion, createdAt: ctx.now(), samplerProfile: profile?.name ?? null, samplerProfileVersion: profile?.version ?? null },
         lineage: lineageOf(seed), demographics, enrichment: null, validation: null,
       };
       outputs.push({ event: 'draft' as const, key: id, value: persona });

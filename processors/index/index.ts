@@ -2,7 +2,7 @@ import type { Processor } from '../../runtime/processor.ts';
 import { PersonaHubError } from '../../core/errors.ts';
 
 /**
- * Upserts validated personas into the store, then announces them. The store write is idempotent by
+ * Upserts validated personas (and a derived persona's edge from its parent) into the store, then announces them. The store write is idempotent by
  * (id, version), so a chunk redone after a crash re-announces but never duplicates a persona, and it
  * re-announces with the outcome of the first write (INSERTED stays INSERTED).
  */
@@ -19,6 +19,9 @@ export const index: Processor<'index'> = {
     await ctx.store.checkEmbeddingSpace(e.embeddingModel, e.embedding.length);
     // The delivery lets the store tell this input's own redo (same outcome again) from another copy (UNCHANGED).
     const outcome = await ctx.store.upsertPersona(persona, ctx.delivery);
+    // The lattice edge from the parent, written after the persona so an edge never names a persona the store lacks.
+    const l = persona.lineage;
+    if (l?.parentPersonaId && l.relationKind) await ctx.store.addRelation({ from: l.parentPersonaId, to: persona.id, kind: l.relationKind, depth: l.depth });
     return [{
       event: 'indexed', key: persona.id,
       value: { id: persona.id, version: persona.version, seedId: persona.seedId, description: persona.description, embeddingModel: e.embeddingModel, store: ctx.store.kind, outcome, indexedAt: ctx.now() },

@@ -1,5 +1,7 @@
 import type { Persona } from '../../schemas/types.generated.ts';
-import type { Processor } from '../../runtime/processor.ts';
+import type { Processor, ProcessorContext } from '../../runtime/processor.ts';
+import { nearDuplicate } from '../../persona/dedup.ts';
+import { bandKeys, DEFAULT_MINHASH, lshParams, signatureFromBuffer, signatureOf, signatureToBuffer } from '../../persona/minhash.ts';
 import { textHash } from '../../persona/ids.ts';
 import { checkPersona } from '../../persona/coherence.ts';
 
@@ -8,14 +10,25 @@ function withoutEmbedding(p: Persona): string {
 }
 
 /**
- * Invariants, coherence (with one bounded repair) and exact-duplicate removal. The duplicate
- * signature is claimed in the store, so every instance of this stage shares one view, and a
- * re-delivered persona finds its own claim rather than being called a duplicate of itself.
+ * Invariants, coherence (with one bounded repair) and duplicate removal: exact (the normalized text's
+ * hash) and near (MinHash LSH candidates and nearest neighbours, confirmed by embedding cosine; see
+ * persona/dedup.ts). Both are decided in the store, so every instance of this stage shares one view
+ * and near twins validated at the same moment cannot both pass; a re-delivered persona finds its own
+ * claims rather than being called a duplicate of itself.
  */
+/**
+ * A derived persona rejected as a duplicate still records its relation, to the persona kept in its
+ * place, so the lattice loses no edge to dedup (unless the duplicate is of the parent itself).
+ */
+async function keepEdge(input: Persona, kept: string, ctx: ProcessorContext): Promise<void> {
+  const l = input.lineage;
+  if (l?.parentPersonaId && l.relationKind && l.parentPersonaId !== kept) await ctx.store.addRelation({ from: l.parentPersonaId, to: kept, kind: l.relationKind, depth: l.depth });
+}
+
 export const validate: Processor<'validate'> = {
   stage: 'validate',
   async process(input, ctx) {
-    const result = checkPersona(input, { dimensions: ctx.config.embeddingDimensions });
+    const result = checkPersona(input, { dimensions: ctx.config.embeddingDimensions, maxDescriptionChars: ctx.config.maxDescriptionChars });
     // A repaired text no longer matches the embedding enrich computed: embed it again, so search and
     // near-duplicate checks see the text that is actually stored.
     const enrichment = result.persona.enrichment;
@@ -30,14 +43,21 @@ export const validate: Processor<'validate'> = {
     }];
     if (result.reasons.length > 0) return reject(result.reasons, null);
     const owner = await ctx.store.claimSignature('text-sha256', hash, input.id);
-    if (owner !== input.id) return reject([{ code: 'DUPLICATE', message: `same normalized text as persona ${owner}` }], owner);
-    // Near-duplicates by meaning, against what is already indexed. Two near-duplicates validated in the
-    // same moment can both pass; the exact-text claim above has no such gap.
+    if (owner !== input.id) {
+      await keepEdge(input, owner, ctx);
+      return reject([{ code: 'DUPLICATE', message: `same normalized text as persona ${owner}` }], owner);
+    }
     const embedding = result.persona.enrichment?.embedding;
     if (embedding && ctx.config.nearDuplicateCosine < 1) {
-      const near = await ctx.store.nearest(embedding, input.id);
-      if (near && near.score >= ctx.config.nearDuplicateCosine) {
-        return reject([{ code: 'NEAR_DUPLICATE', message: `cosine ${near.score.toFixed(4)} to persona ${near.id} (threshold ${ctx.config.nearDuplicateCosine})` }], near.id);
+      const { minhashPermutations: permutations, minhashShingle: shingleSize, dedupJaccard: jaccard, nearDuplicateCosine: cosine } = ctx.config;
+      const signature = signatureOf(result.persona.description, { permutations, shingleSize, seed: DEFAULT_MINHASH.seed });
+      const verdict = await ctx.store.claimNearDuplicate(
+        { personaId: input.id, signature: signatureToBuffer(signature), bandKeys: bandKeys(signature, lshParams(jaccard, permutations)), embedding, neighbours: ctx.config.dedupNeighbours },
+        (candidates) => nearDuplicate(signature, embedding, candidates.map((c) => ({ id: c.id, embedding: c.embedding, signature: c.signature && signatureFromBuffer(c.signature) })), { jaccard, cosine }),
+      );
+      if (verdict.duplicateOf !== undefined) {
+        await keepEdge(input, verdict.duplicateOf, ctx);
+        return reject([{ code: 'NEAR_DUPLICATE', message: `near-duplicate of persona ${verdict.duplicateOf}: ${'reason' in verdict ? verdict.reason : ''}` }], verdict.duplicateOf);
       }
     }
     const validated: Persona = {

@@ -4,7 +4,7 @@ import { dot, normalize } from '../../core/vector.ts';
 import { hashEmbedder } from '../../llm/embedder.ts';
 import type { ProcessorContext } from '../../runtime/processor.ts';
 import type { Persona } from '../../schemas/types.generated.ts';
-import type { InputClaim, SearchHit, Store, UpsertOutcome } from '../../store/index.ts';
+import type { InputClaim, LatticeEdge, LatticeTables, NearCandidate, NearClaim, SearchHit, Store, UpsertOutcome } from '../../store/index.ts';
 
 /**
  * The store's contract in memory, for unit tests of processors and the runner: signature and input
@@ -66,6 +66,68 @@ export class MemoryStore implements Store {
     const owner = this.claims.get(key) ?? personaId;
     this.claims.set(key, owner);
     return owner;
+  }
+
+  /** Passed personas' near-duplicate state: id → band keys, signature, embedding. */
+  readonly near = new Map<string, NearCandidate & { keys: readonly bigint[] }>();
+  readonly expansions = new Map<string, number>();
+  readonly budgets = new Map<string, number>();
+  readonly relations = new Map<string, LatticeEdge>();
+
+  async claimNearDuplicate<V extends { duplicateOf: string | undefined }>(claim: NearClaim, decide: (candidates: readonly NearCandidate[]) => V) {
+    if (this.near.has(claim.personaId)) return { duplicateOf: undefined, already: true as const };
+    const keys = new Set(claim.bandKeys);
+    const q = normalize([...claim.embedding]);
+    const byBand = [...this.near.values()].filter((c) => c.keys.some((k) => keys.has(k)));
+    const byMeaning = [...this.near.values()].filter((c) => !byBand.includes(c))
+      .sort((a, b) => dot(q, normalize(b.embedding)) - dot(q, normalize(a.embedding))).slice(0, claim.neighbours);
+    const verdict = decide([...byBand.map((c) => ({ ...c, via: 'band' as const })), ...byMeaning.map((c) => ({ ...c, via: 'neighbour' as const }))]);
+    if (verdict.duplicateOf === undefined) this.near.set(claim.personaId, { id: claim.personaId, signature: claim.signature, embedding: [...claim.embedding], via: 'band', keys: [...keys] });
+    return verdict;
+  }
+
+  async reserveExpansion(parentId: string, rootSeedId: string, want: number, budget: number): Promise<number> {
+    const earlier = this.expansions.get(parentId);
+    if (earlier !== undefined) return earlier;
+    const spent = this.budgets.get(rootSeedId) ?? 0;
+    const granted = Math.max(0, Math.min(want, budget - spent));
+    this.expansions.set(parentId, granted);
+    this.budgets.set(rootSeedId, spent + granted);
+    return granted;
+  }
+
+  async expansionGrants(parentIds: readonly string[]): Promise<Map<string, number>> {
+    return new Map(parentIds.flatMap((id) => { const g = this.expansions.get(id); return g === undefined ? [] : [[id, g] as const]; }));
+  }
+
+  async addRelation(edge: Omit<LatticeEdge, 'createdAt'>): Promise<void> {
+    const key = `${edge.from}\0${edge.to}\0${edge.kind}`;
+    if (!this.relations.has(key)) this.relations.set(key, { ...edge, createdAt: 42 });
+  }
+
+  async neighbours(id: string, depth: number): Promise<(LatticeEdge & { hops: number })[]> {
+    const hops = new Map([[id, 0]]);
+    for (let d = 0; d < depth; d += 1) {
+      for (const e of this.relations.values()) {
+        for (const [a, b] of [[e.from, e.to], [e.to, e.from]] as const) if (hops.get(a) === d && !hops.has(b)) hops.set(b, d + 1);
+      }
+    }
+    return [...this.relations.values()].flatMap((e) => {
+      const h = Math.min(hops.get(e.from) ?? Infinity, hops.get(e.to) ?? Infinity);
+      return h < depth ? [{ ...e, hops: h + 1 }] : [];
+    }).sort((a, b) => a.hops - b.hops || a.depth - b.depth);
+  }
+
+  async latticeTables(o: { limitEdges: number }): Promise<LatticeTables> {
+    const depths = new Map<number, number>();
+    for (const p of this.personas.values()) depths.set(p.lineage?.depth ?? 0, (depths.get(p.lineage?.depth ?? 0) ?? 0) + 1);
+    const kinds = new Map<string, number>();
+    for (const e of this.relations.values()) kinds.set(e.kind, (kinds.get(e.kind) ?? 0) + 1);
+    return {
+      personasByDepth: [...depths].sort((a, b) => a[0] - b[0]).map(([depth, personas]) => ({ depth, personas })),
+      edgesByKind: [...kinds].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([kind, edges]) => ({ kind, edges })),
+      edges: [...this.relations.values()].slice(0, o.limitEdges).map((e) => ({ from: e.from, to: e.to })),
+    };
   }
 
   async search(vector: number[], limit: number): Promise<SearchHit[]> {

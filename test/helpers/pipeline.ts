@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { loadConfig, type Config } from '../../config/index.ts';
-import { buildPipeline, createRunner, type Pipeline } from '../../cli/wiring.ts';
+import { buildPipeline, createRunner, latticeWatch, type Pipeline } from '../../cli/wiring.ts';
 import { initTopics } from '../../runtime/admin.ts';
 import { EventSource } from '../../runtime/source.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -58,7 +58,7 @@ export async function createTestPipeline(env: Record<string, string>): Promise<T
   const logger = createLogger({ level: config.logLevel, name: prefix });
   const pipeline = await buildPipeline(config, logger, prefix);
   await initTopics(pipeline.kafka, pipeline.serde, { prefix, partitions: config.partitions, logger });
-  const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, prefix);
+  const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, prefix, 0, latticeWatch(config, pipeline.ctx.store));
   await observer.start();
   const source = await EventSource.open(pipeline.kafka, pipeline.serde, prefix);
   const corpus = readFileSync('data/seeds.jsonl', 'utf8').split('\n');

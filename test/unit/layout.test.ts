@@ -29,7 +29,7 @@ const layers: Record<string, Layer> = {
   llm: { imports: ['core'], packages: ['openai', 'zod'] },
   runtime: { imports: ['core', 'config', 'schemas', 'topology', 'store', 'llm'], packages: ['kafkajs', '@kafkajs/confluent-schema-registry', 'avsc', 'prom-client'] },
   processors: { imports: ['core', 'schemas', 'topology', 'persona'], typeOnly: ['runtime', 'llm', 'store'], packages: ['zod'] },
-  analytics: { imports: ['core', 'schemas', 'persona'], typeOnly: ['runtime', 'store', 'llm'] },
+  analytics: { imports: ['core', 'schemas', 'topology', 'persona'], typeOnly: ['runtime', 'store', 'llm'] },
   // Corpus files (export, import): pure file formats over whole personas; the store reaches them through narrow interfaces.
   corpus: { imports: ['core', 'schemas'], packages: ['zod', 'hyparquet', 'hyparquet-writer', 'apache-arrow'] },
   // The HTTP API: a top layer like cli/ (which wires it). It runs the preview through the processors and reaches

@@ -3,6 +3,7 @@ import { draft } from '../../../processors/draft/index.ts';
 import { enrich } from '../../../processors/enrich/index.ts';
 import { index } from '../../../processors/index/index.ts';
 import { processors, type ProcessorRegistry } from '../../../processors/registry.ts';
+import { relate } from '../../../processors/relate/index.ts';
 import { validate } from '../../../processors/validate/index.ts';
 import type { Processor } from '../../../runtime/processor.ts';
 import { stages } from '../../../topology/index.ts';
@@ -27,7 +28,7 @@ describe('processor registry', () => {
     // @ts-expect-error a processor that emits an event its stage does not declare
     const stray: Processor<'enrich'> = { stage: 'enrich', process: async (persona) => [{ event: 'validated', key: persona.id, value: persona }] };
     // The same objects under their own names compile.
-    const right: ProcessorRegistry = { draft, enrich, validate, index };
+    const right: ProcessorRegistry = { draft, enrich, validate, index, relate };
     expect([swapped, wrongOutputs, missing, stray, right]).toHaveLength(5);
   });
 });

@@ -60,15 +60,29 @@ describe('validate processor', () => {
     expect([first?.event, again?.event]).toEqual(['validated', 'validated']);
   });
 
-  it('rejects a near-duplicate by cosine over the threshold', async () => {
+  it('rejects a near-duplicate of a persona passed before, naming it with the scores', async () => {
     const persona = samplePersona();
-    // The same words with other punctuation, under another id: no exact-text match, but the same vector.
+    // The same words with other punctuation, under another id: no exact-text match, but the same vector and shingles.
     const twin = samplePersona({ id: 'twin', description: persona.description.replace(/\.$/, '!') });
-    const [out] = await run(await storeWith(twin), persona);
+    const store = new MemoryStore();
+    expect((await run(store, twin))[0]?.event).toBe('validated');
+    const [out] = await run(store, persona);
     expect(out?.event).toBe('rejected');
     if (out?.event !== 'rejected') return;
     expect(out.value.reasons[0]?.code).toBe('NEAR_DUPLICATE');
+    expect(out.value.reasons[0]?.message).toMatch(/^near-duplicate of persona twin: cosine 1\.000 ≥ 0\.97 to persona twin, estimated Jaccard 1\.000 ≥ 0\.9$/);
     expect(out.value.duplicateOf).toBe('twin');
     expect(JSON.parse(out.value.personaJson).enrichment.embedding).toBe('[384 floats]'); // left out of the rejected record
+    // The persona passed first passes again when redelivered: it owns its claims.
+    expect((await run(store, twin))[0]?.event).toBe('validated');
+  });
+
+  it('keeps a rejected derived persona\'s edge, pointing at the persona kept in its place', async () => {
+    const kept = samplePersona({ id: 'kept' });
+    const derived = samplePersona({ id: 'derived', description: kept.description.replace(/\.$/, '!'), lineage: { depth: 1, rootSeedId: 'root', parentPersonaId: 'parent', relationKind: 'colleague' } });
+    const store = new MemoryStore();
+    await run(store, kept);
+    expect((await run(store, derived))[0]?.event).toBe('rejected');
+    expect([...store.relations.values()]).toEqual([{ from: 'parent', to: 'kept', kind: 'colleague', depth: 1, createdAt: 42 }]);
   });
 });
