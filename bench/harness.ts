@@ -100,35 +100,19 @@ export async function timed<T>(work: () => Promise<T> | T): Promise<{ value: T; 
   return { value, ms: performance.now() - start };
 }
 
-export interface Paired {
-  baseline: number[];
-  candidate: number[];
-  /** candidate / baseline, repeat by repeat. */
-  ratio: number[];
-}
-
 /**
- * Runs baseline and candidate `repeats` times each, taking turns and swapping who goes first every repeat,
- * so that load from other processes (and any warm-up) falls on both alike.
+ * Runs each of `sides` `repeats` times, taking turns and rotating who goes first every repeat, so that load
+ * from other processes (and any warm-up) falls on all alike. Returns each side's results in repeat order.
  */
-export async function takeTurns<T>(repeats: number, baseline: (repeat: number) => Promise<T>, candidate: (repeat: number) => Promise<T>): Promise<{ baseline: T[]; candidate: T[] }> {
-  const out: { baseline: T[]; candidate: T[] } = { baseline: [], candidate: [] };
+export async function takeTurns<T>(repeats: number, sides: readonly ((repeat: number) => Promise<T>)[]): Promise<T[][]> {
+  const out: T[][] = sides.map(() => []);
   for (let r = 0; r < repeats; r += 1) {
-    if (r % 2 === 0) {
-      out.baseline.push(await baseline(r));
-      out.candidate.push(await candidate(r));
-    } else {
-      out.candidate.push(await candidate(r));
-      out.baseline.push(await baseline(r));
+    for (let k = 0; k < sides.length; k += 1) {
+      const side = (r + k) % sides.length;
+      (out[side] as T[]).push(await (sides[side] as (repeat: number) => Promise<T>)(r));
     }
   }
   return out;
-}
-
-/** takeTurns of two runs that each return a rate, with the ratio candidate / baseline repeat by repeat. */
-export async function alternate(repeats: number, baseline: (repeat: number) => Promise<number>, candidate: (repeat: number) => Promise<number>): Promise<Paired> {
-  const t = await takeTurns(repeats, baseline, candidate);
-  return { ...t, ratio: t.candidate.map((c, i) => c / (t.baseline[i] as number)) };
 }
 
 export interface Machine {

@@ -95,6 +95,8 @@ async function main(): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), 'ph-bench-'));
   const startedAt = new Date().toISOString();
   const m = machine();
+  // Read before the run: what was measured is what was installed when it started.
+  const versions = { node: process.version, ...packageVersions(['kafkajs', 'pg', '@electric-sql/pglite', 'avsc', '@kafkajs/confluent-schema-registry']) };
   const outcomes: BenchOutcome[] = [];
   try {
     for (const b of chosen) {
@@ -121,7 +123,7 @@ async function main(): Promise<void> {
   const results: Results = {
     command: ['npm run bench --', ...process.argv.slice(2)].join(' ').replace(/ --$/, ''),
     smoke, startedAt, finishedAt: new Date().toISOString(), commit: gitCommit(), machine: m,
-    versions: { node: process.version, ...packageVersions(['kafkajs', 'pg', '@electric-sql/pglite', 'avsc', '@kafkajs/confluent-schema-registry']) },
+    versions,
     benchmarks: [...kept, ...outcomes].sort((a, b) => order(a.name) - order(b.name)),
   };
   mkdirSync(outDir, { recursive: true });

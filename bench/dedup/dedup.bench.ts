@@ -122,28 +122,33 @@ export const dedupBenchmark: Benchmark = {
     const params = lshParams(THRESHOLD, DEFAULT_MINHASH.permutations);
     const sets = c.docs.map((d) => new Set(d));
     const exact = c.pairs.map(([a, b]) => exactJaccard(sets[a] as Set<string>, sets[b] as Set<string>));
-    const turns = await takeTurns(repeats, async () => datasketch(python, c, params), async () => ours(c, params));
-    const runs = turns.candidate.map((o, i) => ({ ours: o, theirs: turns.baseline[i] as DatasketchRun }));
-    const first = runs[0];
-    if (!first) throw new BenchError('PH_BENCH_EMPTY', 'no repeat ran');
-    const sigOurs = runs.map((r) => rate(size, r.ours.signatureMs));
-    const sigTheirs = runs.map((r) => rate(size, r.theirs.signatureMs));
-    const qOurs = runs.map((r) => rate(size, r.ours.queryMs));
-    const qTheirs = runs.map((r) => rate(size, r.theirs.queryMs));
-    const iOurs = runs.map((r) => rate(size, r.ours.insertMs));
-    const iTheirs = runs.map((r) => rate(size, r.theirs.insertMs));
-    const ratio = (a: number[], b: number[]) => a.map((x, i) => x / (b[i] as number));
-    const maeOurs = meanAbsError(first.ours.estimates, exact);
-    const maeTheirs = meanAbsError(first.theirs.estimates, exact);
+    let version = 'unknown';
+    const [theirs = [], mine = []] = await takeTurns<SideRun>(repeats, [async () => {
+      const run = await datasketch(python, c, params);
+      version = run.version;
+      return run;
+    }, async () => ours(c, params)]);
+    const oursFirst = mine[0];
+    const theirsFirst = theirs[0];
+    if (!oursFirst || !theirsFirst) throw new BenchError('PH_BENCH_EMPTY', 'no repeat ran');
+    const sigOurs = mine.map((r) => rate(size, r.signatureMs));
+    const sigTheirs = theirs.map((r) => rate(size, r.signatureMs));
+    const qOurs = mine.map((r) => rate(size, r.queryMs));
+    const qTheirs = theirs.map((r) => rate(size, r.queryMs));
+    const iOurs = mine.map((r) => rate(size, r.insertMs));
+    const iTheirs = theirs.map((r) => rate(size, r.insertMs));
+    const ratio = (a: number[], b: number[]) => a.map((x, i) => x / (b[i] ?? Number.NaN));
+    const maeOurs = meanAbsError(oursFirst.estimates, exact);
+    const maeTheirs = meanAbsError(theirsFirst.estimates, exact);
     // The standard error of a 128-minimum estimate, averaged over the pairs: what an unbiased MinHash should show.
     const expected = exact.reduce((s, j) => s + Math.sqrt((j * (1 - j)) / DEFAULT_MINHASH.permutations) * Math.sqrt(2 / Math.PI), 0) / Math.max(1, exact.length);
     return {
       params: {
         documents: size, repeats, permutations: DEFAULT_MINHASH.permutations, shingles: 'word 1-grams', threshold: THRESHOLD,
-        bands: params.bands, rows: params.rows, pairs: c.pairs.length, datasketch: first.theirs.version,
+        bands: params.bands, rows: params.rows, pairs: c.pairs.length, datasketch: version,
         'median exact Jaccard of the pairs': Math.round(median(exact) * 1000) / 1000,
-        'candidates per query (ours)': Math.round((first.ours.candidates / size) * 100) / 100,
-        'candidates per query (datasketch)': Math.round((first.theirs.candidates / size) * 100) / 100,
+        'candidates per query (ours)': Math.round((oursFirst.candidates / size) * 100) / 100,
+        'candidates per query (datasketch)': Math.round((theirsFirst.candidates / size) * 100) / 100,
       },
       figures: [
         figure('signatures_ratio', 'MinHash signatures/s, ours / datasketch', 'x', ratio(sigOurs, sigTheirs), { op: '>=', value: 1 }),

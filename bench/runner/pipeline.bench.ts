@@ -1,15 +1,13 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { buildPipeline, createRunner } from '../../cli/wiring.ts';
 import { loadConfig } from '../../config/index.ts';
-import { hashId } from '../../persona/text.ts';
 import type { RunningStage } from '../../runtime/runner.ts';
 import type { PipelineMetrics } from '../../runtime/metrics.ts';
 import { stage, groupId, topicName, type StageName } from '../../topology/index.ts';
-import { samplePersona, sampleSeed } from '../../test/helpers/samples.ts';
-import { BenchError, figure, REPO_ROOT, takeTurns, type Benchmark, type BenchContext } from '../harness.ts';
+import { samplePersona } from '../../test/helpers/samples.ts';
+import { BenchError, figure, takeTurns, type Benchmark, type BenchContext } from '../harness.ts';
 import { benchDatabase, dropTopics, fill, freshTopics, startRawPipe, type RawPipe, type RunTopics } from './kafka-bench.ts';
 import { benchEnv } from './runner.bench.ts';
+import { benchSeeds } from './seeds.ts';
 
 /**
  * The whole pipeline (issue 19, benchmark 1, second half): the four stages in sampler mode with hash embeddings,
@@ -20,26 +18,9 @@ import { benchEnv } from './runner.bench.ts';
 const HOPS: readonly StageName[] = ['draft', 'enrich', 'validate', 'index'];
 const TIMEOUT_MS = 600_000;
 
-function seedTexts(): string[] {
-  return readFileSync(join(REPO_ROOT, 'data', 'seeds.jsonl'), 'utf8').split('\n').flatMap((line) => {
-    try {
-      const text = (JSON.parse(line) as { text?: unknown }).text;
-      return typeof text === 'string' && text.trim() !== '' ? [text] : [];
-    } catch {
-      return [];
-    }
-  });
-}
-
 async function fillSeeds(t: RunTopics, n: number): Promise<void> {
-  const texts = seedTexts();
   const records: { key: Buffer; value: Buffer }[] = [];
-  for (let i = 0; i < n; i += 1) {
-    // Past the bundled texts, a round number keeps every seed distinct (the store claims seeds by text).
-    const text = `${texts[i % texts.length] ?? ''}${i >= texts.length ? ` (round ${Math.floor(i / texts.length)})` : ''}`;
-    const seed = { ...sampleSeed(text), id: hashId('bench', t.prefix, i), source: 'bench', lineNumber: i + 1 };
-    records.push({ key: await t.serde.encodeKey('seed', seed.id), value: await t.serde.encodeValue('seed', seed) });
-  }
+  for (const seed of benchSeeds(t.prefix, n)) records.push({ key: await t.serde.encodeKey('seed', seed.id), value: await t.serde.encodeValue('seed', seed) });
   await fill(t.kafka, topicName(t.prefix, 'seed'), records);
 }
 
@@ -126,14 +107,14 @@ export const pipelineBenchmark: Benchmark = {
   async run(ctx: BenchContext) {
     const n = ctx.smoke ? 60 : 2_000;
     const repeats = ctx.smoke ? 2 : 3;
-    const turns = await takeTurns(repeats, () => rawPass(ctx, n), () => oursPass(ctx, n));
+    const [raw = [], ours = []] = await takeTurns(repeats, [() => rawPass(ctx, n), () => oursPass(ctx, n)]);
     const config = loadConfig();
     return {
       params: { seeds: n, repeats, 'transaction size': 16, partitions: config.partitions, 'partition concurrency': config.partitionConcurrency, embedder: 'hash', mode: 'sampler' },
       figures: [
-        figure('pipeline_ratio', 'pipeline / raw four-hop pipe (seeds/s)', 'x', turns.candidate.map((c, i) => c / (turns.baseline[i] as number)), { op: '>=', value: 0.8 }),
-        figure('pipeline', 'pipeline, all four stages in one process', 'seeds/s', turns.candidate),
-        figure('raw', 'raw four-hop pipe', 'seeds/s', turns.baseline),
+        figure('pipeline_ratio', 'pipeline / raw four-hop pipe (seeds/s)', 'x', ours.map((c, i) => c / (raw[i] ?? Number.NaN)), { op: '>=', value: 0.8 }),
+        figure('pipeline', 'pipeline, all four stages in one process', 'seeds/s', ours),
+        figure('raw', 'raw four-hop pipe', 'seeds/s', raw),
       ],
       notes: [
         'Each pass has its own topics and (for the pipeline) its own database, created before timing and dropped after; the seeds are in the seed topic before the stages start.',
