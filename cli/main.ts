@@ -183,6 +183,44 @@ program.command('search').argument('<text>', 'what to look for, in plain words')
   }
 });
 
+program.command('lattice').argument('<persona-id>', 'the persona at the centre').option('--depth <n>', 'hops to follow, both directions (1-6)', (v: string) => {
+    const n = positiveInt(v);
+    if (n > 6) throw new InvalidArgumentError(`expected at most 6 hops (PERSONAHUB_LATTICE_DEPTH's maximum), got ${n}`);
+    return n;
+  }, 1)
+  .option('--json', 'the edges as JSON, one object per line')
+  .description('a persona\'s neighbourhood in the Persona-to-Persona lattice: who is related to whom, and how')
+  .action(async (id: string, o: { depth: number; json?: boolean }) => {
+    const { config, logger } = setup();
+    const read = await openReadSide(config, logger);
+    try {
+      const centre = await read.store.readPersona(id);
+      if (!centre) {
+        console.error(`no persona ${id} in the store`);
+        process.exitCode = 2;
+        return;
+      }
+      const edges = await read.store.neighbours(id, o.depth);
+      if (o.json) {
+        for (const e of edges) console.log(JSON.stringify(e));
+        return;
+      }
+      const names = new Map<string, string>();
+      const label = async (pid: string) => {
+        if (!names.has(pid)) {
+          const p = await read.store.readPersona(pid);
+          names.set(pid, p ? `${p.name}, ${p.age}, ${p.occupation} (depth ${p.lineage?.depth ?? 0})` : '(not in the store)');
+        }
+        return `${names.get(pid)} [${pid}]`;
+      };
+      console.log(await label(id));
+      if (edges.length === 0) console.log('  no relations recorded');
+      for (const e of edges) console.log(`${'  '.repeat(e.hops)}${await label(e.from)} —${e.kind}→ ${await label(e.to)}`);
+    } finally {
+      await read.close();
+    }
+  });
+
 program.command('clusters').description('cluster the stored personas by embedding (spherical k-means) and record each one\'s cluster')
   .option('-k, --k <n>', 'clusters (default: sqrt(n/2), at most 24)', positiveInt)
   .option('--limit <n>', 'personas to cluster at most (a stable sample by id)', positiveInt, 20000)
