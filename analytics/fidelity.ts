@@ -1,5 +1,5 @@
 import type { Demographics } from '../schemas/types.generated.ts';
-import type { WhereClause } from '../persona/filter.ts';
+import { parseWhere, type WhereClause } from '../persona/filter.ts';
 import { ageRange, type CategoricalNode, type Profile } from '../persona/profile.ts';
 import { targetDistribution } from '../persona/sampler.ts';
 
@@ -189,4 +189,32 @@ export function renderFidelity(f: FidelityReport, worst = 8): string {
   lines.push('| pair | TVD | JSD (bits) | chi-square | critical | flagged |', '|---|---|---|---|---|---|');
   for (const p of f.pairs.slice(0, worst)) lines.push(`| ${p.pair.join(' × ')} | ${p.tvd} | ${p.jsd} | ${p.chiSquare} | ${p.critical} | ${p.flagged ? '**yes**' : 'no'} |`);
   return lines.join('\n');
+}
+
+/** A persona with what it was drawn from: its profile (null before profiles) and its generation filter. */
+export interface SourcedPersona extends FidelityPersona {
+  samplerProfile: string | null;
+  where: string;
+}
+
+/**
+ * One report per (profile, filter) among the personas: those drawn from no profile (related personas,
+ * records from before profiles) are left out, and so are those of a profile no longer present.
+ */
+export function fidelityByProfile(personas: readonly SourcedPersona[], load: (name: string) => Profile | undefined): FidelityReport[] {
+  const groups = new Map<string, SourcedPersona[]>();
+  for (const p of personas) {
+    if (p.samplerProfile === null || p.demographics === null) continue;
+    const key = `${p.samplerProfile}\u0000${p.where}`;
+    const group = groups.get(key);
+    if (group) group.push(p);
+    else groups.set(key, [p]);
+  }
+  const reports: FidelityReport[] = [];
+  for (const [key, group] of [...groups].sort((a, b) => b[1].length - a[1].length)) {
+    const [name = '', where = ''] = key.split('\u0000');
+    const profile = load(name);
+    if (profile) reports.push(fidelity(profile, group, parseWhere(where), where));
+  }
+  return reports;
 }

@@ -16,6 +16,7 @@ import { buildReport, renderReport } from '../analytics/report.ts';
 import { defaultK, dispersion, kmeans } from '../analytics/population.ts';
 import { addCorpusCommands } from './corpus.ts';
 import { addGenerateCommands } from './generate.ts';
+import { addGenerateCommands } from './generate.ts';
 import { buildKafkaClients, buildPipeline, createRunner, latticeWatch, llmBaseUrl, modelFetchOptions, openReadSide, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
 
 /**
@@ -399,6 +400,7 @@ configCmd.command('check').description('validate the environment and print the e
 });
 
 addCorpusCommands(program);
+addGenerateCommands(program, positiveInt);
 addGenerateCommands(program, positiveInt);
 
 program.parseAsync().catch((error: unknown) => {

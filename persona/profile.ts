@@ -56,6 +56,14 @@ export interface Profile {
   derived: readonly DerivedAttribute[];
   /** The node whose values are age bands "lo-hi"; the age is uniform within the band drawn. */
   ageNode: string;
+  /** Given names by sex and surnames for each cultural background, so a name fits the person it names. */
+  names: ReadonlyMap<string, NamePool>;
+}
+
+export interface NamePool {
+  female: readonly string[];
+  male: readonly string[];
+  surname: readonly string[];
 }
 
 /** A profile file that cannot be used; the message names the file and the path inside it. */
@@ -162,7 +170,7 @@ export function ageRange(band: string): [number, number] {
 /** Checks a parsed profile document; `file` is what error messages name. */
 export function checkProfile(doc: unknown, file: string): Profile {
   const c: Checker = new Checker(file);
-  const top = c.object(doc, '$', ['name', 'version', 'description', 'sources', 'ageNode', 'nodes', 'derived'], ['name', 'version', 'description', 'sources', 'ageNode', 'nodes']);
+  const top = c.object(doc, '$', ['name', 'version', 'description', 'sources', 'ageNode', 'nodes', 'derived', 'names'], ['name', 'version', 'description', 'sources', 'ageNode', 'nodes', 'names']);
   const sourcesDoc = c.object(top.sources, '$.sources', Object.keys(isObject(top.sources) ? top.sources : {}), []);
   const sources = new Map(Object.entries(sourcesDoc).map(([id, text]) => [id, c.string(text, `$.sources.${id}`)]));
   if (!Array.isArray(top.nodes)) c.fail('$.nodes', 'expected a list');
@@ -239,11 +247,29 @@ export function checkProfile(doc: unknown, file: string): Profile {
   const relation = byName.get('seedRelation');
   const badRelation = relation?.kind === 'categorical' ? relation.values.find((v) => !(SEED_RELATION_SYMBOLS as readonly string[]).includes(v)) : undefined;
   if (badRelation !== undefined) c.fail(`$.nodes[${nodes.indexOf(relation as ProfileNode)}]`, `seedRelation "${badRelation}" is not one of ${SEED_RELATION_SYMBOLS.join(', ')}`);
+  const namesDoc = c.object(top.names, '$.names', ['source', 'note', 'byBackground'], ['source', 'byBackground']);
+  if (!sources.has(c.string(namesDoc.source, '$.names.source'))) c.fail('$.names.source', `"${String(namesDoc.source)}" is not in $.sources`);
+  const backgrounds = byName.get('culturalBackground');
+  const byBackground = c.object(namesDoc.byBackground, '$.names.byBackground', Object.keys(isObject(namesDoc.byBackground) ? namesDoc.byBackground : {}), []);
+  const names = new Map<string, NamePool>();
+  for (const [key, raw] of Object.entries(byBackground)) {
+    const path = `$.names.byBackground["${key}"]`;
+    const pool = c.object(raw, path, ['female', 'male', 'surname'], ['female', 'male', 'surname']);
+    const entry = { female: c.strings(pool.female, `${path}.female`), male: c.strings(pool.male, `${path}.male`), surname: c.strings(pool.surname, `${path}.surname`) };
+    for (const list of ['female', 'male', 'surname'] as const) if (entry[list].length === 0) c.fail(`${path}.${list}`, 'expected at least one name');
+    for (const value of keyValues(key)) {
+      if (backgrounds?.kind === 'categorical' && !backgrounds.values.includes(value)) c.fail(path, `"${value}" is not a value of culturalBackground`);
+      if (names.has(value)) c.fail(path, `culturalBackground=${value} is covered twice`);
+      names.set(value, entry);
+    }
+  }
+  const unnamed = backgrounds?.kind === 'categorical' ? backgrounds.values.filter((v) => !names.has(v)) : [];
+  if (unnamed.length > 0) c.fail('$.names.byBackground', `does not cover culturalBackground = ${unnamed.join(', ')}`);
   return {
     name: c.string(top.name, '$.name'),
     version: String(top.version),
     description: c.string(top.description, '$.description'),
-    sources, nodes, derived, ageNode,
+    sources, nodes, derived, ageNode, names,
   };
 }
 

@@ -3,7 +3,7 @@ import type { Demographics, SeedRelation } from '../schemas/types.generated.ts';
 import { sampleName, type SampledAttributes } from './attributes.ts';
 import { clauseHolds, FILTER_ATTRIBUTES, formatWhere, parseWhere, sameValue, type FilterableAttributes, type WhereClause } from './filter.ts';
 import { ageRange, loadProfile, SEED_RELATION_SYMBOLS, type CategoricalNode, type Profile, type SetNode } from './profile.ts';
-import { rng } from './text.ts';
+import { pick, rng } from './text.ts';
 
 /**
  * Sampling from a profile, optionally conditioned on a filter BY CONSTRUCTION: each categorical node
@@ -290,12 +290,15 @@ function isSeedRelation(v: string): v is SeedRelation {
 }
 
 /** Turns a draw into the persona's fields (the profile's check guarantees every attribute is there). */
-export function personaOf(draw: ProfileDraw, random: () => number): SampledPersona {
+export function personaOf(profile: Profile, draw: ProfileDraw, random: () => number): SampledPersona {
   const v = (name: string): string => draw.values[name] ?? draw.derived[name]?.[0] ?? '';
   const relation = v('seedRelation');
+  const pool = profile.names.get(v('culturalBackground'));
+  const sex = v('sex');
+  const given = pool ? (sex === 'female' ? pool.female : sex === 'male' ? pool.male : [...pool.female, ...pool.male]) : [];
   return {
     attributes: {
-      name: sampleName(random),
+      name: pool ? `${pick(random, given)} ${pick(random, pool.surname)}` : sampleName(random),
       age: draw.age,
       occupation: v('occupation'),
       locale: `${v('city')}, ${v('country')}`,
@@ -314,7 +317,7 @@ export function personaOf(draw: ProfileDraw, random: () => number): SampledPerso
 /** One persona for (seed id, generation index): deterministic, so re-runs and re-deliveries draw the same person. */
 export function samplePersona(sampler: Sampler, seedId: string, generationIndex: number): SampledPersona {
   const random = rng(`${seedId}:${generationIndex}`);
-  return personaOf(sampler.draw(random), random);
+  return personaOf(sampler.profile, sampler.draw(random), random);
 }
 
 /** A persona's attributes as the filter language names them, from what the persona carries. */

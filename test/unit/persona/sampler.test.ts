@@ -189,7 +189,7 @@ describe('sampler profiles', () => {
 
 describe('profile checks', () => {
   const valid = {
-    name: 'tiny', version: '1', description: 'A test profile.', ageNode: 'ageBand', sources: { s: 'a source' },
+    name: 'tiny', version: '1', description: 'A test profile.', ageNode: 'ageBand', sources: { s: 'a source' }, names: { source: 's', byBackground: {} },
     nodes: [
       { name: 'ageBand', source: 's', distribution: { '18-40': 0.5, '41-80': 0.5 } },
       { name: 'sex', source: 's', given: ['ageBand'], table: { '18-40': { male: 0.5, female: 0.5 }, '41-80': { male: 0.4, female: 0.6 } } },
