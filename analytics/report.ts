@@ -1,5 +1,7 @@
 import type { Persona } from '../schemas/types.generated.ts';
 import { defaultK, dispersion, distinctNgramRatio, kmeans } from './population.ts';
+import { fidelityByProfile, renderFidelity, type FidelityReport } from './fidelity.ts';
+import { listProfiles, loadProfile } from '../persona/profile.ts';
 import type { PipelineObserver } from '../runtime/observer.ts';
 import { descendsFrom, seedDescendsFrom } from '../topology/index.ts';
 import { latticeReport, renderLattice, type LatticeReport } from './lattice.ts';
@@ -28,6 +30,8 @@ export interface RunReport {
   /** DESIGN §6 diversity of this run's validated personas. */
   diversity: { dispersion: number; distinctBigrams: number; clusters: number[]; cohesion: number; occupations: number; locales: number };
   search: { query: string; hits: { score: number; description: string }[] };
+  /** The run's validated personas against the sampler profile (and generation filter) they were drawn from. */
+  fidelity: FidelityReport[];
   lattice: LatticeReport;
 }
 
@@ -98,6 +102,10 @@ export async function buildReport(o: { observer: PipelineObserver; seedIds: Read
       locales: new Set(validated.map((p) => p.locale)).size,
     },
     search: { query: o.searchQuery, hits: hits.map((h) => ({ score: Math.round(h.score * 1000) / 1000, description: h.description })) },
+    fidelity: fidelityByProfile(validated.map((p) => ({
+      age: p.age, occupation: p.occupation, seedRelation: p.seedRelation, demographics: p.demographics,
+      samplerProfile: p.provenance.samplerProfile, where: obs.seen.seed.get(p.seedId)?.target?.where ?? '',
+    })), (name) => (listProfiles().includes(name) ? loadProfile(name) : undefined)),
     lattice: latticeReport(await o.store.latticeTables({ limitEdges: 100_000 }), [
       ...validated.map((p) => ({ depth: p.lineage?.depth ?? 0, duplicate: false })),
       ...rejected.map((r) => ({ depth: draftedIds.get(r.id)?.lineage?.depth ?? 0, duplicate: r.reasons.some((x) => x.code === 'DUPLICATE' || x.code === 'NEAR_DUPLICATE') })),
@@ -125,6 +133,7 @@ export function renderReport(r: RunReport): string {
   lines.push('## Diversity', '');
   lines.push(`Embedding dispersion (mean pairwise cosine distance) ${d.dispersion}; distinct bigram ratio ${d.distinctBigrams}; ${d.occupations} occupations and ${d.locales} locales; ${d.clusters.length} clusters by spherical k-means, sizes ${d.clusters.join(', ') || '-'} (cohesion ${d.cohesion}). \`./personahub clusters\` clusters the whole store.`, '');
   lines.push(...renderLattice(r.lattice), '');
+  if (r.fidelity.length > 0) lines.push('## Population fidelity', '', ...r.fidelity.map((f) => `${renderFidelity(f)}\n`), '`./personahub report` compares the whole store.', '');
   lines.push('## Sample personas', '');
   for (const s of r.samples) lines.push(`- **${s.name}** (${s.mode}, ${s.id}): ${s.description}`);
   lines.push('', `## Semantic search: "${r.search.query}"`, '');
