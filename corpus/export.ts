@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import type { Persona } from '../schemas/types.generated.ts';
 import { CorpusError, personaLine } from './persona-json.ts';
-import { ParquetFile, type ParquetProgress } from './parquet.ts';
+import { ParquetFile } from './parquet.ts';
 
 export type ExportFormat = 'jsonl' | 'parquet';
 
@@ -12,9 +12,11 @@ export interface PersonaSource {
 
 /**
  * The sidecar `<out>.export-state.json`, rewritten atomically after every page is durable in the file:
- * the last id written, the file's length at that point and, for Parquet, the row groups the footer will
- * list. A run that finds it truncates the file to that length (cutting off a torn tail) and goes on
- * after that id. It is deleted when the file is complete.
+ * the last id written, the file's length at that point and, for Parquet, how many row groups the footer
+ * will list, whose metadata goes to a second sidecar, `<out>.export-rowgroups.jsonl`, one line appended
+ * per row group (so the state stays small however long the export). A run that finds the state truncates
+ * the file to that length (cutting off a torn tail) and goes on after that id. Both are deleted when the
+ * file is complete.
  */
 interface ExportState {
   format: ExportFormat;
@@ -25,7 +27,8 @@ interface ExportState {
   rows: number;
   /** Personas read from the store, written or filtered out. */
   scanned: number;
-  parquet?: ParquetProgress;
+  /** Row groups written (Parquet): the first lines of the row-group log. */
+  rowGroups?: number;
 }
 
 export interface ExportOptions {
@@ -51,6 +54,16 @@ export interface ExportResult {
 }
 
 export const statePath = (out: string): string => `${out}.export-state.json`;
+const rowGroupLog = (out: string): string => `${out}.export-rowgroups.jsonl`;
+
+/** The row-group log cut to its first `count` lines (a line appended before a crash but not counted is dropped), opened for appending. */
+function openRowGroupLog(out: string, count: number | undefined): { lines: string[]; fd: number } {
+  const file = rowGroupLog(out);
+  const lines = count === undefined ? [] : readFileSync(file, 'utf8').split('\n').slice(0, count);
+  if (lines.length !== (count ?? 0)) throw new CorpusError('PH_CORPUS_STATE', `${file} holds ${lines.length} row groups, the state says ${count}; pass --overwrite to start again`);
+  writeFileSync(file, lines.map((l) => `${l}\n`).join(''));
+  return { lines, fd: openSync(file, 'a') };
+}
 
 function saveState(out: string, state: ExportState): void {
   const tmp = `${statePath(out)}.tmp`;
@@ -106,8 +119,11 @@ class JsonlFile {
  */
 export async function exportCorpus(o: ExportOptions): Promise<ExportResult> {
   const where = o.filter?.where ?? '';
-  let state = o.overwrite ? undefined : loadState(o.out);
-  if (o.overwrite) rmSync(statePath(o.out), { force: true });
+  const state = o.overwrite ? undefined : loadState(o.out);
+  if (o.overwrite) {
+    rmSync(statePath(o.out), { force: true });
+    rmSync(rowGroupLog(o.out), { force: true });
+  }
   if (state) {
     const differs = state.format !== o.format ? `format ${state.format}` : state.where !== where ? `filter "${state.where}"` : state.pageSize !== o.pageSize ? `page size ${state.pageSize}` : undefined;
     if (differs) throw new CorpusError('PH_CORPUS_STATE', `${o.out} is an unfinished export with ${differs}; re-run it the same way to finish it, or pass --overwrite`);
@@ -116,30 +132,39 @@ export async function exportCorpus(o: ExportOptions): Promise<ExportResult> {
     throw new CorpusError('PH_CORPUS_EXISTS', `${o.out} exists and is not an unfinished export; pass --overwrite to replace it`);
   }
   const resumedFrom = state && { rows: state.rows, bytes: state.bytes, scanned: state.scanned };
-  const file = o.format === 'jsonl'
+  const log = o.format === 'parquet' ? openRowGroupLog(o.out, state?.rowGroups) : undefined;
+  const file = o.format === 'jsonl' || !log
     ? new JsonlFile(o.out, state?.bytes)
-    : state?.parquet ? ParquetFile.resume(o.out, o.dimensions, state.bytes, state.parquet) : ParquetFile.create(o.out, o.dimensions);
-  let current: ExportState = state ?? { format: o.format, where, pageSize: o.pageSize, lastId: null, bytes: 0, rows: 0, scanned: 0 };
+    : state ? ParquetFile.resume(o.out, o.dimensions, state.bytes, log.lines) : ParquetFile.create(o.out, o.dimensions);
+  let current: ExportState = state ?? { format: o.format, where, pageSize: o.pageSize, lastId: null, bytes: 0, rows: 0, scanned: 0, ...(log ? { rowGroups: 0 } : {}) };
   try {
     for (;;) {
       const page = await o.source.readPersonasAfter(current.lastId, o.pageSize);
       if (page.length === 0) break;
       const kept = o.filter ? page.filter(o.filter.keep) : page;
       const lastId = page[page.length - 1]?.id ?? current.lastId;
+      const scanned = current.scanned + page.length;
       if (file instanceof JsonlFile) {
-        current = { ...current, lastId, bytes: file.append(kept), rows: current.rows + kept.length, scanned: current.scanned + page.length };
+        current = { ...current, lastId, bytes: file.append(kept), rows: current.rows + kept.length, scanned };
       } else {
         const done = file.append(kept);
-        current = { ...current, lastId, bytes: done.bytes, rows: done.progress.rows, scanned: current.scanned + page.length, parquet: done.progress };
+        if (log && done.rowGroup !== undefined) {
+          writeSync(log.fd, `${done.rowGroup}\n`);
+          fsyncSync(log.fd);
+        }
+        current = { ...current, lastId, bytes: done.bytes, rows: done.rows, scanned, rowGroups: (current.rowGroups ?? 0) + (done.rowGroup === undefined ? 0 : 1) };
       }
       saveState(o.out, current);
       o.onPage?.({ written: current.rows, scanned: current.scanned });
     }
   } catch (error) {
     file.close();
+    if (log) closeSync(log.fd);
     throw error;
   }
   const bytes = file.finish();
+  if (log) closeSync(log.fd);
   rmSync(statePath(o.out), { force: true });
+  rmSync(rowGroupLog(o.out), { force: true });
   return { rows: current.rows, bytes, resumedFrom };
 }

@@ -134,11 +134,11 @@ function columnsOf(personas: readonly Persona[], dimensions: number) {
 }
 
 /**
- * A serializable snapshot of what the footer will need: the row groups written so far. JSON cannot hold
- * bigints, byte arrays, dates, -0 or non-finite numbers, all of which the statistics may carry, so those
- * are tagged and restored exactly: the footer a resumed run writes is the one an uninterrupted run writes.
+ * What the footer will need of each row group (its metadata), one JSON line per row group, so an export
+ * can log them as it goes and a resumed run can give them back. JSON cannot hold bigints, byte arrays,
+ * dates, -0 or non-finite numbers, all of which statistics may carry, so those are tagged and restored
+ * exactly: the footer a resumed run writes is the one an uninterrupted run writes.
  */
-export type ParquetProgress = { rowGroups: string; rows: number };
 
 function tag(v: unknown): unknown {
   if (typeof v === 'bigint') return { $bigint: v.toString() };
@@ -160,8 +160,8 @@ function untag(v: unknown): unknown {
   return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, untag(x)]));
 }
 
-const encodeState = (value: unknown): string => JSON.stringify(tag(value));
-const decodeState = <T>(text: string): T => untag(JSON.parse(text)) as T;
+const encodeRowGroup = (value: RowGroup): string => JSON.stringify(tag(value));
+const decodeRowGroup = (line: string): RowGroup => untag(JSON.parse(line)) as RowGroup;
 
 /** The writer's buffer, written out at the file position it stands for on every flush (after each row group). */
 class FileSink extends ByteWriter {
@@ -191,7 +191,7 @@ export class ParquetFile {
   private readonly out: FileSink;
   private readonly writer: ParquetWriter;
 
-  private constructor(file: string, private readonly dimensions: number, resume: { bytes: number; progress: ParquetProgress } | undefined) {
+  private constructor(file: string, private readonly dimensions: number, resume: { bytes: number; rowGroups: readonly string[] } | undefined) {
     this.fd = openSync(file, resume ? 'r+' : 'w');
     this.out = new FileSink(this.fd, resume?.bytes ?? 0);
     const out = this.out;
@@ -202,8 +202,8 @@ export class ParquetFile {
       // The constructor wrote the leading magic into the buffer; the file on disk has it already.
       out.index = 0;
       out.offset = resume.bytes;
-      this.writer.row_groups = decodeState<RowGroup[]>(resume.progress.rowGroups);
-      this.writer.num_rows = BigInt(resume.progress.rows);
+      this.writer.row_groups = resume.rowGroups.map(decodeRowGroup);
+      this.writer.num_rows = this.writer.row_groups.reduce((n, g) => n + g.num_rows, 0n);
     }
   }
 
@@ -211,19 +211,22 @@ export class ParquetFile {
     return new ParquetFile(file, dimensions, undefined);
   }
 
-  static resume(file: string, dimensions: number, bytes: number, progress: ParquetProgress): ParquetFile {
-    return new ParquetFile(file, dimensions, { bytes, progress });
+  /** `rowGroups`: the lines `append` returned for every row group before `bytes`, in order. */
+  static resume(file: string, dimensions: number, bytes: number, rowGroups: readonly string[]): ParquetFile {
+    return new ParquetFile(file, dimensions, { bytes, rowGroups });
   }
 
-  /** One row group, durable on return; the caller records the returned snapshot. */
-  append(personas: readonly Persona[]): { bytes: number; progress: ParquetProgress } {
+  /** One row group, durable on return, with the line the caller keeps for a resume (none for no rows). */
+  append(personas: readonly Persona[]): { bytes: number; rows: number; rowGroup: string | undefined } {
+    const before = this.writer.row_groups.length;
     if (personas.length > 0) {
       this.writer.write({ columnData: columnsOf(personas, this.dimensions), rowGroupSize: personas.length });
       this.writer.pendingIndexes = [];
     }
     this.out.flush();
     fsyncSync(this.fd);
-    return { bytes: this.out.offset, progress: { rowGroups: encodeState(this.writer.row_groups), rows: Number(this.writer.num_rows) } };
+    const added = this.writer.row_groups[before];
+    return { bytes: this.out.offset, rows: Number(this.writer.num_rows), rowGroup: added && encodeRowGroup(added) };
   }
 
   finish(): number {
