@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../core/logger.ts';
-import { fidelityByProfile, renderFidelity, type SourcedPersona } from '../analytics/fidelity.ts';
+import { fidelity, fidelityByProfile, renderFidelity, type FidelityReport, type SourcedPersona } from '../analytics/fidelity.ts';
 import { matches, parseWhere } from '../persona/filter.ts';
 import { DEFAULT_GENERATION_TEXT, generationSeeds, newJobId } from '../persona/generate.ts';
 import { listProfiles, loadProfile, ProfileError, type Profile } from '../persona/profile.ts';
@@ -81,8 +81,20 @@ export function addGenerateCommands(program: Command, positiveInt: (value: strin
     .option('--limit <n>', 'personas read from the store at most', positiveInt, 200_000)
     .option('--worst <n>', 'pairs listed per profile', positiveInt, 8)
     .option('--json', 'print the reports as JSON')
-    .action(async (o: { profile?: string; where: string; limit: number; worst: number; json?: boolean }) => {
+    .option('--sample <n>', 'instead of the store, n personas drawn by the sampler alone (the baseline a corpus is compared with)', positiveInt)
+    .action(async (o: { profile?: string; where: string; limit: number; worst: number; json?: boolean; sample?: number }) => {
       const clauses = parseWhere(o.where);
+      const print = (reports: FidelityReport[]) => {
+        if (o.json) console.log(JSON.stringify(reports, null, 2));
+        else console.log(reports.length === 0 ? 'No stored persona was drawn from a sampler profile (related personas and records from before profiles are not compared).' : reports.map((r) => renderFidelity(r, o.worst)).join('\n\n'));
+      };
+      if (o.sample !== undefined) {
+        const name = o.profile ?? loadConfig().profile;
+        const sampler = samplerFor(name, o.where);
+        const drawn = Array.from({ length: o.sample }, (_, i) => samplePersona(sampler, `report-sample-${i}`, 0));
+        print([fidelity(sampler.profile, drawn.map((p) => ({ ...p.attributes, demographics: p.demographics })), clauses, o.where)]);
+        return;
+      }
       const store = await openStore(loadConfig());
       const personas: SourcedPersona[] = [];
       try {
@@ -96,8 +108,6 @@ export function addGenerateCommands(program: Command, positiveInt: (value: strin
       } finally {
         await store.close();
       }
-      const reports = fidelityByProfile(personas, profileOrUndefined);
-      if (o.json) console.log(JSON.stringify(reports, null, 2));
-      else console.log(reports.length === 0 ? 'No stored persona was drawn from a sampler profile (related personas and records from before profiles are not compared).' : reports.map((r) => renderFidelity(r, o.worst)).join('\n\n'));
+      print(fidelityByProfile(personas, profileOrUndefined));
     });
 }
