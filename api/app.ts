@@ -6,6 +6,7 @@ import Fastify, { LogController } from 'fastify';
 import type { Logger } from '../core/logger.ts';
 import type { Embedder } from '../llm/embedder.ts';
 import type { ApiMetrics } from '../runtime/api-metrics.ts';
+import type { Persona } from '../schemas/types.generated.ts';
 import type { Store } from '../store/index.ts';
 import type { CorpusStore } from '../store/query.ts';
 import { authorize, hashApiKey, presentedKey } from './auth.ts';
@@ -22,8 +23,10 @@ export interface ApiHealth {
 
 export interface ApiDeps {
   corpus: CorpusStore;
-  /** The persona lattice's edges (store/lattice.ts). */
-  lattice: Pick<Store, 'neighbours'>;
+  /** Whole personas (to modify one) and the lattice's edges (store/lattice.ts). */
+  store: Pick<Store, 'readPersona' | 'neighbours'>;
+  /** Sends personas to the draft topic, where enrich picks them up: a modification re-enters the pipeline there. */
+  resubmit(personas: readonly Persona[]): Promise<void>;
   embedder: Embedder;
   jobs: Jobs;
   preview(texts: readonly string[]): Promise<PreviewResult>;

@@ -2,6 +2,7 @@ import type { Config } from '../config/index.ts';
 import type { Logger } from '../core/logger.ts';
 import { ApiMetrics } from '../runtime/api-metrics.ts';
 import type { SharedContext } from '../runtime/processor.ts';
+import type { Persona } from '../schemas/types.generated.ts';
 import type { Store } from '../store/index.ts';
 import type { CorpusStore } from '../store/query.ts';
 import type { ApiDeps } from './app.ts';
@@ -14,7 +15,8 @@ export const JOB_BATCH = 100;
 export interface ApiParts {
   config: Pick<Config, 'maxSeedChars' | 'apiBodyLimit' | 'apiRateLimit'>;
   corpus: CorpusStore;
-  lattice: Pick<Store, 'neighbours'>;
+  store: Pick<Store, 'readPersona' | 'neighbours'>;
+  resubmit(personas: readonly Persona[]): Promise<void>;
   /** The stages' context without a store: the preview runs the processors with it. */
   shared: Omit<SharedContext, 'store'>;
   sink: SeedSink;
@@ -27,7 +29,8 @@ export interface ApiParts {
 export function apiDeps(p: ApiParts): ApiDeps {
   return {
     corpus: p.corpus,
-    lattice: p.lattice,
+    store: p.store,
+    resubmit: p.resubmit,
     embedder: p.shared.embedder,
     jobs: new Jobs({ corpus: p.corpus, sink: p.sink, progress: p.progress, logger: p.logger, maxSeedChars: p.config.maxSeedChars, batchSize: p.jobBatchSize ?? JOB_BATCH }),
     preview: (texts) => preview(p.shared, texts),

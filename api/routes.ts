@@ -7,7 +7,7 @@ import type { Cursors } from './cursor.ts';
 import { ApiError } from './errors.ts';
 import { filterKey, toStoreFilter } from './filters.ts';
 import {
-  Clusters, ClustersQuery, Neighbours, NeighboursQuery, ErrorBody, Health, Hits, IdParams, Job, JobBody, JobParams, ListPage, ListQuery, PersonaRecord, Preview, PreviewBody,
+  Clusters, ClustersQuery, Neighbours, NeighboursQuery, PatchBody, Submitted, ErrorBody, Health, Hits, IdParams, Job, JobBody, JobParams, ListPage, ListQuery, PersonaRecord, Preview, PreviewBody,
   SearchBody, SimilarQuery, Stats,
 } from './schemas.ts';
 
@@ -50,8 +50,25 @@ export function routes(deps: ApiDeps, cursors: Cursors): FastifyPluginAsyncTypeb
       async (request) => {
         const p = await deps.corpus.persona(request.params.id);
         if (!p) throw notFound(request.params.id);
-        return personaView(p);
+        return { ...personaView(p), versions: await deps.corpus.versions(p.id) };
       });
+
+    app.patch('/personas/:id', {
+      config: { access: 'write' },
+      schema: {
+        summary: 'Modify a persona: the change becomes the next version, which goes through enrich, validate and index again (through Kafka); the version it replaces stays in the history.',
+        params: IdParams, body: PatchBody, response: { 202: Submitted, ...Errors },
+      },
+    }, async (request, reply) => {
+      const { id } = request.params;
+      const base = await deps.store.readPersona(id);
+      if (!base) throw notFound(id);
+      const version = await deps.corpus.submitEdit(id, base.version, request.body);
+      if (version === undefined) throw new ApiError(409, 'PH_API_EDIT_CONFLICT', `another modification of persona ${id} was submitted at the same moment; send yours again`);
+      // Enrichment and validation are computed again from the modified persona (modalities, embedding, checks).
+      await deps.resubmit([{ ...base, ...request.body, version, enrichment: null, validation: null }]);
+      return reply.status(202).send({ id, version, status: 'submitted' as const });
+    });
 
     app.get('/personas', { config: { access: 'read' }, schema: { summary: 'Personas in id order, filtered, one page at a time.', querystring: ListQuery, response: { 200: ListPage, ...Errors } } },
       async (request) => {
@@ -84,7 +101,7 @@ export function routes(deps: ApiDeps, cursors: Cursors): FastifyPluginAsyncTypeb
     app.get('/personas/:id/neighbours', { config: { access: 'read' }, schema: { summary: 'The persona\'s lattice neighbourhood: relation edges within `depth` hops, both directions.', params: IdParams, querystring: NeighboursQuery, response: { 200: Neighbours, ...Errors } } },
       async (request) => {
         const { id } = request.params;
-        const edges = await deps.lattice.neighbours(id, request.query.depth);
+        const edges = await deps.store.neighbours(id, request.query.depth);
         const personas = await deps.corpus.summaries([id, ...edges.flatMap((e) => [e.from, e.to])]);
         if (!personas.some((p) => p.id === id)) throw notFound(id);
         return { id, depth: request.query.depth, edges, personas };

@@ -35,6 +35,14 @@ export const PersonaSummary = Type.Object({
 
 const Free = Type.Record(Type.String(), Type.Unknown());
 
+export const PersonaVersion = Type.Object({
+  version: Type.Integer(),
+  name: Type.String(), age: Type.Integer(), occupation: Type.String(), locale: Type.String(), description: Type.String(), model: Type.String(),
+  indexedAt: Millis,
+  replacedAt: Type.Union([Millis, Type.Null()], { description: 'When a newer version replaced it; null for the current one.' }),
+});
+
+
 export const PersonaRecord = Type.Object({
   ...PersonaSummary.properties,
   seedId: Type.String(),
@@ -45,6 +53,23 @@ export const PersonaRecord = Type.Object({
   validation: Type.Union([Free, Type.Null()]),
   embeddingModel: Type.String(),
   indexedAt: Millis,
+  versions: Type.Array(PersonaVersion, { description: 'Every version indexed, oldest first; the last is this one.' }),
+});
+
+export const PatchBody = Type.Object({
+  description: Type.Optional(Type.String({ minLength: 1, maxLength: 4000 })),
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  age: Type.Optional(Type.Integer({ minimum: 0, maximum: 130 })),
+  occupation: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  locale: Type.Optional(Type.String({ minLength: 1, maxLength: 50 })),
+  traits: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 100 }), { maxItems: 20 })),
+}, { additionalProperties: false, minProperties: 1 });
+export type PatchBodyT = Static<typeof PatchBody>;
+
+export const Submitted = Type.Object({
+  id: Type.String(),
+  version: Type.Integer({ description: 'The version the modification will be indexed as, once validated.' }),
+  status: Type.Literal('submitted'),
 });
 
 export const ScoredPersona = Type.Object({ ...PersonaSummary.properties, score: Type.Number({ description: 'Cosine similarity, 1 for the same direction.' }) });

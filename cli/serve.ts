@@ -27,9 +27,10 @@ export async function serveApi(config: Config, logger: Logger): Promise<{ app: A
   const observer = new PipelineObserver(kafka, serde, config.topicPrefix, (await store.corpus.oldestRecentJob(JOB_PROGRESS_WINDOW_MS)) ?? Date.now());
   await observer.start();
   const app = await buildApp(apiDeps({
-    config, corpus: store.corpus, lattice: store, logger,
+    config, corpus: store.corpus, store, logger,
     shared: { config, logger, llm: config.mode === 'llm' ? llm : undefined, embedder, now: () => Date.now() },
     sink: (seeds) => source.send(seeds.map((s) => ({ event: 'seed' as const, key: s.id, value: s }))),
+    resubmit: (personas) => source.send(personas.map((p) => ({ event: 'draft' as const, key: p.id, value: p }))),
     progress: observer,
   }));
   await app.listen({ host: config.apiHost, port: config.apiPort });

@@ -14,6 +14,27 @@ export const CORPUS_STATEMENTS: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS api_jobs (id text PRIMARY KEY, seed_ids jsonb NOT NULL, sent int NOT NULL DEFAULT 0,
     status text NOT NULL CHECK (status IN ('sending', 'sent', 'cancelled', 'failed')), error text,
     created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())`,
+  // Modifications submitted through the API, so each gets its own version number even while an earlier
+  // one is still on its way through the pipeline (or was rejected by validation: its number is skipped).
+  `CREATE TABLE IF NOT EXISTS persona_edits (id text NOT NULL, version int NOT NULL, changes jsonb NOT NULL,
+    submitted_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (id, version))`,
+  // Every version a newer one replaced, kept by a trigger, so the history holds whatever path the newer
+  // version came by (the API, a re-run) and the indexer's upsert stays one statement.
+  `CREATE TABLE IF NOT EXISTS persona_versions (id text NOT NULL, version int NOT NULL, name text NOT NULL, age int NOT NULL,
+    occupation text NOT NULL, locale text NOT NULL, description text NOT NULL, attributes jsonb NOT NULL, modalities jsonb NOT NULL,
+    mode text NOT NULL, model text NOT NULL, lineage jsonb NOT NULL, created_at timestamptz NOT NULL, indexed_at timestamptz NOT NULL,
+    replaced_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (id, version))`,
+  `CREATE OR REPLACE FUNCTION personas_keep_version() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     IF NEW.version > OLD.version THEN
+       INSERT INTO persona_versions (id, version, name, age, occupation, locale, description, attributes, modalities, mode, model, lineage, created_at, indexed_at)
+       VALUES (OLD.id, OLD.version, OLD.name, OLD.age, OLD.occupation, OLD.locale, OLD.description, OLD.attributes, OLD.modalities, OLD.mode, OLD.model,
+               OLD.lineage, OLD.created_at, OLD.indexed_at)
+       ON CONFLICT (id, version) DO NOTHING;
+     END IF;
+     RETURN NEW;
+   END $$`,
+  'CREATE OR REPLACE TRIGGER personas_keep_version BEFORE UPDATE ON personas FOR EACH ROW EXECUTE FUNCTION personas_keep_version()',
 ];
 
 /**
@@ -89,6 +110,19 @@ export interface ApiKeyRecord {
   id: string;
   scope: 'read' | 'write';
   label: string;
+}
+
+export interface PersonaVersion {
+  version: number;
+  name: string;
+  age: number;
+  occupation: string;
+  locale: string;
+  description: string;
+  model: string;
+  indexedAt: number;
+  /** When a newer version replaced it; null for the current one. */
+  replacedAt: number | null;
 }
 
 export type JobStatus = 'sending' | 'sent' | 'cancelled' | 'failed';
@@ -224,6 +258,33 @@ export async function searchPersonas(sql: SqlClient, vector: readonly number[], 
   return rows.map((r) => ({ ...summary(r), score: 1 - Number(r.distance) }));
 }
 
+/** Every version of a persona the store has seen indexed, oldest first, the current one last. */
+export async function personaVersions(sql: SqlClient, id: string): Promise<PersonaVersion[]> {
+  const rows = await sql.query<{ version: number; name: string; age: number; occupation: string; locale: string; description: string; model: string; indexed_ms: number | string; replaced_ms: number | string | null }>(
+    `SELECT version, name, age, occupation, locale, description, model, (extract(epoch from indexed_at) * 1000)::float8 AS indexed_ms,
+            (extract(epoch from replaced_at) * 1000)::float8 AS replaced_ms FROM persona_versions WHERE id = $1
+     UNION ALL
+     SELECT version, name, age, occupation, locale, description, model, (extract(epoch from indexed_at) * 1000)::float8, NULL FROM personas WHERE id = $1
+     ORDER BY version`, [id]);
+  return rows.map((r) => ({
+    version: r.version, name: r.name, age: r.age, occupation: r.occupation, locale: r.locale, description: r.description, model: r.model,
+    indexedAt: Math.round(Number(r.indexed_ms)), replacedAt: r.replaced_ms === null ? null : Math.round(Number(r.replaced_ms)),
+  }));
+}
+
+/**
+ * Records a modification and gives it the next version number: one above both the stored version and
+ * every modification submitted before. Undefined when another modification took that number at the same
+ * moment (the caller answers 409; a retry gets the next one).
+ */
+export async function submitEdit(sql: SqlClient, id: string, storedVersion: number, changes: Record<string, unknown>): Promise<number | undefined> {
+  const [row] = await sql.query<{ version: number }>(
+    `INSERT INTO persona_edits (id, version, changes)
+     SELECT $1, GREATEST($2::int, COALESCE((SELECT max(version) FROM persona_edits WHERE id = $1), 0)) + 1, $3::jsonb
+     ON CONFLICT (id, version) DO NOTHING RETURNING version`, [id, storedVersion, JSON.stringify(changes)]);
+  return row?.version;
+}
+
 /** Summaries of the given personas, in id order; ids with no persona are left out. */
 export async function personaSummaries(sql: SqlClient, ids: readonly string[]): Promise<PersonaSummary[]> {
   const rows = await sql.query<SummaryRow>(`SELECT ${SUMMARY_COLUMNS} FROM personas p WHERE p.id = ANY($1::text[]) ORDER BY p.id`, [ids]);
@@ -353,6 +414,8 @@ export interface CorpusStore {
   search(vector: readonly number[], filter: PersonaFilter, limit: number, excludeId?: string): Promise<ScoredPersona[]>;
   vector(id: string): Promise<number[] | undefined>;
   summaries(ids: readonly string[]): Promise<PersonaSummary[]>;
+  versions(id: string): Promise<PersonaVersion[]>;
+  submitEdit(id: string, storedVersion: number, changes: Record<string, unknown>): Promise<number | undefined>;
   clusters(membersPerCluster: number): Promise<ClusterSummary[]>;
   stats(): Promise<PopulationStats>;
   cursorSecret(): Promise<string>;
@@ -373,6 +436,8 @@ export function corpusStore(sql: SqlClient): CorpusStore {
     search: (vector, filter, limit, excludeId) => searchPersonas(sql, vector, filter, limit, excludeId),
     vector: (id) => personaVector(sql, id),
     summaries: (ids) => personaSummaries(sql, ids),
+    versions: (id) => personaVersions(sql, id),
+    submitEdit: (id, storedVersion, changes) => submitEdit(sql, id, storedVersion, changes),
     clusters: (n) => clusterSummaries(sql, n),
     stats: () => populationStats(sql),
     cursorSecret: () => cursorSecret(sql),

@@ -2,6 +2,7 @@ import { buildApp, type App } from '../../api/app.ts';
 import { createApiKey } from '../../api/auth.ts';
 import { apiDeps, type ApiParts } from '../../api/deps.ts';
 import type { SqlStore } from '../../store/sql-store.ts';
+import { EventSource } from '../../runtime/source.ts';
 import { openStore } from '../../store/open.ts';
 import type { TestPipeline } from './pipeline.ts';
 
@@ -22,10 +23,12 @@ export async function createTestApi(t: TestPipeline, overrides: Partial<Pick<Api
   const store = await openStore(t.config);
   await store.migrate();
   const { store: _pipelineStore, ...shared } = t.pipeline.ctx;
+  const source = await EventSource.open(t.pipeline.kafka, t.pipeline.serde, t.prefix);
   const app = await buildApp(apiDeps({
     config: { ...t.config, apiBodyLimit: overrides.bodyLimit ?? t.config.apiBodyLimit, apiRateLimit: overrides.rateLimit ?? 1_000_000 },
-    corpus: store.corpus, lattice: store, shared, logger: t.pipeline.ctx.logger,
+    corpus: store.corpus, store, shared, logger: t.pipeline.ctx.logger,
     sink: overrides.sink ?? ((seeds) => t.ingest([...seeds])),
+    resubmit: (personas) => source.send(personas.map((p) => ({ event: 'draft' as const, key: p.id, value: p }))),
     progress: t.observer,
     ...(overrides.jobBatchSize ? { jobBatchSize: overrides.jobBatchSize } : {}),
   }));
@@ -35,6 +38,7 @@ export async function createTestApi(t: TestPipeline, overrides: Partial<Pick<Api
     auth: (scope) => ({ authorization: `Bearer ${keys[scope]}` }),
     async close() {
       await app.close();
+      await source.close();
       await store.close();
     },
   };

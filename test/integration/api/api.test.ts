@@ -150,6 +150,44 @@ describe('HTTP API', () => {
     });
   });
 
+  describe('modify', () => {
+    it('turns a modification into the next version through the pipeline, keeping the one it replaced', async () => {
+      const [target] = await listAll('', 1);
+      if (!target) throw new Error('no persona');
+      const before = (await get(`/personas/${target.id}`)).json<{ version: number; description: string; versions: unknown[] }>();
+      expect(before.versions).toHaveLength(1);
+      const description = `${before.description} On weekends this person also restores old lighthouse lenses.`;
+      const res = await api.app.inject({ method: 'PATCH', url: `/personas/${target.id}`, payload: { description }, headers: api.auth('write') });
+      expect(res.statusCode, res.body).toBe(202);
+      expect(res.json()).toEqual({ id: target.id, version: before.version + 1, status: 'submitted' });
+      type Full = { version: number; description: string; validation: { checks: string[] } | null; versions: { version: number; description: string; replacedAt: number | null }[] };
+      let after = before as Full;
+      for (let i = 0; i < 240 && after.version === before.version; i += 1) {
+        await new Promise((r) => setTimeout(r, 500));
+        after = (await get(`/personas/${target.id}`)).json<Full>();
+      }
+      // Re-validated and re-indexed as the next version; the first stays retrievable.
+      expect(after.version).toBe(before.version + 1);
+      expect(after.description).toBe(description);
+      expect(after.validation?.checks.length).toBeGreaterThan(0);
+      expect(after.versions.map((v) => [v.version, v.description, v.replacedAt === null])).toEqual([
+        [before.version, before.description, false], [before.version + 1, description, true],
+      ]);
+      // Search sees the new text: it finds the persona by it.
+      const hits = (await post('/search', { text: description, limit: 1 }, 'read')).json<{ items: { id: string }[] }>().items;
+      expect(hits[0]?.id).toBe(target.id);
+    });
+
+    it('refuses an empty or unknown change, an unknown persona, and a read key', async () => {
+      const [target] = await listAll('', 1);
+      const patch = (id: string, payload: object, scope: 'read' | 'write' = 'write') => api.app.inject({ method: 'PATCH', url: `/personas/${id}`, payload, headers: api.auth(scope) });
+      expect((await patch(target?.id ?? '', {})).statusCode).toBe(400);
+      expect((await patch(target?.id ?? '', { shoeSize: 44 })).json<ErrorBody>().message).toContain('shoeSize');
+      expect((await patch('0'.repeat(32), { age: 40 })).statusCode).toBe(404);
+      expect((await patch(target?.id ?? '', { age: 40 }, 'read')).statusCode).toBe(403);
+    });
+  });
+
   describe('retrieval', () => {
     it('finds a persona by its own text first, and applies filters inside the search', async () => {
       const all = await listAll('', 100);
