@@ -8,6 +8,7 @@ import { createLogger } from '../core/logger.ts';
 import { dedupBenchmark } from './dedup/dedup.bench.ts';
 import { llmSaturationBenchmark } from './llm/saturation.bench.ts';
 import { pipelineBenchmark } from './runner/pipeline.bench.ts';
+import { searchBenchmark } from './search/search.bench.ts';
 import { runnerBenchmark } from './runner/runner.bench.ts';
 import { BenchError, gitCommit, machine, packageVersions, REPO_ROOT, type Benchmark, type BenchOutcome, type Figure, type Machine } from './harness.ts';
 
@@ -19,7 +20,7 @@ import { BenchError, gitCommit, machine, packageVersions, REPO_ROOT, type Benchm
  */
 
 /** In the order issue 19 lists them by priority; the name is what `--only` takes. */
-const BENCHMARKS: readonly Benchmark[] = [dedupBenchmark, runnerBenchmark, pipelineBenchmark, llmSaturationBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [dedupBenchmark, runnerBenchmark, pipelineBenchmark, llmSaturationBenchmark, searchBenchmark];
 
 interface Results {
   command: string;

@@ -184,7 +184,7 @@ export async function openPostgresClient(url: string, ssl?: ConnectionOptions): 
   };
 }
 
-async function pgliteClient(dataDir: string): Promise<SqlClient> {
+export async function pgliteClient(dataDir: string): Promise<SqlClient> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { vector } = await import('@electric-sql/pglite/vector');
   // One options object: PGlite.create(dataDir, {extensions}) silently drops the extension in 0.4.x.
