@@ -60,6 +60,8 @@ describe('population fidelity', () => {
     const flagged = skewed.pairs.filter((p) => p.flagged).map((p) => p.pair.join(' × '));
     expect(flagged.every((p) => p.startsWith('sex × ') || p.endsWith(' × sex'))).toBe(true);
     expect(renderFidelity(skewed)).toContain('| sex × occupationGroup |');
+    // The figures docs/QUALITY.md quotes.
+    console.log(`planted skew, 20000 personas: clean worst pair ${clean.pairs[0]?.pair.join(' × ')} chi-square ${clean.pairs[0]?.chiSquare}/${clean.pairs[0]?.critical}; skewed: ${skewed.pairs.slice(0, 3).map((p) => `${p.pair.join(' × ')} TVD ${p.tvd} JSD ${p.jsd} chi-square ${p.chiSquare}/${p.critical}`).join('; ')}; flagged ${flagged.length}`);
   });
 
   it('compares a targeted job with the conditional target, not the whole population', () => {
