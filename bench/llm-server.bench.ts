@@ -25,13 +25,16 @@
  * (sampled attributes, persona/prompt.ts's few-shot messages, its JSON schema, max_tokens 160, temperature
  * 0.7, the persona's seed), sent one at a time, the models taking turns request by request. For each model:
  * personas/min, time to first token, generated tokens, peak RSS (sampled every 50 ms), and what validation's
- * text checks (persona/coherence.ts) make of the outputs. `--show` prints every description.
+ * text checks (persona/coherence.ts) make of the outputs. `--show` prints every description. `--from K` starts at
+ * the K-th valid seed instead of the first; `--out FILE` writes every valid draft as a JSONL line
+ * {model, seedText, persona} (persona as the draft stage emits it), the raw material of the labelled fixture
+ * test/fixtures/draft-outputs.jsonl.
  *
  * A model is a local model id (models/weights/fetch.ts, fetched by `personahub models fetch`) or
  * `name=/absolute/path.gguf` for any other GGUF.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -67,6 +70,8 @@ const { values: args } = parseArgs({
     sentences: { type: 'string', default: '200' },
     queue: { type: 'string', default: '8' },
     show: { type: 'boolean', default: false },
+    from: { type: 'string', default: '0' },
+    out: { type: 'string' },
     serve: { type: 'string' },
   },
 });
@@ -371,17 +376,15 @@ interface DraftOutcome {
   detail: string[];
 }
 
-/** Any CJK character: the 0.5B was seen drifting into Chinese without few-shot examples (DESIGN §8). */
-const CJK = /[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]/;
-
 /** Mode 2: the local text models side by side on the draft stage's own requests. */
 async function draftBench(modelsDir: string): Promise<void> {
   const models = args.models.split(',').map((m) => modelChoice(modelsDir, m.trim()));
   const count = Number(args.personas ?? '24');
   const lines = readFileSync(fileURLToPath(new URL('../data/seeds.jsonl', import.meta.url)), 'utf8').split('\n');
   // As `personahub demo` ingests them: source = the file's name, the first N valid lines.
-  const seeds = parseSeedLines(lines, { source: 'seeds.jsonl', format: 'jsonl', maxChars: config.maxSeedChars, now: 0 }).seeds.slice(0, count);
-  console.log(`draft bench: ${models.map((m) => m.name).join(' vs ')}, the first ${seeds.length} seeds of data/seeds.jsonl, prompt ${PROMPT_VERSION}, one request at a time, models alternating, ${process.version}`);
+  const from = Number(args.from);
+  const seeds = parseSeedLines(lines, { source: 'seeds.jsonl', format: 'jsonl', maxChars: config.maxSeedChars, now: 0 }).seeds.slice(from, from + count);
+  console.log(`draft bench: ${models.map((m) => m.name).join(' vs ')}, ${seeds.length} seeds of data/seeds.jsonl from the ${from + 1}th, prompt ${PROMPT_VERSION}, one request at a time, models alternating, ${process.version}`);
   // Other work on the machine slows every model alike (they alternate), but it moves the absolute figures.
   const loadAtStart = loadavg()[0] ?? 0;
 
@@ -408,6 +411,7 @@ async function draftBench(modelsDir: string): Promise<void> {
   const tokensBefore = await Promise.all(servers.map((s) => s.tokensGenerated()));
 
   const outcomes: DraftOutcome[][] = servers.map(() => []);
+  const drafts: { model: string; seedText: string; persona: Persona }[] = [];
   for (const seed of seeds) {
     const id = personaId(seed.id, 0);
     const attributes = sampleAttributes(seed.id, 0);
@@ -435,13 +439,14 @@ async function draftBench(modelsDir: string): Promise<void> {
         id, version: 1, seedId: seed.id, generationIndex: 0,
         name: attributes.name, age: attributes.age, occupation: attributes.occupation, locale: attributes.locale,
         traits: attributes.traits, description, seedRelation: attributes.seedRelation,
-        provenance: { mode: 'LLM', model: server.model.name, promptVersion: PROMPT_VERSION, createdAt: 0 },
-        lineage: lineageOf(seed), enrichment: null, validation: null,
+        // The real time: validation reads the creation year (a career "since 1992" is checked against it).
+        provenance: { mode: 'LLM', model: server.model.name, promptVersion: PROMPT_VERSION, createdAt: Date.now(), samplerProfile: null, samplerProfileVersion: null },
+        lineage: lineageOf(seed), demographics: null, enrichment: null, validation: null,
       };
+      drafts.push({ model: server.model.name, seedText: seed.text, persona });
       // The text checks only: enrichment (modalities, embedding) and duplicate checks come later in the pipeline.
-      const checked = checkPersona(persona, { dimensions: EMBEDDING_MODEL.dimensions });
+      const checked = checkPersona(persona, { dimensions: EMBEDDING_MODEL.dimensions, maxDescriptionChars: config.maxDescriptionChars, seedText: seed.text });
       const reasons = checked.reasons.filter((r) => r.code !== 'NOT_ENRICHED').map((r) => r.code);
-      if (CJK.test(description)) reasons.push('CJK_TEXT');
       const outcome = reasons.length > 0 ? 'rejected' : checked.repaired.length > 0 ? 'repaired' : 'passed';
       outcomes[i]?.push({ ...base, description: checked.persona.description, outcome, detail: reasons.length > 0 ? reasons : checked.repaired });
     }
@@ -471,6 +476,10 @@ async function draftBench(modelsDir: string): Promise<void> {
     console.log(`  finish: ${tally(list.map((o) => o.finishReason))}`);
     console.log(`  validation's text checks: passed as written ${by('passed').length}, after a repair ${by('repaired').length} (${tally(by('repaired').flatMap((o) => o.detail))}), rejected ${by('rejected').length} (${tally(by('rejected').flatMap((o) => o.detail))}), not a valid draft ${by('invalid').length}`);
     console.log(`  RSS: ${round(loadedRss[i] ?? 0, 0)} MiB loaded (text + embedding model), peak ${round(peakRss[i] ?? 0, 0)} MiB; exit code after SIGTERM: ${exitCodes[i]}`);
+  }
+  if (args.out !== undefined) {
+    writeFileSync(args.out, drafts.map((d) => `${JSON.stringify(d)}\n`).join(''));
+    console.log(`${drafts.length} drafts written to ${args.out}`);
   }
   if (args.show) {
     for (const [s, seed] of seeds.entries()) {

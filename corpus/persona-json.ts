@@ -12,7 +12,9 @@ export class CorpusError extends PersonaHubError {
 /**
  * The exported persona, field for field the `Persona` of schemas/persona.avsc: the same names, the
  * same nesting, enums as their symbols, timestamps as epoch milliseconds. Checked on import so a
- * hand-edited or foreign file is refused with the field named, never half-stored.
+ * hand-edited or foreign file is refused with the field named, never half-stored. The sections later
+ * stages fill (lineage, demographics, enrichment, validation) may be absent and read as the schema's
+ * null default, so `personahub check` takes drafts made elsewhere.
  */
 const strings = z.array(z.string());
 const millis = z.number().int().nonnegative();
@@ -33,7 +35,7 @@ const personaSchema = z.object({
     // Absent in files exported before profiles existed: read as the schema's default.
     samplerProfile: z.string().nullable().default(null), samplerProfileVersion: z.string().nullable().default(null),
   }),
-  lineage: z.object({ depth: z.number().int().nonnegative(), rootSeedId: z.string(), parentPersonaId: z.string().nullable(), relationKind: z.string().nullable() }).nullable(),
+  lineage: z.object({ depth: z.number().int().nonnegative(), rootSeedId: z.string(), parentPersonaId: z.string().nullable(), relationKind: z.string().nullable() }).nullable().default(null),
   demographics: z.object({
     sex: z.string(), maritalStatus: z.string(), household: z.string(), educationLevel: z.string(), educationField: z.string(), employmentStatus: z.string(),
     occupationGroup: z.string(), industry: z.string(), city: z.string(), region: z.string(), country: z.string(), culturalBackground: z.string(),
@@ -44,8 +46,8 @@ const personaSchema = z.object({
     bigFive: z.object({ openness: z.number(), conscientiousness: z.number(), extraversion: z.number(), agreeableness: z.number(), neuroticism: z.number() }),
     habits: strings, goals: strings, mediaDiet: strings, appearance: z.string(), imagePrompt: z.string(), settings: strings,
     embedding: z.array(z.number()).min(1), embeddingModel: z.string(), enrichedAt: millis,
-  }).nullable(),
-  validation: z.object({ textHash: z.string(), checks: strings, repaired: strings, validatedAt: millis }).nullable(),
+  }).nullable().default(null),
+  validation: z.object({ textHash: z.string(), checks: strings, repaired: strings, validatedAt: millis }).nullable().default(null),
 });
 
 /**

@@ -1,13 +1,20 @@
 import type { Persona } from '../schemas/types.generated.ts';
-import { OCCUPATIONS } from './attributes.ts';
-import { FEW_SHOT } from './prompt.ts';
 import { lifeStageFor } from './modalities.ts';
-import { normalizeText, withArticle } from './text.ts';
+import { withArticle } from './text.ts';
+import { age, ageFitsOccupation, contradictingOccupations, locale, mentions, name, occupation, statedAges, traits } from './checks/attributes.ts';
+import type { Finding } from './checks/codes.ts';
+import { fewShotEcho, seedCopy } from './checks/copying.ts';
+import { descriptionLength, foreignScript, promptLeak, specialTokens } from './checks/hygiene.ts';
+import { escapeRegExp, sentencesOf, type Check, type CheckInput } from './checks/input.ts';
+import { pronouns } from './checks/pronouns.ts';
+import { cutRepetition, repetition } from './checks/repetition.ts';
+import { seedEventAsOwn } from './checks/seed-event.ts';
+import { timeSpans } from './checks/time-spans.ts';
 
-export interface Reason {
-  code: string;
-  message: string;
-}
+export { contradictingOccupations, mentions, statedAges } from './checks/attributes.ts';
+export { REASON_CODES, type ReasonCode } from './checks/codes.ts';
+
+export type Reason = Finding;
 
 export interface CheckResult {
   /** The persona after the repair step (unchanged when nothing was repaired). */
@@ -17,150 +24,134 @@ export interface CheckResult {
   reasons: Reason[];
 }
 
-const AGE_MENTIONS = [/\b(\d{1,3})[- ]years?[- ]old\b/gi, /\baged (\d{1,3})\b/gi, /\bat (\d{1,3}),/gi, /, (\d{1,3}), (?:is|works|lives)\b/gi];
-
-const escapeRegExp = (x: string): string => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** The word as a whole word ("Amara" is not in "Amarah"), ignoring case. */
-export function mentions(text: string, word: string): boolean {
-  return new RegExp(`(?<![\\p{L}\\p{N}])${escapeRegExp(word)}(?![\\p{L}\\p{N}])`, 'iu').test(text);
+export interface CheckOptions {
+  /** The embedding's expected dimensions; undefined skips that check (a persona made elsewhere, with another embedder). */
+  dimensions?: number | undefined;
+  /** PERSONAHUB_MAX_DESCRIPTION_CHARS. */
+  maxDescriptionChars: number;
+  /** The seed text, when known: the seed-copy and seed-event checks need it. */
+  seedText?: string | undefined;
+  /** The validate stage requires the enrichment section; a user's file may have none. */
+  requireEnrichment?: boolean;
 }
 
-/** "a 19-year-old daughter" states someone else's age: such mentions are not about the persona. */
-const OTHER_PEOPLE = /^[- ](?:daughter|son|child|kid|baby|boy|girl|grandson|granddaughter|grandchild|nephew|niece|brother|sister|sibling|twin|mother|father|mom|dad|parent|wife|husband|partner|student|patient|client|dog|cat|horse|car|truck|house|home|business|company|firm|shop|bakery|farm|tree)s?\b/i;
+const ENDS_SENTENCE = /[.!?]["')\]\u201d]?$/;
 
-/** Ages the text states about the persona, with where they are, so a contradiction can be repaired in place. */
-export function statedAges(text: string): { age: number; index: number; length: number; digits: string }[] {
-  const found: { age: number; index: number; length: number; digits: string }[] = [];
-  for (const pattern of AGE_MENTIONS) {
-    for (const m of text.matchAll(pattern)) {
-      const digits = m[1];
-      if (digits === undefined || m.index === undefined) continue;
-      if (OTHER_PEOPLE.test(text.slice(m.index + m[0].length))) continue;
-      found.push({ age: Number(digits), index: m.index + m[0].indexOf(digits), length: digits.length, digits });
-    }
-  }
+function truncation({ persona }: CheckInput): Finding[] {
+  return ENDS_SENTENCE.test(persona.description.trim()) ? [] : [{ code: 'TRUNCATED', message: 'description ends mid-sentence and is too short to cut back' }];
+}
+
+function invariants({ persona }: CheckInput): Finding[] {
+  const found: Finding[] = [];
+  if (persona.name.trim().length < 2) found.push({ code: 'NAME_EMPTY', message: 'name is empty' });
+  if (persona.age < 16 || persona.age > 100) found.push({ code: 'AGE_OUT_OF_RANGE', message: `age ${persona.age} is outside 16-100` });
+  if (persona.traits.length === 0) found.push({ code: 'NO_TRAITS', message: 'no traits' });
   return found;
 }
 
-/** Other known occupations the text claims for the person ("works as a pilot" for a nurse). */
-export function contradictingOccupations(text: string, occupation: string): string[] {
-  const lower = text.toLowerCase();
-  const own = occupation.toLowerCase();
-  return OCCUPATIONS.map((o) => o.title.toLowerCase())
-    .filter((title) => title !== own && !own.includes(title) && !title.includes(own))
-    .filter((title) => new RegExp(`\\b(?:as an?|is an?|works as an?|\\d+-year-old) ${escapeRegExp(title)}\\b`).test(lower));
-}
+/**
+ * The text checks, by the name recorded in `validation.checks` when they pass. Each is a pure
+ * function under persona/checks/ with its own reason codes (persona/checks/codes.ts).
+ */
+export const TEXT_CHECKS: Readonly<Record<string, Check>> = {
+  invariants, description_length: descriptionLength, special_tokens: specialTokens, prompt_leak: promptLeak,
+  foreign_script: foreignScript, complete_sentence: truncation, name_in_text: name, age_in_text: age,
+  age_fits_occupation: ageFitsOccupation, occupation_in_text: occupation, locale_in_text: locale, traits_in_text: traits,
+  pronouns, time_spans: timeSpans, repetition, not_few_shot_copy: fewShotEcho, not_seed_copy: seedCopy, seed_event: seedEventAsOwn,
+};
 
-function shingles(text: string, n = 3): Set<string> {
-  const words = normalizeText(text).split(' ');
-  const out = new Set<string>();
-  for (let i = 0; i + n <= words.length; i += 1) out.add(words.slice(i, i + n).join(' '));
-  return out;
-}
-
-export function jaccard(a: Set<string>, b: Set<string>): number {
-  let inter = 0;
-  for (const x of a) if (b.has(x)) inter += 1;
-  return inter === 0 ? 0 : inter / (a.size + b.size - inter);
-}
-
-const fewShotShingles = FEW_SHOT.map((ex) => shingles(ex.description));
+/** Findings that the tail cut can remove: a leaked fragment after the last good sentence. */
+const HYGIENE: readonly Check[] = [specialTokens, promptLeak, foreignScript];
 
 /**
- * Schema invariants and cross-field coherence. Contradictions a model makes between the sampled
- * attributes and its text (a stated age or occupation that differs) get one bounded, deterministic
- * repair: the text is made to agree with the attributes, which are the ground truth; whatever still
- * fails after that is rejected with every reason.
+ * The repair: one bounded, deterministic pass, each step at most once. The sampled attributes are the
+ * ground truth, so a stated age, a misspelt first name or another known occupation is set to them; a
+ * leaked fragment after the last good sentence is dropped, a cut-off text is cut back to its last
+ * full sentence, repeated sentences and a loop at the tail are dropped. Nothing else is rewritten:
+ * whatever still fails is rejected with every reason.
  */
-export function checkPersona(input: Persona, opts: { dimensions: number }): CheckResult {
-  const passed: string[] = [];
-  const reasons: Reason[] = [];
+function repair(input: CheckInput): { persona: Persona; repaired: string[] } {
+  let persona = input.persona;
   const repaired: string[] = [];
-  let persona = input;
-  const check = (name: string, ok: boolean, code: string, message: string): void => {
-    if (ok) passed.push(name);
-    else reasons.push({ code, message });
+  const set = (description: string, what: string): void => {
+    persona = { ...persona, description };
+    repaired.push(what);
   };
 
-  // Repair step (at most once per field).
+  // A leaked tail ("…work with.”}<start_of_image>In the text, there are…"): keep the sentences before it, if they make a text.
+  const sentences = sentencesOf(persona.description);
+  const firstBad = sentences.findIndex((s) => HYGIENE.some((c) => c({ ...input, persona: { ...persona, description: s } }).length > 0));
+  if (firstBad > 0) {
+    const kept = sentences.slice(0, firstBad).join('').trim();
+    const tail = sentences.slice(firstBad).join('');
+    const cleaned = kept.replace(/["\u201d]?\s*[}\]]+\s*$/, '');
+    if (cleaned.length >= 60 && ENDS_SENTENCE.test(cleaned) && tail.length <= cleaned.length) set(cleaned, 'description.leaked_tail');
+  }
+
   const wrongAges = statedAges(persona.description).filter((m) => m.age !== persona.age);
   if (wrongAges.length > 0) {
     let text = persona.description;
     for (const m of [...wrongAges].sort((a, b) => b.index - a.index)) text = `${text.slice(0, m.index)}${persona.age}${text.slice(m.index + m.length)}`;
-    persona = { ...persona, description: text };
-    repaired.push('description.age');
+    set(text, 'description.age');
   }
   // A misspelt first name before the right surname ("Tomasth Tanaka" for Tomasz Tanaka) is set right.
   const [first = '', ...rest] = persona.name.split(' ');
   const surname = rest.join(' ');
   if (surname && !mentions(persona.description, first)) {
     const misspelt = new RegExp(`\\b[A-Z][\\p{L}'-]*(?= ${escapeRegExp(surname)}\\b)`, 'u');
-    if (misspelt.test(persona.description)) {
-      persona = { ...persona, description: persona.description.replace(misspelt, first) };
-      repaired.push('description.name');
-    }
+    if (misspelt.test(persona.description)) set(persona.description.replace(misspelt, first), 'description.name');
   }
   const otherJobs = contradictingOccupations(persona.description, persona.occupation);
   if (otherJobs.length > 0) {
     let text = persona.description;
     // The article goes with the noun it precedes: "an airline pilot" becomes "a pediatric nurse".
     for (const job of otherJobs) {
-      text = text.replace(new RegExp(`\\b(?:(an?) )?${escapeRegExp(job)}\\b`, 'gi'), (_m, article: string | undefined) => (article ? `${withArticle(persona.occupation, article)}` : persona.occupation));
+      text = text.replace(new RegExp(`\\b(?:(an?) )?${escapeRegExp(job)}\\b`, 'gi'), (_m, article: string | undefined) => (article ? withArticle(persona.occupation, article) : persona.occupation));
     }
-    persona = { ...persona, description: text };
-    repaired.push('description.occupation');
+    set(text, 'description.occupation');
   }
 
   // A small model stopped by max_tokens ends mid-sentence; keep the complete sentences when enough remain.
-  if (!/[.!?]["')\]]?$/.test(persona.description.trim())) {
+  if (!ENDS_SENTENCE.test(persona.description.trim())) {
     const lastEnd = Math.max(...['. ', '! ', '? '].map((p) => persona.description.lastIndexOf(p)));
-    if (lastEnd >= 60) {
-      persona = { ...persona, description: persona.description.slice(0, lastEnd + 1) };
-      repaired.push('description.truncated');
-    }
+    if (lastEnd >= 60) set(persona.description.slice(0, lastEnd + 1), 'description.truncated');
   }
 
-  // Small models loop ("Female. Female. Female."): keep the first of each repeated sentence.
-  const sentences = persona.description.match(/[^.!?]+[.!?]+["')\]]?\s*|[^.!?]+$/g) ?? [persona.description];
-  const seen = new Set<string>();
-  const unique = sentences.filter((x) => {
-    const key = normalizeText(x);
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
-  if (unique.length < sentences.length) {
-    persona = { ...persona, description: unique.join('').trim() };
-    repaired.push('description.repetition');
-  }
+  const cut = cutRepetition(persona.description);
+  if (cut !== undefined) set(cut, 'description.repetition');
+  return { persona, repaired };
+}
 
-  const d = persona.description;
-  check('name', persona.name.trim().length >= 2, 'NAME_EMPTY', 'name is empty');
-  check('age_range', persona.age >= 16 && persona.age <= 100, 'AGE_OUT_OF_RANGE', `age ${persona.age} is outside 16-100`);
-  check('description_length', d.length >= 40 && d.length <= 2000, 'DESCRIPTION_LENGTH', `description has ${d.length} chars, allowed 40-2000`);
-  check('traits', persona.traits.length > 0, 'NO_TRAITS', 'no traits');
-  check('complete_sentence', /[.!?]["')\]]?$/.test(d.trim()), 'TRUNCATED', 'description ends mid-sentence and is too short to cut back');
-  const firstName = persona.name.split(' ')[0] ?? persona.name;
-  check('name_in_text', mentions(d, firstName), 'NAME_NOT_IN_TEXT', `description never names ${firstName}`);
-  check('age_in_text', statedAges(d).every((m) => m.age === persona.age), 'AGE_CONTRADICTION', `text states an age other than ${persona.age} after repair`);
-  check('occupation_in_text', contradictingOccupations(d, persona.occupation).length === 0, 'OCCUPATION_CONTRADICTION', `text gives another occupation than ${persona.occupation}`);
-  const spec = OCCUPATIONS.find((o) => o.title === persona.occupation);
-  check('age_fits_occupation', !spec || (persona.age >= spec.minAge && persona.age <= spec.maxAge), 'AGE_OCCUPATION', `a ${persona.age}-year-old ${persona.occupation} is implausible`);
-  const own = shingles(d);
-  const copied = fewShotShingles.some((ex) => jaccard(own, ex) > 0.4);
-  check('not_few_shot_copy', !copied, 'FEW_SHOT_COPY', 'description copies a few-shot example');
+/**
+ * Schema invariants, the text checks and cross-field coherence, after one bounded repair. What still
+ * fails is rejected with every reason.
+ */
+export function checkPersona(input: Persona, opts: CheckOptions): CheckResult {
+  const base: CheckInput = { persona: input, seedText: opts.seedText, maxDescriptionChars: opts.maxDescriptionChars };
+  const { persona, repaired } = repair(base);
+  const checked: CheckInput = { ...base, persona };
+  const passed: string[] = [];
+  const reasons: Reason[] = [];
+  for (const [checkName, check] of Object.entries(TEXT_CHECKS)) {
+    const found = check(checked);
+    if (found.length === 0) passed.push(checkName);
+    reasons.push(...found);
+  }
 
   const e = persona.enrichment;
+  const structural = (checkName: string, ok: boolean, finding: Finding): void => {
+    if (ok) passed.push(checkName);
+    else reasons.push(finding);
+  };
   if (!e) {
-    reasons.push({ code: 'NOT_ENRICHED', message: 'persona has no enrichment' });
+    if (opts.requireEnrichment ?? true) reasons.push({ code: 'NOT_ENRICHED', message: 'persona has no enrichment' });
   } else {
-    check('life_stage', e.lifeStage === lifeStageFor(persona.age), 'LIFE_STAGE_MISMATCH', `life stage ${e.lifeStage} does not fit age ${persona.age}`);
-    check('embedding_dimensions', e.embedding.length === opts.dimensions, 'EMBEDDING_DIMENSIONS', `embedding has ${e.embedding.length} dims, expected ${opts.dimensions}`);
+    structural('life_stage', e.lifeStage === lifeStageFor(persona.age), { code: 'LIFE_STAGE_MISMATCH', message: `life stage ${e.lifeStage} does not fit age ${persona.age}` });
+    if (opts.dimensions !== undefined) structural('embedding_dimensions', e.embedding.length === opts.dimensions, { code: 'EMBEDDING_DIMENSIONS', message: `embedding has ${e.embedding.length} dims, expected ${opts.dimensions}` });
     const finite = e.embedding.every(Number.isFinite);
-    check('embedding_finite', finite && Math.hypot(...e.embedding) > 1e-6, 'EMBEDDING_INVALID', 'embedding has non-finite values or zero norm');
+    structural('embedding_finite', finite && Math.hypot(...e.embedding) > 1e-6, { code: 'EMBEDDING_INVALID', message: 'embedding has non-finite values or zero norm' });
     const b = e.bigFive;
-    check('big_five_range', [b.openness, b.conscientiousness, b.extraversion, b.agreeableness, b.neuroticism].every((x) => x >= 0 && x <= 1), 'BIG_FIVE_RANGE', 'a Big Five score is outside 0-1');
+    structural('big_five_range', [b.openness, b.conscientiousness, b.extraversion, b.agreeableness, b.neuroticism].every((x) => x >= 0 && x <= 1), { code: 'BIG_FIVE_RANGE', message: 'a Big Five score is outside 0-1' });
   }
   return { persona, passed, repaired, reasons };
 }

@@ -5,7 +5,7 @@ import { FEW_SHOT } from '../../../persona/prompt.ts';
 import { samplePersona } from '../../helpers/samples.ts';
 import { hashEmbed } from '../../../llm/embedder.ts';
 
-const dims = { dimensions: 384 };
+const dims = { dimensions: 384, maxDescriptionChars: 2000 };
 
 describe('coherence rules', () => {
   it('passes a coherent persona untouched', () => {
@@ -77,9 +77,9 @@ describe('coherence rules', () => {
   });
 
   it('rejects with every reason: missing name, implausible age for the job, wrong dims, copied few-shot', () => {
-    const r = checkPersona(samplePersona({ age: 17, description: FEW_SHOT[0]?.description ?? '' }), { dimensions: 768 });
+    const r = checkPersona(samplePersona({ age: 17, description: FEW_SHOT[0]?.description ?? '' }), { ...dims, dimensions: 768 });
     const codes = r.reasons.map((x) => x.code);
-    expect(codes).toEqual(expect.arrayContaining(['NAME_NOT_IN_TEXT', 'AGE_OCCUPATION', 'EMBEDDING_DIMENSIONS', 'FEW_SHOT_COPY']));
+    expect(codes).toEqual(expect.arrayContaining(['NAME_NOT_IN_TEXT', 'AGE_OCCUPATION', 'EMBEDDING_DIMENSIONS', 'FEW_SHOT_ECHO']));
   });
 
   it('rejects a life stage that does not fit the age', () => {
@@ -92,6 +92,6 @@ describe('coherence rules', () => {
     const p = samplePersona({ description: 'Amara.' });
     const zero = { ...p, enrichment: p.enrichment ? { ...p.enrichment, embedding: new Array(384).fill(0) } : null };
     const codes = checkPersona(zero, dims).reasons.map((x) => x.code);
-    expect(codes).toEqual(expect.arrayContaining(['DESCRIPTION_LENGTH', 'EMBEDDING_INVALID']));
+    expect(codes).toEqual(expect.arrayContaining(['DESCRIPTION_TOO_SHORT', 'EMBEDDING_INVALID']));
   });
 });
