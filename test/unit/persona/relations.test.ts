@@ -116,7 +116,7 @@ describe('relation prompts and expansion seeds', () => {
   });
 
   it('reads a source seed as the root of its own lattice, and an unknown kind as no relation', () => {
-    const source: Seed = { id: 's'.repeat(32), text: 't', source: 'f', lineNumber: 1, depth: 0, parentPersonaId: null, rootSeedId: null, relationKind: null, parent: null, createdAt: 0 };
+    const source: Seed = { id: 's'.repeat(32), text: 't', source: 'f', lineNumber: 1, depth: 0, parentPersonaId: null, rootSeedId: null, relationKind: null, parent: null, target: null, createdAt: 0 };
     expect(relationOf(source)).toBeUndefined();
     expect(lineageOf(source)).toEqual({ depth: 0, rootSeedId: source.id, parentPersonaId: null, relationKind: null });
     const [seed] = expansionSeeds(parent, ['family'], 0);
