@@ -64,6 +64,8 @@ export interface BenchContext {
   cacheDir: string;
   /** A scratch folder of this invocation, removed at the end. */
   workDir: string;
+  /** Where the results go: a benchmark's files (plots) are written beside the results file. */
+  outDir: string;
 }
 
 export interface Benchmark {

@@ -12,10 +12,23 @@ const WHEELS = [
   'datasketch-2.0.0-py3-none-any.whl',
   'numpy-2.4.6-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl',
   'scipy-1.17.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl',
+  'contourpy-1.3.3-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl',
+  'cycler-0.12.1-py3-none-any.whl',
+  'fonttools-4.68.0-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl',
+  'kiwisolver-1.5.1-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl',
+  'matplotlib-3.10.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl',
+  'packaging-26.4-py3-none-any.whl',
+  'pillow-13.0.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl',
+  'pyparsing-3.3.3-py3-none-any.whl',
+  'python_dateutil-4.0.0-py3-none-any.whl',
+  'tzdata-2026.6-py2.py3-none-any.whl',
 ] as const;
 
-/** Tags that make pip choose the pinned CPython 3.11 wheels, whatever interpreter runs pip. */
-const PIP_TARGET = ['--platform', 'manylinux_2_28_x86_64', '--python-version', '3.11', '--implementation', 'cp', '--abi', 'cp311'];
+/**
+ * Tags that make pip choose the pinned CPython 3.11 wheels, whatever interpreter runs pip. pip 23 does not widen a
+ * --platform to the older manylinux tags it implies, so the manylinux2014 wheels (matplotlib, kiwisolver) are named too.
+ */
+const PIP_TARGET = ['--platform', 'manylinux_2_28_x86_64', '--platform', 'manylinux2014_x86_64', '--python-version', '3.11', '--implementation', 'cp', '--abi', 'cp311'];
 
 const errors = { error: (f: { message: string; cause?: unknown }) => new BenchError('PH_BENCH_PYTHON', f.message, { cause: f.cause }) };
 
@@ -36,7 +49,7 @@ export async function benchPython(cacheDir: string, python = 'python3'): Promise
     throw new BenchError('PH_BENCH_PYTHON', `the bench's wheels are pinned for CPython 3.11, but ${python} is ${stdout.trim()}; pass a 3.11 interpreter with --python`);
   }
   const wheels = join(cacheDir, 'wheels');
-  await pipDownload({ requirementsFile: REQUIREMENTS, dest: wheels, wheels: WHEELS, what: 'downloading the bench wheels (datasketch)', pipTarget: PIP_TARGET, errors });
+  await pipDownload({ requirementsFile: REQUIREMENTS, dest: wheels, wheels: WHEELS, what: 'downloading the bench wheels (datasketch, matplotlib)', pipTarget: PIP_TARGET, errors });
   await runTool(python, ['-m', 'venv', '--clear', venv], { ...errors, what: 'creating the bench venv' });
   await runTool(venvPython, ['-m', 'pip', 'install', '--no-index', '--no-deps', '--disable-pip-version-check', '--no-input', ...WHEELS.map((w) => join(wheels, w))], { ...errors, what: 'installing the bench wheels' });
   await writeStamp(stamp, expected);

@@ -7,6 +7,7 @@ import { PersonaHubError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import { dedupBenchmark } from './dedup/dedup.bench.ts';
 import { llmSaturationBenchmark } from './llm/saturation.bench.ts';
+import { backlogBenchmark } from './backlog/backlog.bench.ts';
 import { pipelineBenchmark } from './runner/pipeline.bench.ts';
 import { searchBenchmark } from './search/search.bench.ts';
 import { runnerBenchmark } from './runner/runner.bench.ts';
@@ -20,7 +21,7 @@ import { BenchError, gitCommit, machine, packageVersions, REPO_ROOT, type Benchm
  */
 
 /** In the order issue 19 lists them by priority; the name is what `--only` takes. */
-const BENCHMARKS: readonly Benchmark[] = [dedupBenchmark, runnerBenchmark, pipelineBenchmark, llmSaturationBenchmark, searchBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [dedupBenchmark, runnerBenchmark, pipelineBenchmark, llmSaturationBenchmark, searchBenchmark, backlogBenchmark];
 
 interface Results {
   command: string;
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, name: 'bench' });
   const workDir = mkdtempSync(join(tmpdir(), 'ph-bench-'));
+  mkdirSync(outDir, { recursive: true });
   const startedAt = new Date().toISOString();
   const m = machine();
   // Read before the run: what was measured is what was installed when it started.
@@ -104,7 +106,7 @@ async function main(): Promise<void> {
     for (const b of chosen) {
       logger.info({ bench: b.name, smoke }, 'benchmark started');
       const start = performance.now();
-      const outcome = await b.run({ smoke, logger, cacheDir: config.cacheDir, workDir });
+      const outcome = await b.run({ smoke, logger, cacheDir: config.cacheDir, workDir, outDir });
       outcomes.push({ name: b.name, title: b.title, ...outcome, seconds: (performance.now() - start) / 1000, finishedAt: new Date().toISOString(), loadAverage: Math.round((loadavg()[0] ?? 0) * 100) / 100 });
     }
   } finally {
@@ -128,7 +130,6 @@ async function main(): Promise<void> {
     versions,
     benchmarks: [...kept, ...outcomes].sort((a, b) => order(a.name) - order(b.name)),
   };
-  mkdirSync(outDir, { recursive: true });
   writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
   const table = markdown(results);
   writeFileSync(join(outDir, 'latest.md'), table);
