@@ -333,6 +333,8 @@ export function filterViewOf(p: { age: number; occupation: string; traits: reado
 }
 
 const samplers = new Map<string, Sampler>();
+/** Filters kept per process: the API may see many distinct ones, and each holds its backward messages. */
+const MAX_SAMPLERS = 64;
 
 /**
  * The sampler of a profile (config/profiles/<name>.yaml) conditioned on a filter expression, built once
@@ -343,6 +345,7 @@ export function samplerFor(profileName: string, where = ''): Sampler {
   let sampler = samplers.get(key);
   if (!sampler) {
     sampler = createSampler(loadProfile(profileName), parseWhere(where));
+    if (samplers.size >= MAX_SAMPLERS) samplers.delete(samplers.keys().next().value ?? key);
     samplers.set(key, sampler);
   }
   return sampler;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { matches, parseWhere } from '../../../persona/filter.ts';
 import { checkProfile, listProfiles, loadProfile, parseProfile, ProfileError, type CategoricalNode, type Profile } from '../../../persona/profile.ts';
-import { createSampler, filterViewOf, samplePersona, targetDistribution, UnsatisfiableFilterError, type ProfileDraw } from '../../../persona/sampler.ts';
+import { createSampler, filterViewOf, samplePersona, samplerFor, targetDistribution, UnsatisfiableFilterError, type ProfileDraw } from '../../../persona/sampler.ts';
 import { rng } from '../../../persona/text.ts';
 
 /**
@@ -178,6 +178,13 @@ describe('sampler profiles', () => {
     expect(createSampler(profile, parseWhere('region=Texas')).draw(rng('t')).values.city).toBe('Houston');
   });
 
+  it('builds a sampler once per (profile, filter) and keeps at most 64 filters', () => {
+    const first = samplerFor('global', 'age>=20');
+    expect(samplerFor('global', 'age>=20')).toBe(first);
+    for (let i = 0; i < 64; i += 1) samplerFor('global', `age>=${21 + i}`);
+    expect(samplerFor('global', 'age>=20')).not.toBe(first);
+  });
+
   it('the chi-square test refuses draws that do not follow the target', () => {
     const profile = loadProfile('global');
     const draws = drawMany(profile, '', 20_000, 'power');
@@ -190,15 +197,16 @@ describe('sampler profiles', () => {
 });
 
 describe('profile checks', () => {
-  const valid = {
+  interface Doc { nodes: Record<string, unknown>[]; [key: string]: unknown }
+  const valid: Doc = {
     name: 'tiny', version: '1', description: 'A test profile.', ageNode: 'ageBand', sources: { s: 'a source' }, names: { source: 's', byBackground: {} },
     nodes: [
       { name: 'ageBand', source: 's', distribution: { '18-40': 0.5, '41-80': 0.5 } },
       { name: 'sex', source: 's', given: ['ageBand'], table: { '18-40': { male: 0.5, female: 0.5 }, '41-80': { male: 0.4, female: 0.6 } } },
     ],
   };
-  const broken = (edit: (doc: typeof valid & Record<string, unknown>) => void): ProfileError => {
-    const doc = structuredClone(valid) as typeof valid & Record<string, unknown>;
+  const broken = (edit: (doc: Doc) => void): ProfileError => {
+    const doc = structuredClone(valid);
     edit(doc);
     try {
       checkProfile(doc, 'tiny.yaml');
@@ -210,19 +218,19 @@ describe('profile checks', () => {
   };
 
   it('names the file and the path of what is wrong', () => {
-    expect(broken((d) => { d.nodes[1] = { ...d.nodes[1], table: { '18-40': { male: 0.5, female: 0.4 }, '41-80': { male: 0.4, female: 0.6 } } } as never; }).message)
+    expect(broken((d) => { d.nodes[1] = { ...d.nodes[1], table: { '18-40': { male: 0.5, female: 0.4 }, '41-80': { male: 0.4, female: 0.6 } } }; }).message)
       .toBe('tiny.yaml: $.nodes[1].table["18-40"]: probabilities sum to 0.9000, not 1 (tolerance 0.002)');
-    expect(broken((d) => { d.nodes[1] = { ...d.nodes[1], table: { '18-40': { male: 0.5, female: 0.5 } } } as never; }).message)
+    expect(broken((d) => { d.nodes[1] = { ...d.nodes[1], table: { '18-40': { male: 0.5, female: 0.5 } } }; }).message)
       .toBe('tiny.yaml: $.nodes[1].table: does not cover ageBand = 41-80');
-    expect(broken((d) => { d.nodes[1] = { ...d.nodes[1], table: { '18-40, 41-80': { male: 0.5, female: 0.5 }, '41-80': { male: 1 } } } as never; }).message)
+    expect(broken((d) => { d.nodes[1] = { ...d.nodes[1], table: { '18-40, 41-80': { male: 0.5, female: 0.5 }, '41-80': { male: 1 } } }; }).message)
       .toBe('tiny.yaml: $.nodes[1].table["41-80"]: ageBand=41-80 is covered twice');
-    expect(broken((d) => { d.nodes[1] = { ...d.nodes[1], table: { '18-40': { male: 1 }, '41-80': { male: 1 }, '81-99': { male: 1 } } } as never; }).message)
+    expect(broken((d) => { d.nodes[1] = { ...d.nodes[1], table: { '18-40': { male: 1 }, '41-80': { male: 1 }, '81-99': { male: 1 } } }; }).message)
       .toContain('$.nodes[1].table["81-99"]: "81-99" is not a value of ageBand');
     expect(broken((d) => { d.colour = 'red'; }).message).toContain('tiny.yaml: $.colour: unknown key');
-    expect(broken((d) => { d.nodes[0] = { ...d.nodes[0], weight: 2 } as never; }).message).toContain('$.nodes[0].weight: unknown key');
-    expect(broken((d) => { d.nodes[1] = { ...d.nodes[1], given: ['mood'] } as never; }).message).toContain('$.nodes[1].given[0]: "mood" is not an earlier node');
-    expect(broken((d) => { d.nodes[1] = { ...d.nodes[1], source: 'census' } as never; }).message).toContain('$.nodes[1].source: "census" is not in $.sources');
-    expect(broken((d) => { d.nodes[0] = { ...d.nodes[0], distribution: { '18-40': 1.5, '41-80': -0.5 } } as never; }).message).toContain('$.nodes[0].distribution.18-40: probability must be a number in [0, 1]');
+    expect(broken((d) => { d.nodes[0] = { ...d.nodes[0], weight: 2 }; }).message).toContain('$.nodes[0].weight: unknown key');
+    expect(broken((d) => { d.nodes[1] = { ...d.nodes[1], given: ['mood'] }; }).message).toContain('$.nodes[1].given[0]: "mood" is not an earlier node');
+    expect(broken((d) => { d.nodes[1] = { ...d.nodes[1], source: 'census' }; }).message).toContain('$.nodes[1].source: "census" is not in $.sources');
+    expect(broken((d) => { d.nodes[0] = { ...d.nodes[0], distribution: { '18-40': 1.5, '41-80': -0.5 } }; }).message).toContain('$.nodes[0].distribution.18-40: probability must be a number in [0, 1]');
     // Complete but for what every persona needs.
     expect(broken(() => undefined).message).toContain('tiny.yaml: $.nodes: a persona needs maritalStatus');
   });
