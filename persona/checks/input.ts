@@ -31,11 +31,8 @@ export function ngrams(words: readonly string[], n: number): string[] {
 
 export const escapeRegExp = (x: string): string => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** The persona's sex when the record carries one (`demographics.sex`, added to the schema separately); read defensively so older records pass through. */
+/** The persona's sex when the record carries its demographics (records from before profiles have none). */
 export function recordedSex(persona: Persona): 'female' | 'male' | undefined {
-  if (!('demographics' in persona)) return undefined;
-  const demographics: unknown = persona.demographics;
-  if (typeof demographics !== 'object' || demographics === null || !('sex' in demographics)) return undefined;
-  const sex = String(demographics.sex).toLowerCase();
-  return sex === 'female' || sex === 'f' ? 'female' : sex === 'male' || sex === 'm' ? 'male' : undefined;
+  const sex = persona.demographics?.sex.toLowerCase();
+  return sex === 'female' || sex === 'male' ? sex : undefined;
 }

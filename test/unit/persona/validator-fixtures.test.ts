@@ -61,6 +61,11 @@ describe('the validator on hand-labelled outputs of the small models', () => {
       `validator on ${verdicts.length} labelled outputs (test/fixtures/draft-outputs.jsonl):`,
       `  incoherent caught: ${caught.length}/${incoherent.length} = ${pct(caught.length, incoherent.length)}`,
       `  coherent wrongly rejected: ${wronglyRejected.length}/${coherent.length} = ${pct(wronglyRejected.length, coherent.length)}`,
+      ...[...new Set(verdicts.map((v) => v.f.model))].map((model) => {
+        const of = verdicts.filter((v) => v.f.model === model);
+        const n = (pred: (v: (typeof of)[number]) => boolean): number => of.filter(pred).length;
+        return `  ${model}: labelled coherent ${n((v) => v.f.defects.length === 0)}/${of.length}; validator passed ${n((v) => !v.rejected && v.r.repaired.length === 0)}, repaired ${n((v) => !v.rejected && v.r.repaired.length > 0)}, rejected ${n((v) => v.rejected)}`;
+      }),
       'recall per labelled code (the code found, or its repair made):', ...recall,
       ...incoherent.filter((v) => !v.caught).map((v) => `  missed: [${v.f.defects.join(', ')}] ${v.f.persona.description}`),
       ...wronglyRejected.map((v) => `  wrongly rejected: ${v.r.reasons.map((x) => x.code).join(', ')}: ${v.f.persona.description}`),
