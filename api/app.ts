@@ -27,6 +27,8 @@ export interface ApiDeps {
   store: Pick<Store, 'readPersona' | 'neighbours'>;
   /** Sends personas to the draft topic, where enrich picks them up: a modification re-enters the pipeline there. */
   resubmit(personas: readonly Persona[]): Promise<void>;
+  /** Sends a tombstone for the persona to the validated topic: the index stage deletes it and passes the tombstone on. */
+  remove(id: string): Promise<void>;
   embedder: Embedder;
   jobs: Jobs;
   preview(texts: readonly string[]): Promise<PreviewResult>;

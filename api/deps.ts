@@ -17,6 +17,7 @@ export interface ApiParts {
   corpus: CorpusStore;
   store: Pick<Store, 'readPersona' | 'neighbours'>;
   resubmit(personas: readonly Persona[]): Promise<void>;
+  remove(id: string): Promise<void>;
   /** The stages' context without a store: the preview runs the processors with it. */
   shared: Omit<SharedContext, 'store'>;
   sink: SeedSink;
@@ -31,6 +32,7 @@ export function apiDeps(p: ApiParts): ApiDeps {
     corpus: p.corpus,
     store: p.store,
     resubmit: p.resubmit,
+    remove: p.remove,
     embedder: p.shared.embedder,
     jobs: new Jobs({ corpus: p.corpus, sink: p.sink, progress: p.progress, logger: p.logger, maxSeedChars: p.config.maxSeedChars, batchSize: p.jobBatchSize ?? JOB_BATCH }),
     preview: (texts) => preview(p.shared, texts),

@@ -99,6 +99,9 @@ class PreviewStore implements Store {
   async getPersona(): Promise<undefined> {
     return undefined;
   }
+  deletePersona(): Promise<boolean> {
+    return refused('deletePersona');
+  }
   async readPersona(): Promise<undefined> {
     return undefined;
   }

@@ -7,7 +7,7 @@ import type { Cursors } from './cursor.ts';
 import { ApiError } from './errors.ts';
 import { filterKey, toStoreFilter } from './filters.ts';
 import {
-  Clusters, ClustersQuery, Neighbours, NeighboursQuery, PatchBody, Submitted, ErrorBody, Health, Hits, IdParams, Job, JobBody, JobParams, ListPage, ListQuery, PersonaRecord, Preview, PreviewBody,
+  Clusters, ClustersQuery, Neighbours, NeighboursQuery, Deleting, PatchBody, Submitted, ErrorBody, Health, Hits, IdParams, Job, JobBody, JobParams, ListPage, ListQuery, PersonaRecord, Preview, PreviewBody,
   SearchBody, SimilarQuery, Stats,
 } from './schemas.ts';
 
@@ -68,6 +68,16 @@ export function routes(deps: ApiDeps, cursors: Cursors): FastifyPluginAsyncTypeb
       // Enrichment and validation are computed again from the modified persona (modalities, embedding, checks).
       await deps.resubmit([{ ...base, ...request.body, version, enrichment: null, validation: null }]);
       return reply.status(202).send({ id, version, status: 'submitted' as const });
+    });
+
+    app.delete('/personas/:id', {
+      config: { access: 'write' },
+      schema: { summary: 'Delete a persona: a tombstone through the pipeline, so it leaves search and listings and the services downstream see it go.', params: IdParams, response: { 202: Deleting, ...Errors } },
+    }, async (request, reply) => {
+      const { id } = request.params;
+      if (!(await deps.corpus.vector(id))) throw notFound(id);
+      await deps.remove(id);
+      return reply.status(202).send({ id, status: 'deleting' as const });
     });
 
     app.get('/personas', { config: { access: 'read' }, schema: { summary: 'Personas in id order, filtered, one page at a time.', querystring: ListQuery, response: { 200: ListPage, ...Errors } } },

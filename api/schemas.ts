@@ -64,6 +64,11 @@ export const PatchBody = Type.Object({
   locale: Type.Optional(Type.String({ minLength: 1, maxLength: 50 })),
   traits: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 100 }), { maxItems: 20 })),
 }, { additionalProperties: false, minProperties: 1 });
+export const Deleting = Type.Object({
+  id: Type.String(),
+  status: Type.Literal('deleting', { description: 'The tombstone is on the validated topic; the index stage removes the persona and passes the tombstone on to the indexed topic.' }),
+});
+
 export type PatchBodyT = Static<typeof PatchBody>;
 
 export const Submitted = Type.Object({

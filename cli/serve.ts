@@ -31,6 +31,7 @@ export async function serveApi(config: Config, logger: Logger): Promise<{ app: A
     shared: { config, logger, llm: config.mode === 'llm' ? llm : undefined, embedder, now: () => Date.now() },
     sink: (seeds) => source.send(seeds.map((s) => ({ event: 'seed' as const, key: s.id, value: s }))),
     resubmit: (personas) => source.send(personas.map((p) => ({ event: 'draft' as const, key: p.id, value: p }))),
+    remove: (id) => source.sendTombstone('validated', id),
     progress: observer,
   }));
   await app.listen({ host: config.apiHost, port: config.apiPort });

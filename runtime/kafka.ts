@@ -6,7 +6,7 @@ import { Kafka, logLevel, Partitioners, type IHeaders, type KafkaMessage, type P
 import type { Config } from '../config/index.ts';
 import { topicName, type EventName } from '../topology/index.ts';
 import type { Logger } from '../core/logger.ts';
-import type { Output } from './processor.ts';
+import type { Output, Tombstone } from './processor.ts';
 import type { SerdePort } from './serde.ts';
 
 export const TRACE_HEADER = 'ph-trace-id';
@@ -63,7 +63,7 @@ export function producerConfig(extra: ProducerConfig = {}): ProducerConfig {
 }
 
 /** Encoded records grouped by topic, in the order they were produced: what one send (or one transaction) writes. */
-export type Encoded = Map<string, { key: Buffer; value: Buffer; headers: IHeaders }[]>;
+export type Encoded = Map<string, { key: Buffer; value: Buffer | null; headers: IHeaders }[]>;
 
 /** Joins groups topic by topic, keeping each group's order and the groups' order. */
 export function mergeByTopic(groups: Iterable<Encoded>): Encoded {
@@ -78,13 +78,18 @@ export function mergeByTopic(groups: Iterable<Encoded>): Encoded {
   return merged;
 }
 
-export async function encodeOutputs<O extends EventName>(serde: Pick<SerdePort, 'encodeKey' | 'encodeValue'>, prefix: string, outputs: readonly Output<O>[], headers: IHeaders): Promise<Encoded> {
+export async function encodeOutputs<O extends EventName>(serde: Pick<SerdePort, 'encodeKey' | 'encodeValue'>, prefix: string, outputs: readonly (Output<O> | Tombstone<O>)[], headers: IHeaders): Promise<Encoded> {
   const groups: Encoded[] = [];
   for (const out of outputs) {
-    const record = { key: await serde.encodeKey(out.event, out.key), value: await serde.encodeValue(out.event, out.value), headers };
+    // A tombstone's value stays null: no schema, no registry, nothing for a consumer to decode.
+    const record = { key: await serde.encodeKey(out.event, out.key), value: isTombstone(out) ? null : await serde.encodeValue(out.event, out.value), headers };
     groups.push(new Map([[topicName(prefix, out.event), [record]]]));
   }
   return mergeByTopic(groups);
+}
+
+export function isTombstone<O extends EventName>(out: Output<O> | Tombstone<O>): out is Tombstone<O> {
+  return out.value === null;
 }
 
 /**
@@ -114,7 +119,7 @@ export interface ConsumerPort {
 }
 
 export interface TransactionPort {
-  send(record: { topic: string; messages: { key: Buffer; value: Buffer; headers: IHeaders }[]; acks: -1 }): Promise<unknown>;
+  send(record: { topic: string; messages: { key: Buffer; value: Buffer | null; headers: IHeaders }[]; acks: -1 }): Promise<unknown>;
   sendOffsets(offsets: { consumerGroupId: string; topics: { topic: string; partitions: { partition: number; offset: string }[] }[] }): Promise<void>;
   commit(): Promise<void>;
   abort(): Promise<void>;

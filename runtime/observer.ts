@@ -47,6 +47,10 @@ export class PipelineObserver {
   readonly undecodable: { topic: string; offset: string }[] = [];
   /** Every outcome the indexed topic announced per persona, in order: a truthful topic has one INSERTED (or UPDATED) per stored write. */
   readonly indexedOutcomes = new Map<string, string[]>();
+  /** Keys of the tombstones seen per topic (records with no value: the keyed entity was deleted). */
+  readonly tombstones: Record<EventName, Set<string>> = {
+    seed: new Set(), draft: new Set(), enriched: new Set(), validated: new Set(), indexed: new Set(), rejected: new Set(), dlq: new Set(),
+  };
   /** Headers of DLQ records by key: the why and where-from that Kafka tools show without Avro. */
   readonly dlqHeaders = new Map<string, Record<string, string>>();
   /** Consumers started after kafkajs gave up on the previous one (a coordinator lost in a broker restart). */
@@ -126,6 +130,11 @@ export class PipelineObserver {
 
   private async count(event: EventName, topic: string, message: KafkaMessage): Promise<void> {
     const key = (await this.serde.decodeKey(message.key)) ?? '';
+    if (message.value === null) {
+      // A tombstone has no event time of its own; the broker's timestamp stands in for it.
+      if (Number(message.timestamp) >= this.since) this.tombstones[event].add(key);
+      return;
+    }
     try {
       const value = await this.serde.decode(event, message.value);
       if (eventTime(event, value) < this.since) return;

@@ -8,6 +8,12 @@ import type { Embedder } from '../llm/embedder.ts';
 /** One event a processor emits: the runner encodes it for the event's topic and produces it keyed. */
 export type Output<O extends EventName> = { [E in O]: { event: E; key: string; value: EventTypes[E] } }[O];
 
+/**
+ * A deletion: a record with the key and no value (a Kafka tombstone) on the event's topic, so every
+ * consumer of the topic sees that the keyed entity is gone.
+ */
+export type Tombstone<O extends EventName> = { [E in O]: { event: E; key: string; value: null } }[O];
+
 /** What a processor may use: external clients come in here so unit tests can pass fakes. */
 export interface SharedContext {
   config: Config;
@@ -39,5 +45,11 @@ export interface Processor<N extends StageName> {
   readonly stage: N;
   init?(ctx: SharedContext): Promise<void>;
   process: (event: EventTypes[StageInput<N>], ctx: ProcessorContext) => Promise<Output<StageOutput<N>>[]>;
+  /**
+   * What the stage does with a tombstone on its input (the keyed entity was deleted): its outputs, which
+   * may be tombstones in turn. The runner passes a tombstone by, committed and unprocessed, for a stage
+   * without it.
+   */
+  tombstone?: (key: string, ctx: ProcessorContext) => Promise<(Output<StageOutput<N>> | Tombstone<StageOutput<N>>)[]>;
   close?(): Promise<void>;
 }

@@ -8,9 +8,9 @@ import { groupId, topicName, type EventName, type EventTypes, type StageInput, t
 import { Breakers, type CircuitBreaker } from './breaker.ts';
 import { classifyFailure, isFenced, type Failure } from './error-policy.ts';
 import { inputIdentity } from './identity.ts';
-import { encodeOutputs, mergeByTopic, REPLAYED_FROM_HEADER, TRACE_HEADER, type BatchPort, type ConsumerPort, type Encoded, type KafkaPort, type ProducerPort } from './kafka.ts';
+import { encodeOutputs, isTombstone, mergeByTopic, REPLAYED_FROM_HEADER, TRACE_HEADER, type BatchPort, type ConsumerPort, type Encoded, type KafkaPort, type ProducerPort } from './kafka.ts';
 import type { Health, PipelineMetrics } from './metrics.ts';
-import type { Output, Processor, SharedContext } from './processor.ts';
+import type { Output, Processor, ProcessorContext, SharedContext, Tombstone } from './processor.ts';
 import type { SerdePort } from './serde.ts';
 
 export interface RunnerOptions<N extends StageName> {
@@ -78,6 +78,8 @@ interface Decoded<N extends StageName> {
   identity?: string;
   /** Set when the event cannot be decoded: it goes to the DLQ. */
   poison?: Failure;
+  /** The key of a tombstone (a record with no value: the keyed entity was deleted). */
+  tombstone?: string;
 }
 
 /**
@@ -308,6 +310,13 @@ export class StageRunner<N extends StageName> implements RunningStage {
     metrics.consumed.inc({ stage: spec.name, topic: this.inputTopic });
     if (message.headers?.[REPLAYED_FROM_HEADER] !== undefined) metrics.dlqReplayed.inc({ stage: spec.name });
     try {
+      if (message.value === null) {
+        // A tombstone has no value to decode. It claims no identity: deleting is idempotent, and an id
+        // deleted, made again (the same seed re-run) and deleted again must be deleted both times.
+        const key = await this.withRetry('decode', owned, () => serde.decodeKey(message.key));
+        if (key === null) throw new PersonaHubError('PH_TOMBSTONE_NO_KEY', 'a record with neither key nor value: nothing to delete');
+        return { message, traceId, delivery, logger, tombstone: key };
+      }
       // A registry outage is waited out; bytes the registry says are not ours are poison.
       const event = await this.withRetry('decode', owned, () => serde.decode<StageInput<N>>(spec.input, message.value, message.key));
       return { message, traceId, delivery, logger, event, identity: inputIdentity(event) };
@@ -368,8 +377,21 @@ export class StageRunner<N extends StageName> implements RunningStage {
   /** Never throws for a bad event: whatever cannot be processed becomes a DLQ record. */
   private async handle(d: Decoded<N>, partition: number, owned: () => boolean): Promise<Handled> {
     const { spec, processor, serde, config, metrics, ctx } = this.o;
-    const event = d.event;
-    if (event === undefined) return this.deadLetter(d, partition, classifyFailure(new Error('no event decoded')), 1);
+    let run: (context: ProcessorContext) => Promise<(Output<StageOutput<N>> | Tombstone<StageOutput<N>>)[]>;
+    const tombstoneKey = d.tombstone;
+    if (tombstoneKey !== undefined) {
+      const onTombstone = processor.tombstone;
+      if (!onTombstone) {
+        // Nothing of this stage's to delete: passed by, its offset committed with the chunk.
+        d.logger.debug({ key: tombstoneKey }, 'tombstone passed by');
+        return { encoded: new Map(), deadLettered: [], skipped: false };
+      }
+      run = (context) => onTombstone(tombstoneKey, context);
+    } else {
+      const event = d.event;
+      if (event === undefined) return this.deadLetter(d, partition, classifyFailure(new Error('no event decoded')), 1);
+      run = (context) => processor.process(event, context);
+    }
     let attempts = 0;
     try {
       const encoded = await this.withRetry('process', owned, async () => {
@@ -377,10 +399,10 @@ export class StageRunner<N extends StageName> implements RunningStage {
         const timer = metrics.duration.startTimer({ stage: spec.name });
         metrics.inFlight.inc({ stage: spec.name });
         try {
-          const outputs: Output<StageOutput<N>>[] = await processor.process(event, { ...ctx, logger: d.logger, delivery: d.delivery });
+          const outputs = await run({ ...ctx, logger: d.logger, delivery: d.delivery });
           for (const out of outputs) {
             // Rejections are counted here, from what the processor emits, so stage code stays metric-free.
-            if (isRejection(out)) for (const reason of out.value.reasons) metrics.rejected.inc({ reason: reason.code });
+            if (!isTombstone(out) && isRejection(out)) for (const reason of out.value.reasons) metrics.rejected.inc({ reason: reason.code });
           }
           return await encodeOutputs(serde, config.topicPrefix, outputs, { [TRACE_HEADER]: d.traceId });
         } catch (error) {

@@ -29,6 +29,12 @@ export class EventSource {
     }
   }
 
+  /** A tombstone (the key, no value) on the event's topic: the keyed entity is deleted, for every consumer of the topic. */
+  async sendTombstone(event: EventName, key: string): Promise<void> {
+    const encoded = await encodeOutputs(this.serde, this.prefix, [{ event, key, value: null }], { [TRACE_HEADER]: randomUUID() });
+    for (const [topic, messages] of encoded) await this.producer.send({ topic, messages, acks: -1 });
+  }
+
   /** Records already encoded (a dead letter's original bytes, say) to one topic, in the same bounded batches. */
   async sendRecords(topic: string, records: readonly { key: Buffer | null; value: Buffer; headers: IHeaders }[]): Promise<void> {
     for (let i = 0; i < records.length; i += SEND_BATCH) await this.producer.send({ topic, messages: records.slice(i, i + SEND_BATCH), acks: -1 });

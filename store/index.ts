@@ -119,6 +119,11 @@ export interface Store {
   getPersona(id: string): Promise<{ id: string; description: string; embeddingModel: string; embedding: number[]; mode: string; model: string } | undefined>;
   /** The whole persona as indexed (the `Persona` of the topics, embedding included). */
   readPersona(id: string): Promise<Persona | undefined>;
+  /**
+   * Removes a persona (a tombstone reached the indexer): it leaves search, listings and the near-duplicate
+   * checks. Idempotent; true when there was a row to remove.
+   */
+  deletePersona(id: string): Promise<boolean>;
   /** Up to `limit` whole personas after `afterId` in id order (from the first when null): keyset pagination. */
   readPersonasAfter(afterId: string | null, limit: number): Promise<Persona[]>;
   close(): Promise<void>;

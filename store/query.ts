@@ -285,6 +285,12 @@ export async function submitEdit(sql: SqlClient, id: string, storedVersion: numb
   return row?.version;
 }
 
+/** See Store.deletePersona. The versions it replaced stay in persona_versions. */
+export async function deletePersona(sql: SqlClient, id: string): Promise<boolean> {
+  const rows = await sql.query<{ id: string }>('DELETE FROM personas WHERE id = $1 RETURNING id', [id]);
+  return rows.length > 0;
+}
+
 /** Summaries of the given personas, in id order; ids with no persona are left out. */
 export async function personaSummaries(sql: SqlClient, ids: readonly string[]): Promise<PersonaSummary[]> {
   const rows = await sql.query<SummaryRow>(`SELECT ${SUMMARY_COLUMNS} FROM personas p WHERE p.id = ANY($1::text[]) ORDER BY p.id`, [ids]);

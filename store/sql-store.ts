@@ -3,7 +3,7 @@ import { readPersona, readPersonasAfter } from './corpus.ts';
 import { claimNearDuplicate, DEDUP_DDL, type NearCandidate, type NearClaim } from './dedup.ts';
 import { addRelation, expansionGrants, LATTICE_DDL, latticeTables, neighbours, reserveExpansion, type LatticeEdge } from './lattice.ts';
 import { StoreError, type InputClaim, type SearchHit, type SqlClient, type Store, type UpsertOutcome } from './index.ts';
-import { CORPUS_STATEMENTS, corpusStore, type CorpusStore } from './query.ts';
+import { CORPUS_STATEMENTS, corpusStore, deletePersona, type CorpusStore } from './query.ts';
 
 const toVector = (v: number[]): string => `[${v.join(',')}]`;
 
@@ -217,6 +217,10 @@ export class SqlStore implements Store {
       'SELECT id, description, embedding_model, embedding::text AS embedding, mode, model FROM personas WHERE id = $1', [id]);
     if (!row) return undefined;
     return { id: row.id, description: row.description, embeddingModel: row.embedding_model, embedding: JSON.parse(row.embedding) as number[], mode: row.mode, model: row.model };
+  }
+
+  deletePersona(id: string): Promise<boolean> {
+    return deletePersona(this.sql, id);
   }
 
   readPersona(id: string): Promise<Persona | undefined> {

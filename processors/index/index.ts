@@ -27,4 +27,11 @@ export const index: Processor<'index'> = {
       value: { id: persona.id, version: persona.version, seedId: persona.seedId, description: persona.description, embeddingModel: e.embeddingModel, store: ctx.store.kind, outcome, indexedAt: ctx.now() },
     }];
   },
+  // A deleted persona: out of the store (search, listings, near-duplicate checks), and the tombstone passed on
+  // to the indexed topic, so the services that follow it delete their copy too.
+  async tombstone(id, ctx) {
+    const removed = await ctx.store.deletePersona(id);
+    ctx.logger.info({ persona: id, removed }, 'persona deleted');
+    return [{ event: 'indexed', key: id, value: null }];
+  },
 };

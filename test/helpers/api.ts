@@ -29,6 +29,7 @@ export async function createTestApi(t: TestPipeline, overrides: Partial<Pick<Api
     corpus: store.corpus, store, shared, logger: t.pipeline.ctx.logger,
     sink: overrides.sink ?? ((seeds) => t.ingest([...seeds])),
     resubmit: (personas) => source.send(personas.map((p) => ({ event: 'draft' as const, key: p.id, value: p }))),
+    remove: (id) => source.sendTombstone('validated', id),
     progress: t.observer,
     ...(overrides.jobBatchSize ? { jobBatchSize: overrides.jobBatchSize } : {}),
   }));

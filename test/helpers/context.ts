@@ -163,6 +163,10 @@ export class MemoryStore implements Store {
     return this.personas.get(id);
   }
 
+  async deletePersona(id: string): Promise<boolean> {
+    return this.personas.delete(id);
+  }
+
   async readPersonasAfter(afterId: string | null, limit: number): Promise<Persona[]> {
     return [...this.personas.values()].filter((p) => afterId === null || p.id > afterId).sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, limit);
   }

@@ -9,7 +9,8 @@ import type { EventName, EventTypes } from '../../topology/index.ts';
  */
 export interface Record {
   key: Buffer;
-  value: Buffer;
+  /** Null for a tombstone. */
+  value: Buffer | null;
   headers: IHeaders;
 }
 
@@ -189,7 +190,7 @@ export class FakeKafka implements KafkaPort {
   committed(topic: string): { key: string; value: unknown; headers: IHeaders }[] {
     return this.producers.flatMap((p) => p.transactions).filter((t) => t.state === 'committed')
       .flatMap((t) => t.sent.filter((s) => s.topic === topic).flatMap((s) => s.messages))
-      .map((m) => ({ key: m.key.toString(), value: JSON.parse(m.value.toString()) as unknown, headers: m.headers }));
+      .map((m) => ({ key: m.key.toString(), value: m.value === null ? null : (JSON.parse(m.value.toString()) as unknown), headers: m.headers }));
   }
 }
 

@@ -188,6 +188,38 @@ describe('HTTP API', () => {
     });
   });
 
+  describe('delete', () => {
+    it('deletes through a tombstone: gone from get, list and search, and the tombstone reaches the indexed topic', async () => {
+      const all = await listAll('', 100);
+      const victim = all[all.length - 1] as Summary;
+      const description = (await get(`/personas/${victim.id}`)).json<{ description: string }>().description;
+      const res = await api.app.inject({ method: 'DELETE', url: `/personas/${victim.id}`, headers: api.auth('write') });
+      expect(res.statusCode, res.body).toBe(202);
+      expect(res.json()).toEqual({ id: victim.id, status: 'deleting' });
+      let status = 200;
+      for (let i = 0; i < 240 && status === 200; i += 1) {
+        await new Promise((r) => setTimeout(r, 500));
+        status = (await get(`/personas/${victim.id}`)).statusCode;
+      }
+      expect(status).toBe(404);
+      expect((await listAll('', 100)).map((p) => p.id)).toEqual(all.filter((p) => p.id !== victim.id).map((p) => p.id));
+      const hits = (await post('/search', { text: description, limit: 100 }, 'read')).json<{ items: { id: string }[] }>().items;
+      expect(hits.map((h) => h.id)).not.toContain(victim.id);
+      for (let i = 0; i < 120 && !t.observer.tombstones.indexed.has(victim.id); i += 1) await new Promise((r) => setTimeout(r, 500));
+      expect(t.observer.tombstones.validated.has(victim.id)).toBe(true);
+      expect(t.observer.tombstones.indexed.has(victim.id)).toBe(true);
+      // Every other stage reading the validated topic passed the tombstone by: nothing dead-lettered for it.
+      expect([...t.observer.seen.dlq.keys()]).not.toContain(victim.id);
+      expect((await api.app.inject({ method: 'DELETE', url: `/personas/${victim.id}`, headers: api.auth('write') })).statusCode).toBe(404);
+    });
+
+    it('refuses a read key and an unknown persona', async () => {
+      const [first] = await listAll('', 1);
+      expect((await api.app.inject({ method: 'DELETE', url: `/personas/${first?.id}`, headers: api.auth('read') })).statusCode).toBe(403);
+      expect((await api.app.inject({ method: 'DELETE', url: `/personas/${'0'.repeat(32)}`, headers: api.auth('write') })).statusCode).toBe(404);
+    });
+  });
+
   describe('retrieval', () => {
     it('finds a persona by its own text first, and applies filters inside the search', async () => {
       const all = await listAll('', 100);

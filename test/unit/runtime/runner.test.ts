@@ -305,4 +305,29 @@ describe('StageRunner', () => {
     kafka.latestConsumer.beat();
     expect(runner.live().ok).toBe(true);
   });
+
+  it('passes a tombstone by for a stage without a tombstone handler, and gives it to one that has one', async () => {
+    const tombstone = { ...message(1, 'unused', 'gone'), value: null };
+    const plain = setup(scripted(new Map()));
+    await plain.runner.start();
+    plain.kafka.latestConsumer.join([0]);
+    expect(await plain.kafka.latestConsumer.deliver(0, [message(0, persona('a')), tombstone])).toEqual(['1']);
+    expect(plain.kafka.committed(ENRICHED).map((r) => r.key)).toEqual(['a']);
+    expect(plain.kafka.committed(DLQ)).toEqual([]);
+
+    const deleted: string[] = [];
+    const handling = setup({
+      ...scripted(new Map()),
+      tombstone: async (key) => {
+        deleted.push(key);
+        return [{ event: 'enriched', key, value: null }];
+      },
+    });
+    await handling.runner.start();
+    handling.kafka.latestConsumer.join([0]);
+    expect(await handling.kafka.latestConsumer.deliver(0, [tombstone])).toEqual(['1']);
+    expect(deleted).toEqual(['gone']);
+    // Passed on as a tombstone: the key, and no value.
+    expect(handling.kafka.committed(ENRICHED)).toEqual([{ key: 'gone', value: null, headers: expect.any(Object) }]);
+  });
 });
