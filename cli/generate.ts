@@ -5,7 +5,8 @@ import { fidelity, fidelityByProfile, renderFidelity, type FidelityReport, type 
 import { matches, parseWhere } from '../persona/filter.ts';
 import { DEFAULT_GENERATION_TEXT, generationSeeds, newJobId } from '../persona/generate.ts';
 import { listProfiles, loadProfile, ProfileError, type Profile } from '../persona/profile.ts';
-import { filterViewOf, samplePersona, samplerFor } from '../persona/sampler.ts';
+import { samplePersona, samplerFor } from '../persona/sampler.ts';
+import { personaFilterAttributes } from '../persona/persona-filter.ts';
 import { EventSource } from '../runtime/source.ts';
 import { openStore } from '../store/open.ts';
 import type { Persona } from '../schemas/types.generated.ts';
@@ -101,7 +102,7 @@ export function addGenerateCommands(program: Command, positiveInt: (value: strin
         await store.migrate();
         for await (const p of storedPersonas((after, limit) => store.readPersonasAfter(after, limit), o.limit)) {
           if (o.profile !== undefined && p.provenance.samplerProfile !== o.profile) continue;
-          if (!matches(filterViewOf(p), clauses)) continue;
+          if (!matches(personaFilterAttributes(p), clauses)) continue;
           // With --where the personas are compared with the profile conditioned on it, whatever job made them.
           personas.push({ age: p.age, occupation: p.occupation, seedRelation: p.seedRelation, demographics: p.demographics, samplerProfile: p.provenance.samplerProfile, where: o.where });
         }

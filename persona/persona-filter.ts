@@ -8,7 +8,7 @@ import type { FilterableAttributes } from './filter.ts';
  * Nigeria") stands in for the country, and the place before the comma, a city or a region depending on
  * the locale, is offered as neither. An attribute a persona lacks never matches `=` and always `!=`.
  */
-export function personaFilterAttributes(p: Persona): FilterableAttributes {
+export function personaFilterAttributes(p: Pick<Persona, 'age' | 'occupation' | 'seedRelation' | 'traits' | 'locale' | 'demographics'>): FilterableAttributes {
   const base: FilterableAttributes = { age: p.age, occupation: p.occupation, seedRelation: p.seedRelation, trait: p.traits };
   const d = p.demographics;
   if (d) {

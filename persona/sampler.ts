@@ -1,7 +1,7 @@
 import { PersonaHubError } from '../core/errors.ts';
 import type { Demographics, SeedRelation } from '../schemas/types.generated.ts';
 import { sampleName, type SampledAttributes } from './attributes.ts';
-import { clauseHolds, FILTER_ATTRIBUTES, formatWhere, parseWhere, sameValue, type FilterableAttributes, type WhereClause } from './filter.ts';
+import { clauseHolds, FILTER_ATTRIBUTES, formatWhere, parseWhere, sameValue, type WhereClause } from './filter.ts';
 import { ageRange, loadProfile, SEED_RELATION_SYMBOLS, type CategoricalNode, type Profile, type SetNode } from './profile.ts';
 import { pick, rng } from './text.ts';
 
@@ -318,18 +318,6 @@ export function personaOf(profile: Profile, draw: ProfileDraw, random: () => num
 export function samplePersona(sampler: Sampler, seedId: string, generationIndex: number): SampledPersona {
   const random = rng(`${seedId}:${generationIndex}`);
   return personaOf(sampler.profile, sampler.draw(random), random);
-}
-
-/** A persona's attributes as the filter language names them, from what the persona carries. */
-export function filterViewOf(p: { age: number; occupation: string; traits: readonly string[]; seedRelation: string; demographics: Demographics | null }): FilterableAttributes {
-  const d = p.demographics;
-  const base: FilterableAttributes = { age: p.age, occupation: p.occupation, trait: p.traits, seedRelation: p.seedRelation };
-  if (!d) return base;
-  return {
-    ...base, sex: d.sex, maritalStatus: d.maritalStatus, household: d.household, educationLevel: d.educationLevel, educationField: d.educationField,
-    industry: d.industry, city: d.city, region: d.region, country: d.country, culturalBackground: d.culturalBackground,
-    language: d.languages, hobby: d.hobbies, skill: d.skills,
-  };
 }
 
 const samplers = new Map<string, Sampler>();

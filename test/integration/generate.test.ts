@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FidelityReport } from '../../analytics/fidelity.ts';
 import { matches, parseWhere } from '../../persona/filter.ts';
 import { generationSeeds } from '../../persona/generate.ts';
-import { filterViewOf } from '../../persona/sampler.ts';
+import { personaFilterAttributes } from '../../persona/persona-filter.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
 
 const run = promisify(execFile);
@@ -44,7 +44,7 @@ describe('personahub generate and report', () => {
     const stored = await t.pipeline.ctx.store.readPersonasAfter(null, 100);
     expect(stored.map((p) => p.id).sort()).toEqual(validated.map((p) => p.id).sort());
     for (const p of stored) {
-      expect(matches(filterViewOf(p), parseWhere(where))).toBe(true);
+      expect(matches(personaFilterAttributes(p), parseWhere(where))).toBe(true);
       expect(p.demographics?.country).toBe('Nigeria');
       expect(p.provenance).toMatchObject({ samplerProfile: 'nigeria', samplerProfileVersion: '1.0.0' });
     }

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { matches, parseWhere } from '../../../persona/filter.ts';
 import { generationSeeds } from '../../../persona/generate.ts';
 import { loadProfile } from '../../../persona/profile.ts';
-import { filterViewOf, UnsatisfiableFilterError } from '../../../persona/sampler.ts';
+import { UnsatisfiableFilterError } from '../../../persona/sampler.ts';
+import { personaFilterAttributes } from '../../../persona/persona-filter.ts';
 import { draft } from '../../../processors/draft/index.ts';
 import { fakeContext } from '../../helpers/context.ts';
 
@@ -30,7 +31,7 @@ describe('generation jobs', () => {
     const personas = (await Promise.all(generationSeeds(job, 7).map((s) => draft.process(s, ctx)))).flat().map((o) => o.value);
     expect(personas).toHaveLength(80);
     for (const p of personas) {
-      expect(matches(filterViewOf(p), clauses)).toBe(true);
+      expect(matches(personaFilterAttributes(p), clauses)).toBe(true);
       expect(p.provenance).toMatchObject({ samplerProfile: 'nigeria', samplerProfileVersion: profile.version });
       const d = p.demographics;
       if (!d) throw new Error('no demographics');
