@@ -119,7 +119,7 @@ export const backlogBenchmark: Benchmark = {
   async run(ctx: BenchContext) {
     const big = ctx.smoke ? 10_000 : 1_000_000;
     const small = ctx.smoke ? 500 : 2_000;
-    const seconds = ctx.smoke ? 8 : 90;
+    const seconds = ctx.smoke ? 8 : 60;
     const repeats = 2;
     const python = await benchPython(ctx.cacheDir);
     const env = benchEnv(loadConfig().databaseUrl);

@@ -22,7 +22,7 @@ import { benchSeeds } from '../runner/seeds.ts';
 
 const LATENCY_MS = 200;
 /** Rounds of requests per run: the rate is taken from the first commit on, so the first round is partly outside it. */
-const ROUNDS = 12;
+const ROUNDS = 8;
 
 function env(databaseUrl: string, llm: FixtureLlm, concurrency: number): Record<string, string> {
   const partitions = String(Math.max(1, Math.ceil(concurrency / 16)));
