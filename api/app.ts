@@ -34,7 +34,7 @@ export interface ApiDeps {
   preview(texts: readonly string[]): Promise<PreviewResult>;
   metrics: ApiMetrics;
   logger: Logger;
-  /** Whether the API can serve: the store answers and the job source is connected. */
+  /** Whether the API can serve: the store answers. A Kafka outage does not stop reads; a job sending meanwhile fails with its error recorded. */
   ready(): Promise<ApiHealth>;
   limits: {
     /** Largest request body in bytes; a larger one is a 413 before it is read whole. */

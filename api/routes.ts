@@ -35,7 +35,7 @@ export function routes(deps: ApiDeps, cursors: Cursors): FastifyPluginAsyncTypeb
     app.get('/health', { config: { access: 'public', rateLimit: false }, schema: { summary: 'Liveness: the process answers.', response: { 200: Health } } },
       async () => ({ status: 'ok', reasons: [] }));
 
-    app.get('/ready', { config: { access: 'public', rateLimit: false }, schema: { summary: 'Readiness: the store answers and the job source is connected.', response: { 200: Health, 503: Health } } },
+    app.get('/ready', { config: { access: 'public', rateLimit: false }, schema: { summary: 'Readiness: the store answers.', response: { 200: Health, 503: Health } } },
       async (_request, reply) => {
         const h = await deps.ready();
         return reply.status(h.ok ? 200 : 503).send({ status: h.ok ? 'ok' : 'failing', reasons: h.reasons });
