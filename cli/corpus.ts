@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { loadConfig } from '../config/index.ts';
 import { exportCorpus, statePath, type ExportFormat } from '../corpus/export.ts';
@@ -80,7 +80,7 @@ export function addCorpusCommands(program: Command): void {
     .option('--where <filter>', 'only personas matching, e.g. "age>=30,occupation=nurse,country=Nigeria" (age, occupation, seedRelation, trait, country)')
     .option('--page-size <n>', 'personas per store page and per Parquet row group', (v: string) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new PersonaHubError('PH_CORPUS_OPTION', `--page-size takes 1..100000, not "${v}"`);
+      if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new InvalidArgumentError(`expected a whole number from 1 to 100000, got "${v}"`);
       return n;
     }, 1000)
     .option('--overwrite', 'start again, replacing the file and any unfinished state')

@@ -1,14 +1,17 @@
 import { closeSync, fsyncSync, openSync, ftruncateSync, writeSync } from 'node:fs';
-import { Field, FixedSizeList, Float32, Int32, List, Schema, Struct, TimeUnit, Timestamp, Utf8, RecordBatchStreamWriter } from 'apache-arrow';
+import { Bool, Field, FixedSizeList, Float32, Float64, Int32, Int64, List, Schema, Struct, TimeUnit, Timestamp, Utf8, RecordBatchStreamWriter, type DataType } from 'apache-arrow';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type RowGroup, type SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
+import { nullableOf, type AvroField, type AvroType } from '../schemas/conform.ts';
 import type { Persona } from '../schemas/types.generated.ts';
-import { checkPersona, CorpusError } from './persona-json.ts';
+import { checkPersona, CorpusError, PERSONA_SCHEMA } from './persona-json.ts';
 
 /**
  * Personas as Parquet, in the shape of the published persona datasets: one row per persona, scalar
- * attributes as columns, the nested sections (provenance, lineage, enrichment with its modalities,
- * validation) as structs, string arrays as lists, and the embedding as a fixed-size list of float32.
+ * attributes as columns, the nested sections (provenance, lineage, demographics, enrichment with its
+ * modalities, validation) as structs, string arrays as lists, and the embedding as a fixed-size list of
+ * float32. The columns are derived from schemas/persona.avsc, so a field added there is exported (and a
+ * file written before it was added imports with the field's default).
  *
  * Parquet itself has no fixed-size list; Arrow writers store one as a list and record the Arrow type in
  * the footer's `ARROW:schema` entry, which pyarrow, polars and DuckDB read back as `fixed_size_list`.
@@ -16,121 +19,125 @@ import { checkPersona, CorpusError } from './persona-json.ts';
  * (`Sequence(float32, length=d)`), so `datasets` sees the fixed length too.
  */
 
-type Element = SchemaElement;
+type Leaf = 'string' | 'int' | 'long' | 'timestamp' | 'float' | 'double' | 'boolean';
+/** An Avro type as the three derivations need it: nullable or not, and a leaf, a list or a struct. */
+type Shape =
+  | { kind: 'leaf'; leaf: Leaf; nullable: boolean }
+  | { kind: 'list'; item: Shape; nullable: boolean; fixed: boolean }
+  | { kind: 'struct'; fields: { name: string; shape: Shape }[]; nullable: boolean };
 
-/** The demographics' string fields in schema order (the three lists come after the first twelve). */
-const DEMOGRAPHIC_TEXTS = ['sex', 'maritalStatus', 'household', 'educationLevel', 'educationField', 'employmentStatus', 'occupationGroup', 'industry',
-  'city', 'region', 'country', 'culturalBackground', 'careerGoal'] as const;
+/** The embedding is the one array of floats with a fixed length: the store's vector size. */
+const isEmbedding = (name: string, items: AvroType) => name === 'embedding' && items === 'float';
 
-const text = (name: string, optional = false): Element[] => [{ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' }, repetition_type: optional ? 'OPTIONAL' : 'REQUIRED' }];
-const int32 = (name: string): Element[] => [{ name, type: 'INT32', repetition_type: 'REQUIRED' }];
-const float32 = (name: string): Element[] => [{ name, type: 'FLOAT', repetition_type: 'REQUIRED' }];
-const millis = (name: string): Element[] => [{ name, type: 'INT64', converted_type: 'TIMESTAMP_MILLIS', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' }, repetition_type: 'REQUIRED' }];
-/** The three-level LIST of the Parquet spec (`<name>.list.element`), which every reader maps to a list. */
-const list = (name: string, element: Element[]): Element[] => [
-  { name, converted_type: 'LIST', logical_type: { type: 'LIST' }, repetition_type: 'REQUIRED', num_children: 1 },
-  { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
-  ...element.map((e, i) => (i === 0 ? { ...e, name: 'element' } : e)),
-];
-const group = (name: string, optional: boolean, children: Element[][]): Element[] => [
-  { name, repetition_type: optional ? 'OPTIONAL' : 'REQUIRED', num_children: children.length },
-  ...children.flat(),
-];
-const texts = (name: string) => list(name, text('element'));
-
-function parquetSchema(): Element[] {
-  const columns = [
-    text('id'), int32('version'), text('seedId'), int32('generationIndex'), text('name'), int32('age'), text('occupation'), text('locale'),
-    texts('traits'), text('description'), text('seedRelation'),
-    group('provenance', false, [text('mode'), text('model'), text('promptVersion'), millis('createdAt'), text('samplerProfile', true), text('samplerProfileVersion', true)]),
-    group('lineage', true, [int32('depth'), text('rootSeedId'), text('parentPersonaId', true), text('relationKind', true)]),
-    group('demographics', true, [...DEMOGRAPHIC_TEXTS.slice(0, 12).map((n) => text(n)), texts('languages'), texts('hobbies'), texts('skills'), text('careerGoal')]),
-    group('enrichment', true, [
-      text('lifeStage'),
-      group('bigFive', false, [float32('openness'), float32('conscientiousness'), float32('extraversion'), float32('agreeableness'), float32('neuroticism')]),
-      texts('habits'), texts('goals'), texts('mediaDiet'), text('appearance'), text('imagePrompt'), texts('settings'),
-      list('embedding', float32('element')), text('embeddingModel'), millis('enrichedAt'),
-    ]),
-    group('validation', true, [text('textHash'), texts('checks'), texts('repaired'), millis('validatedAt')]),
-  ];
-  return [{ name: 'schema', num_children: columns.length }, ...columns.flat()];
+function shapeOf(name: string, t: AvroType): Shape {
+  const inner = nullableOf(t);
+  const nullable = inner !== undefined;
+  const base = inner ?? t;
+  if (typeof base === 'string') {
+    const leaf = ({ string: 'string', int: 'int', long: 'long', float: 'float', double: 'double', boolean: 'boolean' } as const)[base as 'string'];
+    if (!leaf) throw new CorpusError('PH_CORPUS_SCHEMA', `field ${name}: Avro type ${base} has no Parquet column here`);
+    return { kind: 'leaf', leaf, nullable };
+  }
+  if (Array.isArray(base)) throw new CorpusError('PH_CORPUS_SCHEMA', `field ${name}: unions other than ["null", T] have no Parquet column here`);
+  switch (base.type) {
+    case 'enum': return { kind: 'leaf', leaf: 'string', nullable };
+    case 'long': return { kind: 'leaf', leaf: base.logicalType === 'timestamp-millis' ? 'timestamp' : 'long', nullable };
+    case 'int': return { kind: 'leaf', leaf: 'int', nullable };
+    case 'array': return { kind: 'list', item: shapeOf('element', base.items), nullable, fixed: isEmbedding(name, base.items) };
+    case 'record': return { kind: 'struct', fields: base.fields.map((f: AvroField) => ({ name: f.name, shape: shapeOf(f.name, f.type) })), nullable };
+  }
 }
 
-/** The same columns as Arrow types, for the footer's ARROW:schema entry. */
-function arrowSchema(dimensions: number): Schema {
-  const utf8 = (name: string, nullable = false) => new Field(name, new Utf8(), nullable);
-  const int = (name: string) => new Field(name, new Int32(), false);
-  const f32 = (name: string) => new Field(name, new Float32(), false);
-  const ts = (name: string) => new Field(name, new Timestamp(TimeUnit.MILLISECOND, 'UTC'), false);
-  const strs = (name: string) => new Field(name, new List(new Field('element', new Utf8(), false)), false);
-  const struct = (name: string, nullable: boolean, fields: Field[]) => new Field(name, new Struct(fields), nullable);
-  return new Schema([
-    utf8('id'), int('version'), utf8('seedId'), int('generationIndex'), utf8('name'), int('age'), utf8('occupation'), utf8('locale'),
-    strs('traits'), utf8('description'), utf8('seedRelation'),
-    struct('provenance', false, [utf8('mode'), utf8('model'), utf8('promptVersion'), ts('createdAt'), utf8('samplerProfile', true), utf8('samplerProfileVersion', true)]),
-    struct('lineage', true, [int('depth'), utf8('rootSeedId'), utf8('parentPersonaId', true), utf8('relationKind', true)]),
-    struct('demographics', true, [...DEMOGRAPHIC_TEXTS.slice(0, 12).map((n) => utf8(n)), strs('languages'), strs('hobbies'), strs('skills'), utf8('careerGoal')]),
-    struct('enrichment', true, [
-      utf8('lifeStage'),
-      struct('bigFive', false, [f32('openness'), f32('conscientiousness'), f32('extraversion'), f32('agreeableness'), f32('neuroticism')]),
-      strs('habits'), strs('goals'), strs('mediaDiet'), utf8('appearance'), utf8('imagePrompt'), strs('settings'),
-      new Field('embedding', new FixedSizeList(dimensions, new Field('element', new Float32(), false)), false), utf8('embeddingModel'), ts('enrichedAt'),
-    ]),
-    struct('validation', true, [utf8('textHash'), strs('checks'), strs('repaired'), ts('validatedAt')]),
-  ]);
+const PERSONA_SHAPE = shapeOf('persona', PERSONA_SCHEMA);
+const COLUMNS = PERSONA_SHAPE.kind === 'struct' ? PERSONA_SHAPE.fields : [];
+
+const PARQUET_LEAF: Record<Leaf, Omit<SchemaElement, 'name'>> = {
+  string: { type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' } },
+  int: { type: 'INT32' },
+  long: { type: 'INT64' },
+  timestamp: { type: 'INT64', converted_type: 'TIMESTAMP_MILLIS', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' } },
+  float: { type: 'FLOAT' },
+  double: { type: 'DOUBLE' },
+  boolean: { type: 'BOOLEAN' },
+};
+
+/** Schema elements in Parquet's depth-first order; lists as the spec's three levels (`<name>.list.element`). */
+function parquetElements(name: string, s: Shape): SchemaElement[] {
+  const repetition_type = s.nullable ? 'OPTIONAL' : 'REQUIRED';
+  if (s.kind === 'leaf') return [{ name, ...PARQUET_LEAF[s.leaf], repetition_type }];
+  if (s.kind === 'list') {
+    return [
+      { name, converted_type: 'LIST', logical_type: { type: 'LIST' }, repetition_type, num_children: 1 },
+      { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+      ...parquetElements('element', s.item),
+    ];
+  }
+  return [{ name, repetition_type, num_children: s.fields.length }, ...s.fields.flatMap((f) => parquetElements(f.name, f.shape))];
+}
+
+function parquetSchema(): SchemaElement[] {
+  return [{ name: 'schema', num_children: COLUMNS.length }, ...COLUMNS.flatMap((c) => parquetElements(c.name, c.shape))];
+}
+
+function arrowType(s: Shape, dimensions: number): DataType {
+  if (s.kind === 'leaf') {
+    switch (s.leaf) {
+      case 'string': return new Utf8();
+      case 'int': return new Int32();
+      case 'long': return new Int64();
+      case 'timestamp': return new Timestamp(TimeUnit.MILLISECOND, 'UTC');
+      case 'float': return new Float32();
+      case 'double': return new Float64();
+      case 'boolean': return new Bool();
+    }
+  }
+  if (s.kind === 'list') {
+    const element = new Field('element', arrowType(s.item, dimensions), s.item.nullable);
+    return s.fixed ? new FixedSizeList(dimensions, element) : new List(element);
+  }
+  return new Struct(s.fields.map((f) => new Field(f.name, arrowType(f.shape, dimensions), f.shape.nullable)));
 }
 
 /** The IPC-serialized schema message, base64, as Arrow's own Parquet writers store it. */
 function arrowSchemaEntry(dimensions: number): string {
   const writer = new RecordBatchStreamWriter();
-  writer.reset(undefined, arrowSchema(dimensions));
+  writer.reset(undefined, new Schema(COLUMNS.map((c) => new Field(c.name, arrowType(c.shape, dimensions), c.shape.nullable))));
   writer.finish();
   return Buffer.from(writer.toUint8Array(true)).toString('base64');
 }
 
-function huggingfaceEntry(dimensions: number): string {
-  const value = (dtype: string) => ({ dtype, _type: 'Value' });
-  const seq = (feature: unknown, length = -1) => ({ feature, length, _type: 'Sequence' });
-  const s = value('string');
-  const ts = value('timestamp[ms, tz=UTC]');
-  return JSON.stringify({
-    info: {
-      features: {
-        id: s, version: value('int32'), seedId: s, generationIndex: value('int32'), name: s, age: value('int32'), occupation: s, locale: s,
-        traits: seq(s), description: s, seedRelation: s,
-        provenance: { mode: s, model: s, promptVersion: s, createdAt: ts, samplerProfile: s, samplerProfileVersion: s },
-        lineage: { depth: value('int32'), rootSeedId: s, parentPersonaId: s, relationKind: s },
-        demographics: { ...Object.fromEntries(DEMOGRAPHIC_TEXTS.slice(0, 12).map((n) => [n, s])), languages: seq(s), hobbies: seq(s), skills: seq(s), careerGoal: s },
-        enrichment: {
-          lifeStage: s, bigFive: { openness: value('float32'), conscientiousness: value('float32'), extraversion: value('float32'), agreeableness: value('float32'), neuroticism: value('float32') },
-          habits: seq(s), goals: seq(s), mediaDiet: seq(s), appearance: s, imagePrompt: s, settings: seq(s),
-          embedding: seq(value('float32'), dimensions), embeddingModel: s, enrichedAt: ts,
-        },
-        validation: { textHash: s, checks: seq(s), repaired: seq(s), validatedAt: ts },
-      },
-    },
-  });
+const HF_DTYPE: Record<Leaf, string> = { string: 'string', int: 'int32', long: 'int64', timestamp: 'timestamp[ms, tz=UTC]', float: 'float32', double: 'float64', boolean: 'bool' };
+
+function hfFeature(s: Shape, dimensions: number): unknown {
+  if (s.kind === 'leaf') return { dtype: HF_DTYPE[s.leaf], _type: 'Value' };
+  if (s.kind === 'list') return { feature: hfFeature(s.item, dimensions), length: s.fixed ? dimensions : -1, _type: 'Sequence' };
+  return Object.fromEntries(s.fields.map((f) => [f.name, hfFeature(f.shape, dimensions)]));
 }
 
-const COLUMN_NAMES = ['id', 'version', 'seedId', 'generationIndex', 'name', 'age', 'occupation', 'locale', 'traits', 'description', 'seedRelation',
-  'provenance', 'lineage', 'demographics', 'enrichment', 'validation'] as const;
+function huggingfaceEntry(dimensions: number): string {
+  return JSON.stringify({ info: { features: Object.fromEntries(COLUMNS.map((c) => [c.name, hfFeature(c.shape, dimensions)])) } });
+}
 
-/** Column-major data for one row group; timestamps as bigint milliseconds, embeddings as float32. */
+/** A value as the writer takes it: longs and timestamps as bigints, floats rounded to float32 (what the column holds). */
+function toParquet(v: unknown, s: Shape): unknown {
+  if (v === null || v === undefined) return null;
+  if (s.kind === 'leaf') return s.leaf === 'long' || s.leaf === 'timestamp' ? BigInt(v as number) : s.leaf === 'float' ? Math.fround(v as number) : v;
+  if (s.kind === 'list') return (v as unknown[]).map((x) => toParquet(x, s.item));
+  const o = v as Record<string, unknown>;
+  return Object.fromEntries(s.fields.map((f) => [f.name, toParquet(o[f.name], f.shape)]));
+}
+
+/** Column-major data for one row group. */
 function columnsOf(personas: readonly Persona[], dimensions: number) {
-  const rows = personas.map((p) => {
+  for (const p of personas) {
     const e = p.enrichment;
     if (!e) throw new CorpusError('PH_CORPUS_RECORD', `persona ${p.id} has no enrichment; only indexed personas are exported`);
     if (e.embedding.length !== dimensions) throw new CorpusError('PH_CORPUS_RECORD', `persona ${p.id} has a ${e.embedding.length}-dim embedding, the export ${dimensions}`);
-    return {
-      ...p,
-      provenance: { ...p.provenance, createdAt: BigInt(p.provenance.createdAt) },
-      enrichment: { ...e, embedding: e.embedding.map(Math.fround), enrichedAt: BigInt(e.enrichedAt) },
-      validation: p.validation && { ...p.validation, validatedAt: BigInt(p.validation.validatedAt) },
-    };
-  });
+  }
+  const rows = personas as readonly object[] as readonly Record<string, unknown>[];
   // The offset index would be written after the last row group, from state kept per page: off, so the
   // writer holds nothing per row group beyond its footer entry and a resumed file needs only that.
-  return COLUMN_NAMES.map((name) => ({ name, data: rows.map((r) => r[name]), offsetIndex: false }));
+  return COLUMNS.map((c) => ({ name: c.name, data: rows.map((r) => toParquet(r[c.name], c.shape)), offsetIndex: false }));
 }
 
 /**
@@ -241,26 +248,6 @@ export class ParquetFile {
   }
 }
 
-const millisOf = (v: unknown): unknown => (v instanceof Date ? v.getTime() : typeof v === 'bigint' ? Number(v) : v);
-
-/** Rows as hyparquet decodes them, back to the persona's JSON shape. */
-function rowToPersona(row: Record<string, unknown>, where: string): Persona {
-  const record = row as { provenance?: Record<string, unknown>; demographics?: Record<string, unknown> | null; lineage?: Record<string, unknown> | null; enrichment?: Record<string, unknown> | null; validation?: Record<string, unknown> | null };
-  // hyparquet leaves a null struct or string undefined; the persona's JSON says null.
-  const value = {
-    ...row,
-    lineage: record.lineage ? { ...record.lineage, parentPersonaId: record.lineage.parentPersonaId ?? null, relationKind: record.lineage.relationKind ?? null } : null,
-    demographics: record.demographics ?? null,
-    provenance: record.provenance && {
-      ...record.provenance, createdAt: millisOf(record.provenance.createdAt),
-      samplerProfile: record.provenance.samplerProfile ?? null, samplerProfileVersion: record.provenance.samplerProfileVersion ?? null,
-    },
-    enrichment: record.enrichment ? { ...record.enrichment, embedding: Array.from(record.enrichment.embedding as ArrayLike<number>), enrichedAt: millisOf(record.enrichment.enrichedAt) } : null,
-    validation: record.validation ? { ...record.validation, validatedAt: millisOf(record.validation.validatedAt) } : null,
-  };
-  return checkPersona(value, where);
-}
-
 /** The personas of a Parquet file, one row group in memory at a time. */
 export async function* readParquetPersonas(file: string): AsyncGenerator<Persona[]> {
   const buffer = await asyncBufferFromFile(file);
@@ -271,7 +258,8 @@ export async function* readParquetPersonas(file: string): AsyncGenerator<Persona
   for (const group of metadata.row_groups) {
     const end = start + Number(group.num_rows);
     const rows = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: end });
-    yield rows.map((r, i) => rowToPersona(r, `${file} row ${start + i + 1}`));
+    // hyparquet gives timestamps as Dates, longs as bigints, a null struct as undefined: checkPersona puts them back in the persona's shape.
+    yield rows.map((r, i) => checkPersona(r, `${file} row ${start + i + 1}`));
     start = end;
   }
 }

@@ -1,4 +1,5 @@
-import type { BigFive, Demographics, Lineage, LifeStage, Persona, SeedRelation, Validation } from '../schemas/types.generated.ts';
+import { conform, ConformError, nullableOf, recordSchema } from '../schemas/conform.ts';
+import type { Persona } from '../schemas/types.generated.ts';
 import { StoreError, type SqlClient } from './index.ts';
 
 /**
@@ -15,17 +16,16 @@ interface PersonaRow {
   occupation: string;
   locale: string;
   description: string;
-  /** The demographics are flattened in here (sql-store's upsert); absent in rows from before profiles. */
-  attributes: { traits?: string[]; seedRelation?: SeedRelation; validation?: Validation | null } & Partial<Demographics>;
-  modalities: {
-    lifeStage: LifeStage; bigFive: BigFive; habits: string[]; goals: string[]; mediaDiet: string[];
-    appearance: string; imagePrompt: string; settings: string[]; enrichedAt?: number;
-  };
-  mode: 'LLM' | 'SAMPLER';
+  /** Traits, seed relation, validation record, facets, and the demographics flattened (sql-store's upsert). */
+  attributes: Record<string, unknown>;
+  /** The enrichment but its embedding and model. */
+  modalities: Record<string, unknown>;
+  mode: string;
   model: string;
   embedding: string;
   embedding_model: string;
-  lineage: { generationIndex?: number; promptVersion?: string; lineage?: Lineage | null; samplerProfile?: string | null; samplerProfileVersion?: string | null };
+  /** Generation facts: generation index, prompt version, the lattice lineage, the sampler profile. */
+  lineage: Record<string, unknown>;
   created_ms: string;
 }
 
@@ -33,39 +33,40 @@ interface PersonaRow {
 const COLUMNS = `id, version, seed_id, name, age, occupation, locale, description, attributes, modalities, mode, model,
   embedding::text AS embedding, embedding_model, lineage, round(extract(epoch FROM created_at) * 1000)::bigint::text AS created_ms`;
 
-function demographicsOf(a: PersonaRow['attributes']): Demographics | null {
-  if (a.sex === undefined || a.maritalStatus === undefined || a.household === undefined || a.educationLevel === undefined || a.educationField === undefined
-    || a.employmentStatus === undefined || a.occupationGroup === undefined || a.industry === undefined || a.city === undefined || a.region === undefined
-    || a.country === undefined || a.culturalBackground === undefined || a.languages === undefined || a.hobbies === undefined || a.skills === undefined
-    || a.careerGoal === undefined) return null;
-  return {
-    sex: a.sex, maritalStatus: a.maritalStatus, household: a.household, educationLevel: a.educationLevel, educationField: a.educationField,
-    employmentStatus: a.employmentStatus, occupationGroup: a.occupationGroup, industry: a.industry, city: a.city, region: a.region, country: a.country,
-    culturalBackground: a.culturalBackground, languages: a.languages, hobbies: a.hobbies, skills: a.skills, careerGoal: a.careerGoal,
-  };
-}
+const PERSONA = recordSchema('persona.avsc');
+const DEMOGRAPHICS = ((): string[] => {
+  const field = PERSONA.fields.find((f) => f.name === 'demographics');
+  const record = field && nullableOf(field.type);
+  return record && typeof record === 'object' && !Array.isArray(record) && record.type === 'record' ? record.fields.map((f) => f.name) : [];
+})();
 
+/**
+ * The row put together as the persona of the topics and checked against its schema, which also gives a
+ * row indexed before a field existed that field's default. A row that does not fit is a PH_STORE_ROW.
+ */
 function toPersona(r: PersonaRow): Persona {
   const createdAt = Number(r.created_ms);
-  const { enrichedAt, ...modalities } = r.modalities;
-  if (r.attributes.traits === undefined || r.attributes.seedRelation === undefined || r.lineage.generationIndex === undefined || r.lineage.promptVersion === undefined) {
-    throw new StoreError('PH_STORE_ROW', `persona ${r.id} lacks fields every indexed row has (traits, seed relation, generation index, prompt version)`);
-  }
-  return {
+  const a = r.attributes;
+  const demographics = DEMOGRAPHICS.every((k) => k in a) ? Object.fromEntries(DEMOGRAPHICS.map((k) => [k, a[k]])) : null;
+  const raw = {
     id: r.id, version: r.version, seedId: r.seed_id, generationIndex: r.lineage.generationIndex,
-    name: r.name, age: r.age, occupation: r.occupation, locale: r.locale, traits: r.attributes.traits,
-    description: r.description, seedRelation: r.attributes.seedRelation,
-    provenance: {
-      mode: r.mode, model: r.model, promptVersion: r.lineage.promptVersion, createdAt,
-      samplerProfile: r.lineage.samplerProfile ?? null, samplerProfileVersion: r.lineage.samplerProfileVersion ?? null,
-    },
-    // Rows indexed before the store kept these: lineage null is the schema's own "written before lineage
-    // existed", and the enrichment time falls back to the persona's creation.
+    name: r.name, age: r.age, occupation: r.occupation, locale: r.locale, traits: a.traits,
+    description: r.description, seedRelation: a.seedRelation,
+    provenance: { mode: r.mode, model: r.model, promptVersion: r.lineage.promptVersion, createdAt, samplerProfile: r.lineage.samplerProfile, samplerProfileVersion: r.lineage.samplerProfileVersion },
+    // Lineage null is the schema's own "written before lineage existed"; the enrichment time of a row
+    // from before the store kept it falls back to the persona's creation.
     lineage: r.lineage.lineage ?? null,
-    demographics: demographicsOf(r.attributes),
-    enrichment: { ...modalities, embedding: JSON.parse(r.embedding) as number[], embeddingModel: r.embedding_model, enrichedAt: enrichedAt ?? createdAt },
-    validation: r.attributes.validation ?? null,
+    demographics,
+    facets: a.facets ?? null,
+    enrichment: { ...r.modalities, embedding: JSON.parse(r.embedding) as number[], embeddingModel: r.embedding_model, enrichedAt: r.modalities.enrichedAt ?? createdAt },
+    validation: a.validation ?? null,
   };
+  try {
+    return conform(raw, PERSONA) as Persona;
+  } catch (cause) {
+    if (cause instanceof ConformError) throw new StoreError('PH_STORE_ROW', `persona ${r.id} in the store does not read as a persona: ${cause.message}`, { cause });
+    throw cause;
+  }
 }
 
 export async function readPersona(sql: SqlClient, id: string): Promise<Persona | undefined> {
