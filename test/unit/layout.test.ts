@@ -31,7 +31,7 @@ const layers: Record<string, Layer> = {
   processors: { imports: ['core', 'schemas', 'topology', 'persona'], typeOnly: ['runtime', 'llm', 'store'], packages: ['zod'] },
   analytics: { imports: ['core', 'schemas', 'topology', 'persona'], typeOnly: ['runtime', 'store', 'llm'] },
   // Corpus files (export, import): pure file formats over whole personas; the store reaches them through narrow interfaces.
-  corpus: { imports: ['core', 'schemas'], packages: ['zod', 'hyparquet', 'hyparquet-writer', 'apache-arrow'] },
+  corpus: { imports: ['core', 'schemas'], packages: ['hyparquet', 'hyparquet-writer', 'apache-arrow'] },
   // The HTTP API: a top layer like cli/ (which wires it). It runs the preview through the processors and reaches
   // Kafka only through runtime/'s ports (the seed source, the observer), metrics through runtime/api-metrics.ts.
   api: { imports: ['core', 'config', 'schemas', 'topology', 'store', 'persona', 'llm', 'processors', 'runtime', 'analytics'], packages: ['fastify', 'typebox', '@fastify/type-provider-typebox', '@fastify/swagger', '@fastify/swagger-ui', '@fastify/rate-limit'] },
