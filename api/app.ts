@@ -10,6 +10,7 @@ import type { Persona } from '../schemas/types.generated.ts';
 import type { Store } from '../store/index.ts';
 import type { CorpusStore } from '../store/query.ts';
 import { authorize, hashApiKey, presentedKey } from './auth.ts';
+import { consoleRoutes } from './console.ts';
 import { Cursors } from './cursor.ts';
 import { ApiError, errorBody, errorHandler } from './errors.ts';
 import type { Jobs } from './jobs.ts';
@@ -126,5 +127,7 @@ export async function buildApp(deps: ApiDeps): Promise<App> {
 
   const cursors = new Cursors(await deps.corpus.cursorSecret());
   await app.register(routes(deps, cursors));
+  // The web console (console/): a page and its bundle, which call the routes above with the key its user gives.
+  await app.register(consoleRoutes);
   return app;
 }

@@ -34,7 +34,10 @@ const layers: Record<string, Layer> = {
   corpus: { imports: ['core', 'schemas'], packages: ['hyparquet', 'hyparquet-writer', 'apache-arrow'] },
   // The HTTP API: a top layer like cli/ (which wires it). It runs the preview through the processors and reaches
   // Kafka only through runtime/'s ports (the seed source, the observer), metrics through runtime/api-metrics.ts.
-  api: { imports: ['core', 'config', 'schemas', 'topology', 'store', 'persona', 'llm', 'processors', 'runtime', 'analytics'], packages: ['fastify', 'typebox', '@fastify/type-provider-typebox', '@fastify/swagger', '@fastify/swagger-ui', '@fastify/rate-limit'] },
+  api: { imports: ['core', 'config', 'schemas', 'topology', 'store', 'persona', 'llm', 'processors', 'runtime', 'analytics'], packages: ['fastify', 'typebox', '@fastify/type-provider-typebox', '@fastify/swagger', '@fastify/swagger-ui', '@fastify/rate-limit', 'esbuild'] },
+  // The web console: browser code, bundled by api/console.ts. It reaches the API over HTTP only, and takes the API's
+  // schemas for their types (what the routes answer), never their code.
+  console: { imports: [], typeOnly: ['api'], packages: ['chart.js', 'cytoscape', 'typebox'] },
   'models/server': { imports: ['core'], packages: ['fastify', 'node-llama-cpp', 'prom-client', 'zod'] },
   'models/weights': { imports: ['core', 'stack'] },
   cli: { imports: ['core', 'config', 'schemas', 'topology', 'store', 'stack', 'persona', 'llm', 'processors', 'runtime', 'analytics', 'corpus', 'api', 'models/server', 'models/weights'], packages: ['commander', 'cli-progress'] },
