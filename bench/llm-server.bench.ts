@@ -441,7 +441,7 @@ async function draftBench(modelsDir: string): Promise<void> {
         traits: attributes.traits, description, seedRelation: attributes.seedRelation,
         // The real time: validation reads the creation year (a career "since 1992" is checked against it).
         provenance: { mode: 'LLM', model: server.model.name, promptVersion: PROMPT_VERSION, createdAt: Date.now(), samplerProfile: null, samplerProfileVersion: null },
-        lineage: lineageOf(seed), demographics: null, enrichment: null, validation: null,
+        lineage: lineageOf(seed), demographics: null, facets: null, enrichment: null, validation: null,
       };
       drafts.push({ model: server.model.name, seedText: seed.text, persona });
       // The text checks only: enrichment (modalities, embedding) and duplicate checks come later in the pipeline.

@@ -41,11 +41,22 @@ const SETTINGS_BY_STAGE: Record<LifeStage, string[]> = {
 };
 const LOOKS = ['short graying hair', 'round glasses', 'a weathered face', 'a neat beard', 'braided hair', 'a bright scarf', 'work boots', 'a tidy uniform', 'laugh lines', 'a cardigan with patched elbows'];
 
+/** The modalities without what the enrich processor adds (the embedding and the time). */
+export type Modalities = Omit<Enrichment, 'embedding' | 'embeddingModel' | 'enrichedAt'>;
+
+/**
+ * What a record written before LLM-made modalities reads as: the schema's defaults, which label the
+ * modalities as the sampler's (they were, then) and leave the model-only fields empty.
+ */
+export function samplerModalityDefaults(): Pick<Modalities, 'modalitiesSource' | 'modalitiesModel' | 'backstory' | 'speakingStyle' | 'values' | 'routines'> {
+  return { modalitiesSource: 'SAMPLER', modalitiesModel: 'sampler', backstory: '', speakingStyle: '', values: [], routines: [] };
+}
+
 /**
  * Behavioral, visual and contextual modalities, derived deterministically from the persona so a
- * re-run gives the same enrichment. The embedding is added by the processor.
+ * re-run gives the same enrichment, labelled as the sampler's. The embedding is added by the processor.
  */
-export function modalitiesFor(p: Persona): Omit<Enrichment, 'embedding' | 'embeddingModel' | 'enrichedAt'> {
+export function modalitiesFor(p: Persona): Modalities {
   const random = rng(`enrich:${p.id}`);
   const lifeStage = lifeStageFor(p.age);
   const looks = pickDistinct(random, LOOKS, 2);
@@ -59,5 +70,6 @@ export function modalitiesFor(p: Persona): Omit<Enrichment, 'embedding' | 'embed
     appearance,
     imagePrompt: `Candid documentary photo of ${appearance}, in ${cityOf(p.locale)}, natural light, 35mm`,
     settings: pickDistinct(random, SETTINGS_BY_STAGE[lifeStage], 3),
+    ...samplerModalityDefaults(),
   };
 }

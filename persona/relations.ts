@@ -1,6 +1,8 @@
 import type { ChatMessage } from '../core/chat.ts';
 import { OCCUPATIONS, sampleName, TRAITS, type Occupation, type OccupationField, type SampledAttributes } from './attributes.ts';
-import type { Lineage, Seed } from '../schemas/types.generated.ts';
+import type { Facets, Lineage, Seed } from '../schemas/types.generated.ts';
+import { composeFacets } from './compose.ts';
+import { facetsInstruction } from './prompt.ts';
 import { cityOf, hashId, pick, pickDistinct, rng, withArticle } from './text.ts';
 
 /**
@@ -170,7 +172,7 @@ export function relationOf(seed: Seed): { kind: RelationKind; parentId: string; 
   return { kind, parentId: seed.parentPersonaId, parent: seed.parent };
 }
 
-export const RELATION_PROMPT_VERSION = 'relate-v1';
+export const RELATION_PROMPT_VERSION = 'relate-v2';
 
 /**
  * The draft prompt for a related persona: the parent (attributes and description) first, the relation
@@ -181,7 +183,7 @@ export function buildRelationMessages(a: SampledAttributes, kind: RelationKind, 
   return [
     {
       role: 'system',
-      content: 'You write short, specific persona descriptions of a person in a close relationship with another person. Use exactly the given name, age, occupation and locale; show the traits; say who the other person is to them. Answer with JSON {"description": "..."}.',
+      content: `You write short, specific persona descriptions of a person in a close relationship with another person. Use exactly the given name, age, occupation and locale; show the traits; say who the other person is to them. ${facetsInstruction('the other person, by name')}`,
     },
     {
       role: 'user',
@@ -204,6 +206,16 @@ export function composeRelated(a: SampledAttributes, kind: RelationKind, parent:
     `${a.name}, ${a.age}, works as ${withArticle(a.occupation)} in ${cityOf(a.locale)}`,
   ]);
   return `${opener} and is ${RELATIONS[kind].phrase} ${parent.name}, ${withArticle(parent.occupation)}. ${capitalize(t1 ?? 'thoughtful')} and ${t2 ?? 'curious'}, they know ${firstName(parent.name)} through ${KIND_CONTEXT[kind]}.`;
+}
+
+/** Sampler mode's facets of a related persona: the composed ones, with the short persona and the relation facet about the parent, not a text. */
+export function composeRelatedFacets(a: SampledAttributes, kind: RelationKind, parent: RelationParent, key: string): Facets {
+  const [t1 = 'thoughtful'] = a.traits;
+  return {
+    ...composeFacets(a, null, '', key),
+    shortPersona: `${capitalize(withArticle(`${t1} ${a.occupation}`))} in ${cityOf(a.locale)} who is ${RELATIONS[kind].phrase} ${parent.name}.`,
+    seedRelation: `${firstName(a.name)} is ${RELATIONS[kind].phrase} ${parent.name} and knows ${firstName(parent.name)} through ${KIND_CONTEXT[kind]}.`,
+  };
 }
 
 const KIND_CONTEXT: Record<RelationKind, string> = {

@@ -78,6 +78,19 @@ export interface Demographics {
   careerGoal: string;
 }
 
+export interface Facets {
+  /** One sentence in the PersonaHub style: "A pediatric nurse who ...". */
+  shortPersona: string;
+  /** Work: what the person does, where, how they are at it. */
+  professional: string;
+  /** Household, partner, children, parents: the people at home. */
+  family: string;
+  /** Free time: hobbies, places, company. */
+  leisure: string;
+  /** How the person relates to the seed text, or, for a related persona, to the persona it was derived from. */
+  seedRelation: string;
+}
+
 export type LifeStage = 'YOUNG_ADULT' | 'ADULT' | 'MIDDLE_AGED' | 'SENIOR';
 
 export interface BigFive {
@@ -87,6 +100,8 @@ export interface BigFive {
   agreeableness: number;
   neuroticism: number;
 }
+
+export type ModalitiesSource = 'SAMPLER' | 'LLM';
 
 export interface Enrichment {
   lifeStage: LifeStage;
@@ -101,6 +116,18 @@ export interface Enrichment {
   embedding: Array<number>;
   embeddingModel: string;
   enrichedAt: number;
+  /** Who made the modalities: SAMPLER derived them deterministically from the persona (sampler mode, and every record from before LLM-written modalities); LLM had a model write them in one structured call (life stage and Big Five stay derived either way). */
+  modalitiesSource: ModalitiesSource;
+  /** The model that wrote the modalities, or 'sampler'. */
+  modalitiesModel: string;
+  /** A few sentences of the person's past; empty when the sampler made the modalities. */
+  backstory: string;
+  /** How the person talks; empty when the sampler made the modalities. */
+  speakingStyle: string;
+  /** What the person holds important; empty when the sampler made the modalities. */
+  values: Array<string>;
+  /** Typical routines (a weekday, a weekend); empty when the sampler made the modalities. */
+  routines: Array<string>;
 }
 
 export interface Validation {
@@ -134,6 +161,8 @@ export interface Persona {
   lineage: null | Lineage;
   /** The demographic attributes the persona was grounded on, drawn from the sampler profile. Null in records written before profiles existed. */
   demographics: null | Demographics;
+  /** Written facets beside the description, each a few sentences at most: written by the model in the draft call in LLM mode, composed from the attributes in sampler mode (provenance.mode says which). Null in records written before facets existed. */
+  facets: null | Facets;
   enrichment: null | Enrichment;
   validation: null | Validation;
 }

@@ -138,7 +138,8 @@ export class SqlStore implements Store {
         p.id, p.version, p.seedId, p.name, p.age, p.occupation, p.locale, p.description,
         // Demographics flattened into the attributes document, under the filter language's names (lists plural),
         // so filters read them there; the sampler profile beside the other generation facts.
-        JSON.stringify({ traits: p.traits, seedRelation: p.seedRelation, validation: p.validation, ...p.demographics }),
+        // The written facets there too, under their own key: text that describes the persona, not a modality of it.
+        JSON.stringify({ traits: p.traits, seedRelation: p.seedRelation, validation: p.validation, facets: p.facets, ...p.demographics }),
         JSON.stringify(modalities), p.provenance.mode, p.provenance.model, toVector(embedding), embeddingModel,
         JSON.stringify({ seedId: p.seedId, generationIndex: p.generationIndex, promptVersion: p.provenance.promptVersion, lineage: p.lineage,
           samplerProfile: p.provenance.samplerProfile, samplerProfileVersion: p.provenance.samplerProfileVersion }),

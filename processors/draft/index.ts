@@ -1,15 +1,19 @@
 import { z } from 'zod';
 import type { ChatMessage } from '../../core/chat.ts';
-import type { Demographics, Persona } from '../../schemas/types.generated.ts';
+import type { Demographics, Facets, Persona } from '../../schemas/types.generated.ts';
 import type { Processor } from '../../runtime/processor.ts';
 import { personaId } from '../../persona/ids.ts';
 import type { SampledAttributes } from '../../persona/attributes.ts';
 import { samplePersona, samplerFor } from '../../persona/sampler.ts';
-import { buildRelationMessages, composeRelated, lineageOf, relationOf, RELATION_PROMPT_VERSION, sampleRelatedAttributes } from '../../persona/relations.ts';
-import { composeDescription } from '../../persona/compose.ts';
+import { buildRelationMessages, composeRelated, composeRelatedFacets, lineageOf, relationOf, RELATION_PROMPT_VERSION, sampleRelatedAttributes } from '../../persona/relations.ts';
+import { composeDescription, composeFacets } from '../../persona/compose.ts';
 import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from '../../persona/prompt.ts';
 
-const draftOutput = z.object({ description: z.string().trim().min(40).max(600) });
+// A little looser than DRAFT_OUTPUT_SCHEMA: a server that ignores the schema's bounds may overshoot them slightly, which is no reason to dead-letter the persona.
+const facet = z.string().trim().min(10).max(400);
+const draftOutput = z.object({
+  description: z.string().trim().min(40).max(600), shortPersona: facet, professional: facet, family: facet, leisure: facet, relation: facet,
+});
 
 /** One persona to draft: its attributes, the prompt a model gets, and the text sampler mode writes instead. */
 interface Plan {
@@ -17,6 +21,8 @@ interface Plan {
   attributes: SampledAttributes;
   messages: () => ChatMessage[];
   compose: (id: string) => string;
+  /** Sampler mode's written facets. */
+  composeFacets: (id: string) => Facets;
   promptVersion: string;
   /** The demographics drawn from a sampler profile, with that profile; null for a related persona (sampled from its parent). */
   demographics: Demographics | null;
@@ -37,6 +43,7 @@ export const draft: Processor<'draft'> = {
         index: 0, attributes, promptVersion: RELATION_PROMPT_VERSION, demographics: null, profile: null,
         messages: () => buildRelationMessages(attributes, relation.kind, relation.parent, seed.text),
         compose: (id: string) => composeRelated(attributes, relation.kind, relation.parent, id),
+        composeFacets: (id: string) => composeRelatedFacets(attributes, relation.kind, relation.parent, id),
       }))(sampleRelatedAttributes(relation.parentId, relation.parent, relation.kind, 0))]
       : Array.from({ length: ctx.config.personasPerSeed }, (_, index) => {
         // A generation job's seed names its profile and filter; any other seed draws from the configured profile.
@@ -46,12 +53,14 @@ export const draft: Processor<'draft'> = {
           index, attributes, promptVersion: PROMPT_VERSION, demographics, profile: { name: sampler.profile.name, version: sampler.profile.version },
           messages: () => buildDraftMessages(attributes, seed.text),
           compose: (id: string) => composeDescription(attributes, seed.text, id),
+          composeFacets: (id: string) => composeFacets(attributes, demographics, seed.text, id),
         };
       });
     const outputs = [];
-    for (const { index, attributes, messages, compose, promptVersion, demographics, profile } of plans) {
+    for (const { index, attributes, messages, compose, composeFacets: facetsOf, promptVersion, demographics, profile } of plans) {
       const id = personaId(seed.id, index);
       let description: string;
+      let facets: Facets;
       let model: string;
       if (ctx.config.mode === 'llm' && ctx.llm) {
         const result = await ctx.llm.chatJson({
@@ -59,15 +68,19 @@ export const draft: Processor<'draft'> = {
           schemaName: 'persona_draft',
           schema: DRAFT_OUTPUT_SCHEMA,
           parse: (v) => draftOutput.parse(v),
-          maxTokens: 160,
+          // The six bounded fields come to about 1,500 characters at most: some 400 tokens with the JSON around them.
+          maxTokens: 480,
           temperature: 0.7,
           // The seed makes sampling reproducible per persona, which keeps the response cache effective.
           seed: Number.parseInt(id.slice(0, 8), 16),
         });
-        description = result.value.description;
+        const { description: text, relation: seedRelation, ...written } = result.value;
+        description = text;
+        facets = { ...written, seedRelation };
         model = result.model;
       } else {
         description = compose(id);
+        facets = facetsOf(id);
         model = 'sampler';
       }
       const persona: Persona = {
@@ -75,7 +88,7 @@ export const draft: Processor<'draft'> = {
         name: attributes.name, age: attributes.age, occupation: attributes.occupation, locale: attributes.locale,
         traits: attributes.traits, description, seedRelation: attributes.seedRelation,
         provenance: { mode: model === 'sampler' ? 'SAMPLER' : 'LLM', model, promptVersion, createdAt: ctx.now(), samplerProfile: profile?.name ?? null, samplerProfileVersion: profile?.version ?? null },
-        lineage: lineageOf(seed), demographics, enrichment: null, validation: null,
+        lineage: lineageOf(seed), demographics, facets, enrichment: null, validation: null,
       };
       outputs.push({ event: 'draft' as const, key: id, value: persona });
     }

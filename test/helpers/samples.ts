@@ -14,12 +14,24 @@ export function samplePersona(overrides: Partial<Persona> = {}): Persona {
     description: 'Amara Okafor is a 34-year-old pediatric nurse in Lagos who reads every update on vaccination schedules and explains them patiently to worried parents.',
     seedRelation: 'READER',
     provenance: { mode: 'SAMPLER', model: 'sampler', promptVersion: 'draft-v1', createdAt: 1_700_000_000_000, samplerProfile: null, samplerProfileVersion: null },
-    demographics: null,
+    demographics: null, facets: null,
     lineage: { depth: 0, rootSeedId: 'a'.repeat(32), parentPersonaId: null, relationKind: null },
     enrichment: null, validation: null, ...overrides,
   };
   return {
     ...base,
     enrichment: base.enrichment ?? { ...modalitiesFor(base), embedding: hashEmbed(base.description, 384), embeddingModel: 'hash-bow-384', enrichedAt: 1_700_000_000_000 },
+  };
+}
+
+/** What a model answers the draft call with: `description` and the written facets, each long enough to parse. */
+export function draftAnswer(description: string): Record<string, string> {
+  return {
+    description,
+    shortPersona: 'A pediatric nurse in Lagos who reads every update on vaccination schedules.',
+    professional: 'She runs the vaccination clinic of a public hospital and trains new nurses on night shifts.',
+    family: 'She lives with her husband and their two daughters near the hospital.',
+    leisure: 'She sings in a church choir and cooks for friends on Sundays.',
+    relation: 'She would read about longer library hours for her daughters, who study for exams.',
   };
 }

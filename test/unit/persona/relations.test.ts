@@ -84,7 +84,7 @@ describe('relation prompts and expansion seeds', () => {
       expect(user).toContain(`Relation: ${a.name} is ${relationPhrase(kind, nurse)}`);
       expect(user).toMatch(/^Show: .+$/m);
       expect(user).toContain(`Name: ${a.name}\nAge: ${a.age}\nOccupation: ${a.occupation}\nLocale: ${a.locale}\nTraits: ${a.traits.join(', ')}`);
-      expect(messages[0]?.content).toContain('JSON {"description": "..."}');
+      expect(messages[0]?.content).toContain('"relation" (one sentence on how they relate to the other person, by name)');
     }
   });
 

@@ -4,7 +4,7 @@ import { personaId } from '../../../persona/ids.ts';
 import { DRAFT_OUTPUT_SCHEMA } from '../../../persona/prompt.ts';
 import { draft } from '../../../processors/draft/index.ts';
 import { fakeContext } from '../../helpers/context.ts';
-import { sampleSeed } from '../../helpers/samples.ts';
+import { draftAnswer, sampleSeed } from '../../helpers/samples.ts';
 
 describe('draft processor, sampler mode', () => {
   it('draft emits personasPerSeed personas with stable ids and SAMPLER provenance', async () => {
@@ -13,7 +13,13 @@ describe('draft processor, sampler mode', () => {
     for (const o of out) {
       expect(o.event).toBe('draft');
       expect(o.value.provenance).toMatchObject({ mode: 'SAMPLER', model: 'sampler', createdAt: 42 });
+      expect(o.value.facets?.professional).toContain(o.value.occupation);
+      expect(o.value.facets?.shortPersona).toMatch(/^An? /);
     }
+    // Composed, so the same seed gives the same facets; another persona of it, other ones.
+    const again = await draft.process(sampleSeed(), fakeContext({ env: { PERSONAHUB_PERSONAS_PER_SEED: '3' } }));
+    expect(again.map((o) => o.value.facets)).toEqual(out.map((o) => o.value.facets));
+    expect(new Set(out.map((o) => o.value.facets?.shortPersona)).size).toBe(3);
   });
 });
 
@@ -23,7 +29,7 @@ describe('LLM mode', () => {
     const llm: LlmClient = {
       async chatJson<T>(req: ChatJsonRequest<T>) {
         calls.push(req as ChatJsonRequest<unknown>);
-        return { value: req.parse({ description: '  A grounded persona description that is long enough to pass the length check.  ' }), model: 'fake-model', cached: false };
+        return { value: req.parse(draftAnswer('  A grounded persona description that is long enough to pass the length check.  ')), model: 'fake-model', cached: false };
       },
       embed: async () => ({ vectors: [], model: 'x', dimensions: 0 }),
       close: async () => {},
@@ -33,6 +39,11 @@ describe('LLM mode', () => {
     expect(calls[0]?.schema).toEqual(DRAFT_OUTPUT_SCHEMA);
     expect(out[0]?.value.description).toBe('A grounded persona description that is long enough to pass the length check.');
     expect(out[0]?.value.provenance).toMatchObject({ mode: 'LLM', model: 'fake-model' });
+    // The facets come from the same call; the answer's `relation` is the record's seedRelation facet.
+    const { description: _, relation, ...facets } = draftAnswer('');
+    expect(out[0]?.value.facets).toEqual({ ...facets, seedRelation: relation });
+    expect(() => calls[0]?.parse({ ...draftAnswer('A grounded persona description that is long enough to pass.'), family: undefined })).toThrow();
+    expect(() => calls[0]?.parse({ ...draftAnswer('A grounded persona description that is long enough to pass.'), leisure: 'x'.repeat(401) })).toThrow();
     expect(() => calls[0]?.parse({ description: 'too short' })).toThrow();
     expect(() => calls[0]?.parse({ text: 'wrong field' })).toThrow();
   });

@@ -6,7 +6,7 @@ import { draft } from '../../../processors/draft/index.ts';
 import { relate } from '../../../processors/relate/index.ts';
 import type { Persona } from '../../../schemas/types.generated.ts';
 import { fakeContext, MemoryStore } from '../../helpers/context.ts';
-import { samplePersona } from '../../helpers/samples.ts';
+import { draftAnswer, samplePersona } from '../../helpers/samples.ts';
 
 const lattice = { PERSONAHUB_LATTICE_DEPTH: '2', PERSONAHUB_LATTICE_FANOUT: '2', PERSONAHUB_LATTICE_BUDGET: '3' };
 
@@ -59,19 +59,21 @@ describe('draft processor, expansion seeds', () => {
     expect(persona?.lineage).toEqual({ depth: 1, rootSeedId: root.seedId, parentPersonaId: root.id, relationKind: 'family' });
     expect(persona?.name.endsWith(' Okafor')).toBe(true);
     expect(persona?.description).toContain('a close relative of Amara Okafor');
+    expect(persona?.facets?.shortPersona).toContain('a close relative of Amara Okafor');
     expect(persona?.provenance.promptVersion).toBe(RELATION_PROMPT_VERSION);
 
     const calls: ChatJsonRequest<unknown>[] = [];
     const llm: LlmClient = {
       async chatJson<T>(req: ChatJsonRequest<T>) {
         calls.push(req as ChatJsonRequest<unknown>);
-        return { value: req.parse({ description: 'A related persona description, long enough to pass the length check of the draft stage.' }), model: 'fake-model', cached: false };
+        return { value: req.parse(draftAnswer('A related persona description, long enough to pass the length check of the draft stage.')), model: 'fake-model', cached: false };
       },
       embed: async () => ({ vectors: [], model: 'x', dimensions: 0 }),
       close: async () => {},
     };
     const [written] = await draft.process(expansion.value, fakeContext({ env: { PERSONAHUB_MODE: 'llm' }, llm }));
     expect(written?.value.lineage?.depth).toBe(1);
+    expect(written?.value.facets?.seedRelation).toBe(draftAnswer('').relation);
     expect(calls[0]?.messages[1]?.content).toContain(`Other person: ${root.description}`);
     expect(calls[0]?.messages[1]?.content).toContain('Relation: ');
   });
