@@ -40,6 +40,9 @@ function chart(s: Series, charts: Chart[]): HTMLElement {
   return figure;
 }
 
+/** Chart.js neither wraps nor shortens axis labels: a cluster's label (three occupations) is cut to fit beside its bar. */
+const short = (label: string) => (label.length > 40 ? `${label.slice(0, 39)}…` : label);
+
 const entries = (m: Record<string, number>) => Object.entries(m).sort((a, b) => a[0].localeCompare(b[0], 'en', { numeric: true }));
 
 export async function populationPage(view: View): Promise<void> {
@@ -53,7 +56,7 @@ export async function populationPage(view: View): Promise<void> {
       { name: 'age', title: 'Age (ten-year bins)', labels: stats.age.histogram.map((b) => `${b.from}–${b.to}`), counts: stats.age.histogram.map((b) => b.count) },
       { name: 'occupations', title: 'Most common occupations', labels: stats.topOccupations.map((o) => o.value), counts: stats.topOccupations.map((o) => o.count), horizontal: true },
       { name: 'locales', title: 'Most common locales', labels: stats.topLocales.map((o) => o.value), counts: stats.topLocales.map((o) => o.count), horizontal: true },
-      { name: 'clusters', title: 'Cluster sizes (labelled by their most common occupations)', labels: clusters.map((c) => `#${c.cluster} ${c.label}`), counts: clusters.map((c) => c.size), horizontal: true },
+      { name: 'clusters', title: 'Cluster sizes (labelled by their most common occupations)', labels: clusters.map((c) => short(`#${c.cluster} ${c.label}`)), counts: clusters.map((c) => c.size), horizontal: true },
       { name: 'mode', title: 'By generation mode', labels: entries(stats.byMode).map((e) => e[0]), counts: entries(stats.byMode).map((e) => e[1]) },
       { name: 'model', title: 'By model', labels: entries(stats.byModel).map((e) => e[0]), counts: entries(stats.byModel).map((e) => e[1]) },
       { name: 'depth', title: 'By lattice depth', labels: entries(stats.byDepth).map((e) => e[0]), counts: entries(stats.byDepth).map((e) => e[1]) },
