@@ -68,7 +68,9 @@ export class Jobs {
         const batch = seeds.slice(i, i + this.o.batchSize);
         await this.o.sink(batch);
         sent += batch.length;
-        await this.o.corpus.updateJob(id, { sent });
+        // The record says whether another API instance cancelled the job meanwhile.
+        const recorded = await this.o.corpus.updateJob(id, { sent });
+        if (recorded?.status === 'cancelled') return;
       }
       await this.o.corpus.updateJob(id, { status: 'sent' });
     } catch (error) {

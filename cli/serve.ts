@@ -26,20 +26,23 @@ export async function serveApi(config: Config, logger: Logger): Promise<{ app: A
   // The observer reads every topic; the time filter keeps in memory only what recent jobs can have caused.
   const observer = new PipelineObserver(kafka, serde, config.topicPrefix, (await store.corpus.oldestRecentJob(JOB_PROGRESS_WINDOW_MS)) ?? Date.now());
   await observer.start();
-  const app = await buildApp(apiDeps({
+  const deps = apiDeps({
     config, corpus: store.corpus, store, logger,
     shared: { config, logger, llm: config.mode === 'llm' ? llm : undefined, embedder, now: () => Date.now() },
     sink: (seeds) => source.send(seeds.map((s) => ({ event: 'seed' as const, key: s.id, value: s }))),
     resubmit: (personas) => source.send(personas.map((p) => ({ event: 'draft' as const, key: p.id, value: p }))),
     remove: (id) => source.sendTombstone('validated', id),
     progress: observer,
-  }));
+  });
+  const app = await buildApp(deps);
   await app.listen({ host: config.apiHost, port: config.apiPort });
   logger.info({ host: config.apiHost, port: config.apiPort }, 'HTTP API listening');
   return {
     app,
     async close() {
       await app.close();
+      // Jobs still sending finish (within the shutdown deadline) before the producer closes under them.
+      await deps.jobs.drain();
       await observer.stop();
       await source.close();
       await llm?.close();
