@@ -89,7 +89,8 @@ export async function checkFile(
 
 export function renderSummary(s: CheckSummary): string {
   const reasons = [...s.byReason].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([code, n]) => `${code} ${n}`).join(', ');
-  return `checked ${s.records} records: ${s.passed} passed, ${s.repaired} repaired, ${s.rejected} rejected${s.malformed > 0 ? `; ${s.malformed} malformed lines skipped` : ''}${reasons ? `; reasons: ${reasons}` : ''}`;
+  const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
+  return `checked ${plural(s.records, 'record')}: ${s.passed} passed, ${s.repaired} repaired, ${s.rejected} rejected${s.malformed > 0 ? `; ${plural(s.malformed, 'malformed line')} skipped` : ''}${reasons ? `; reasons: ${reasons}` : ''}`;
 }
 
 export function exitCodeOf(s: CheckSummary): number {

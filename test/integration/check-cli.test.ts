@@ -98,6 +98,16 @@ describe('personahub check', () => {
     expect(verdicts(short.stdout)[0]?.reasons.map((x) => x.code)).toEqual(['DESCRIPTION_TOO_LONG']);
   });
 
+  it('reads stdin for -', async () => {
+    const child = run(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'check', '-'], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PERSONAHUB_LOG_LEVEL: 'warn' }, timeout: 60_000,
+    });
+    child.child.stdin?.end(`${personaLine(coherent)}\n`);
+    const { stdout, stderr } = await child;
+    expect(verdicts(stdout).map((v) => [v.id, v.verdict])).toEqual([[coherent.id, 'passed']]);
+    expect(stderr).toContain('checked 1 record: 1 passed, 0 repaired, 0 rejected');
+  });
+
   it('names an unreadable file', async () => {
     const r = await personahub(['check', join(dir, 'missing.jsonl')]);
     expect(r.code).toBe(1);
