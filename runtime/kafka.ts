@@ -92,6 +92,29 @@ export function isTombstone<O extends EventName>(out: Output<O> | Tombstone<O>):
   return out.value === null;
 }
 
+const keyPartitioner = Partitioners.DefaultPartitioner();
+
+/**
+ * The partition kafkajs' producer (the Java client's murmur2 partitioner, producerConfig) puts a keyed record in,
+ * on a topic of `partitions` partitions: keyed placement depends on the count alone, not on leaders.
+ */
+export function partitionOf(topic: string, key: Buffer, partitions: number): number {
+  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionErrorCode: 0, partitionId, leader: 0, replicas: [0], isr: [0] }));
+  return keyPartitioner({ topic, partitionMetadata, message: { key, value: null } });
+}
+
+/** Records split by the partition each lands in, each group in produce order, groups in order of first record. */
+export function groupByPartition<R extends { key: Buffer }>(topic: string, records: readonly R[], partitions: number): R[][] {
+  const groups = new Map<number, R[]>();
+  for (const r of records) {
+    const p = partitionOf(topic, r.key, partitions);
+    const group = groups.get(p);
+    if (group) group.push(r);
+    else groups.set(p, [r]);
+  }
+  return [...groups.values()];
+}
+
 /**
  * The part of Kafka the runner uses, as narrow ports: kafkajs behind them in production, a fake in the
  * runner's unit tests (test/helpers/fake-kafka.ts). Nothing else of kafkajs leaks into the runner.
@@ -144,6 +167,8 @@ export interface KafkaPort {
   transactionalProducer(transactionalId: string): ProducerPort;
   /** The group's committed offset of a partition (-1 if none). */
   committedOffset(groupId: string, topic: string, partition: number): Promise<bigint>;
+  /** How many partitions the topic has now. */
+  partitionCount(topic: string): Promise<number>;
 }
 
 export function kafkaPort(kafka: Kafka): KafkaPort {
@@ -172,6 +197,16 @@ export function kafkaPort(kafka: Kafka): KafkaPort {
       try {
         const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
         return BigInt(t?.partitions.find((p) => p.partition === partition)?.offset ?? '-1');
+      } finally {
+        await admin.disconnect();
+      }
+    },
+    async partitionCount(topic) {
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+        return topics[0]?.partitions.length ?? 0;
       } finally {
         await admin.disconnect();
       }

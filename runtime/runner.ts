@@ -8,7 +8,7 @@ import { groupId, topicName, type EventName, type EventTypes, type StageInput, t
 import { Breakers, type CircuitBreaker } from './breaker.ts';
 import { classifyFailure, isFenced, type Failure } from './error-policy.ts';
 import { inputIdentity } from './identity.ts';
-import { encodeOutputs, isTombstone, mergeByTopic, REPLAYED_FROM_HEADER, TRACE_HEADER, type BatchPort, type ConsumerPort, type Encoded, type KafkaPort, type ProducerPort } from './kafka.ts';
+import { encodeOutputs, groupByPartition, isTombstone, mergeByTopic, REPLAYED_FROM_HEADER, TRACE_HEADER, type BatchPort, type ConsumerPort, type Encoded, type KafkaPort, type ProducerPort } from './kafka.ts';
 import type { Health, PipelineMetrics } from './metrics.ts';
 import type { Output, Processor, ProcessorContext, SharedContext, Tombstone } from './processor.ts';
 import type { SerdePort } from './serde.ts';
@@ -490,6 +490,20 @@ export class StageRunner<N extends StageName> implements RunningStage {
     return producer;
   }
 
+  /** Partitions per output topic, read once and again after a failed commit (see commit). */
+  private readonly partitionCounts = new Map<string, Promise<number>>();
+
+  private partitionCount(topic: string): Promise<number> {
+    let count = this.partitionCounts.get(topic);
+    if (!count) {
+      count = this.o.kafka.partitionCount(topic);
+      // A failed read is not cached: the commit fails, is retried, and reads again.
+      count.catch(() => this.partitionCounts.delete(topic));
+      this.partitionCounts.set(topic, count);
+    }
+    return count;
+  }
+
   private dropProducer(partition: number, producer: Promise<ProducerPort>): void {
     if (this.producers.get(partition) === producer) this.producers.delete(partition);
     void producer.then((p) => p.disconnect()).catch(() => {});
@@ -519,11 +533,15 @@ export class StageRunner<N extends StageName> implements RunningStage {
           throw error;
         }
         try {
-          // Sends inside one transaction must not race each other (kafkajs), hence sequential. One message per
+          // Sends inside one transaction must not race each other (kafkajs), hence sequential. One partition per
           // request: after a partial failure across brokers (a leader moving), kafkajs 2.2.4 re-sends partitions
           // another broker already acknowledged, with new sequence numbers (duplicates), and can skip partitions
-          // that moved to a broker that already answered (tulios/kafkajs#1798). One request, one partition, one broker.
-          for (const [topic, messages] of encoded) for (const m of messages) await txn.send({ topic, messages: [m], acks: -1 });
+          // that moved to a broker that already answered (tulios/kafkajs#1798). One request, one partition, one
+          // broker; a chunk's records for one partition still go in one request (one per record cost a round trip
+          // each: the runner benchmark, docs/BENCHMARKS.md).
+          for (const [topic, messages] of encoded) {
+            for (const group of groupByPartition(topic, messages, await this.partitionCount(topic))) await txn.send({ topic, messages: group, acks: -1 });
+          }
           await txn.sendOffsets({ consumerGroupId: this.group, topics: [{ topic: this.inputTopic, partitions: [{ partition, offset: (BigInt(lastOffset) + 1n).toString() }] }] });
           await txn.commit();
         } catch (error) {
@@ -531,6 +549,8 @@ export class StageRunner<N extends StageName> implements RunningStage {
             this.o.logger.warn({ err: abortError, partition }, 'transaction abort failed; replacing the producer');
           });
           this.dropProducer(partition, producerPromise);
+          // Partitions may have been added meanwhile (topics reconcile): counted afresh for the redo.
+          this.partitionCounts.clear();
           if (isFenced(error)) throw new Abandoned('fenced by the partition\'s new owner');
           throw error;
         }

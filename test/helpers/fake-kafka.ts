@@ -168,6 +168,13 @@ export class FakeKafka implements KafkaPort {
     return offsets.reduce((max, o) => (BigInt(o.offset) > max ? BigInt(o.offset) : max), -1n);
   }
 
+  /** Every output topic has this many partitions (the runner groups a transaction's sends by partition). */
+  partitions = 3;
+
+  async partitionCount(_topic: string): Promise<number> {
+    return this.partitions;
+  }
+
   /** The next time a transaction reaches `point`, it throws `error`. */
   failAt(point: FailurePoint, error: Error): void {
     this.failures.push({ point, error });
