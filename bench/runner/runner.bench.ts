@@ -188,7 +188,7 @@ export const runnerBenchmark: Benchmark = {
       figures,
       notes: [
         'Each pass (one side, all four stages) has its own topics and database, created before timing and dropped after, every input filled first; the stages run one at a time, last first. A rate counts from the first committed output to the last, so group joins are outside it.',
-        'The raw pipe sends each chunk\'s outputs in one request; the runner sends one message per request inside the transaction (kafkajs multi-broker resend defect, runtime/runner.ts), decodes and encodes Avro, claims the chunk\'s inputs in PostgreSQL and counts metrics.',
+        'The raw pipe sends each chunk\'s outputs in one request; the runner one request per output partition (the kafkajs multi-broker resend defect, runtime/runner.ts), and it decodes and encodes Avro, claims the chunk\'s inputs in PostgreSQL and counts metrics.',
       ],
     };
   },
