@@ -4,7 +4,8 @@ import { SingleBar, Presets } from 'cli-progress';
 import { loadConfig } from '../config/index.ts';
 import { exportCorpus, statePath, type ExportFormat } from '../corpus/export.ts';
 import { importCorpus } from '../corpus/import.ts';
-import { personaLine } from '../corpus/persona-json.ts';
+import { PERSONA_SCHEMA, personaLine } from '../corpus/persona-json.ts';
+import { nullableOf, type AvroType } from '../schemas/conform.ts';
 import { matches, parseWhere } from '../persona/filter.ts';
 import { personaFilterAttributes } from '../persona/persona-filter.ts';
 import { openStore } from '../store/open.ts';
@@ -29,40 +30,41 @@ function progressBar(format: string): SingleBar {
   return new SingleBar({ format, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
 }
 
-const list = (items: readonly string[]) => (items.length === 0 ? '-' : items.join(', '));
-const when = (ms: number) => new Date(ms).toISOString();
+/** Fields the header already shows. */
+const IN_HEADER = new Set(['id', 'version', 'name', 'age', 'occupation', 'locale', 'description']);
 
-/** Every field of the persona, grouped as the schema groups them. */
+/** One line per leaf field, named by its path, walking persona.avsc so that every field is shown, new ones too. */
+function fieldLines(value: unknown, type: AvroType, path: string, out: [string, string][]): void {
+  const inner = nullableOf(type) ?? type;
+  if (value === null || value === undefined) {
+    out.push([path, '-']);
+  } else if (typeof inner === 'object' && !Array.isArray(inner) && inner.type === 'record') {
+    const record = value as Record<string, unknown>;
+    for (const f of inner.fields) if (!(path === '' && IN_HEADER.has(f.name))) fieldLines(record[f.name], f.type, path ? `${path}.${f.name}` : f.name, out);
+  } else if (typeof inner === 'object' && !Array.isArray(inner) && inner.type === 'long' && inner.logicalType === 'timestamp-millis') {
+    out.push([path, new Date(value as number).toISOString()]);
+  } else if (Array.isArray(value)) {
+    // A vector is summed up: its size and first components.
+    const numbers = value.every((x) => typeof x === 'number');
+    out.push([path, value.length === 0 ? '-' : numbers && value.length > 8 ? `${value.length} dims [${(value as number[]).slice(0, 4).map((x) => x.toFixed(4)).join(', ')}, ...]` : value.join(', ')]);
+  } else {
+    out.push([path, typeof value === 'number' && !Number.isInteger(value) ? value.toFixed(3) : String(value) || '-']);
+  }
+}
+
+/** The persona for a reader: who, then the text, then every other field of the schema by its path. */
 export function renderPersona(p: Persona): string {
-  const e = p.enrichment;
-  const v = p.validation;
-  const l = p.lineage;
-  const lines = [
+  const rows: [string, string][] = [];
+  fieldLines(p, PERSONA_SCHEMA, '', rows);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return [
     `${p.name}, ${p.age}, ${p.occupation} (${p.locale})`,
-    `id ${p.id}  version ${p.version}  seed ${p.seedId} #${p.generationIndex}  relation to seed ${p.seedRelation}`,
+    `id ${p.id}  version ${p.version}`,
     '',
     p.description,
     '',
-    `traits        ${list(p.traits)}`,
-    `provenance    ${p.provenance.mode}, model ${p.provenance.model}, prompt ${p.provenance.promptVersion}, created ${when(p.provenance.createdAt)}`,
-    `lineage       ${l ? `depth ${l.depth}, root seed ${l.rootSeedId}${l.parentPersonaId ? `, parent ${l.parentPersonaId} (${l.relationKind ?? 'related'})` : ''}` : 'not recorded (indexed before lineage was kept)'}`,
-  ];
-  if (e) {
-    const b = e.bigFive;
-    lines.push(
-      `life stage    ${e.lifeStage}`,
-      `Big Five      O ${b.openness.toFixed(2)}  C ${b.conscientiousness.toFixed(2)}  E ${b.extraversion.toFixed(2)}  A ${b.agreeableness.toFixed(2)}  N ${b.neuroticism.toFixed(2)}`,
-      `habits        ${list(e.habits)}`,
-      `goals         ${list(e.goals)}`,
-      `media diet    ${list(e.mediaDiet)}`,
-      `settings      ${list(e.settings)}`,
-      `appearance    ${e.appearance}`,
-      `image prompt  ${e.imagePrompt}`,
-      `embedding     ${e.embedding.length} dims, ${e.embeddingModel} [${e.embedding.slice(0, 4).map((x) => x.toFixed(4)).join(', ')}, ...], enriched ${when(e.enrichedAt)}`,
-    );
-  }
-  if (v) lines.push(`validation    passed ${list(v.checks)}; repaired ${list(v.repaired)}; text hash ${v.textHash.slice(0, 16)}...; validated ${when(v.validatedAt)}`);
-  return lines.join('\n');
+    ...rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`),
+  ].join('\n');
 }
 
 export function addCorpusCommands(program: Command): void {

@@ -121,8 +121,13 @@ describe('corpus export and import', () => {
     expect(shown.enrichment?.embedding.map(f32)).toEqual(p.enrichment?.embedding.map(f32));
     const text = await personahub(db.url, ['show', p.id]);
     expect(text.stdout).toContain('Person 1, 21, welder (Town 1, Peru)');
-    expect(text.stdout).toContain(`parent ${createHashId(0)} (colleague)`);
-    expect(text.stdout).toContain('embedding     384 dims, hash-bow-384');
+    // Every field of the schema by its path, the sections included.
+    expect(text.stdout).toMatch(new RegExp(`\\nlineage\\.parentPersonaId +${createHashId(0)}\\n`));
+    expect(text.stdout).toMatch(/\nlineage\.relationKind +colleague\n/);
+    expect(text.stdout).toMatch(/\ndemographics\.languages +English, Lang1\n/);
+    expect(text.stdout).toMatch(/\nenrichment\.embedding +384 dims \[/);
+    expect(text.stdout).toMatch(/\nenrichment\.embeddingModel +hash-bow-384\n/);
+    expect(text.stdout).toMatch(/\nprovenance\.createdAt +2025-10-09T08:53:21\.001Z\n/);
     const missing = await personahub(db.url, ['show', 'f'.repeat(32)]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`PH_CORPUS_NOT_FOUND: no persona ${'f'.repeat(32)} in the store`);
