@@ -49,7 +49,7 @@ export function timeSpans({ persona }: CheckInput): Finding[] {
       if (years === undefined || m.index === undefined) continue;
       const after = sentence.slice(m.index + m[0].length);
       // "a 30-year-old", "20 years ago": an age or a date, not a span of the persona's life.
-      if (AGO.test(after) || /^-old/.test(after)) continue;
+      if (AGO.test(after)) continue;
       if (NOT_PAST.test(sentence.slice(Math.max(0, m.index - 40), m.index + m[0].length + 20))) continue;
       const limit = RESIDENCE.test(sentence) ? age : age - WORKING_AGE;
       if (years > limit) found.push({ code: 'CAREER_SPAN', message: `"${m[0]}" in a text about a ${age}-year-old: ${RESIDENCE.test(sentence) ? 'longer than their life' : `would have begun before age ${WORKING_AGE}`}` });
