@@ -53,6 +53,17 @@ describe('pipeline in LLM mode against the fault-injecting fixture', () => {
     expect(seen.draft.size).toBe(11);
     expect(seen.validated.size + seen.rejected.size).toBe(11);
     for (const p of seen.draft.values()) expect(p.provenance).toMatchObject({ mode: 'LLM', model: FIXTURE_CHAT_MODEL });
+    // The draft call's one answer carried the written facets; the enrich stage had the model write the modalities, one call per persona.
+    for (const p of seen.draft.values()) for (const text of Object.values(p.facets ?? {})) expect(text.length).toBeGreaterThanOrEqual(20);
+    expect(seen.enriched.size).toBe(11);
+    for (const p of seen.enriched.values()) {
+      expect(p.facets).toEqual(seen.draft.get(p.id)?.facets);
+      expect(p.enrichment).toMatchObject({ modalitiesSource: 'LLM', modalitiesModel: FIXTURE_CHAT_MODEL });
+      expect(p.enrichment?.backstory.length).toBeGreaterThanOrEqual(60);
+      expect(p.enrichment?.routines.length).toBeGreaterThanOrEqual(1);
+    }
+    const schemaOf = (r: { body: unknown }) => (r.body as { response_format?: { json_schema?: { name?: string } } }).response_format?.json_schema?.name;
+    expect(llm.requests.filter((r) => schemaOf(r) === 'persona_modalities' && r.status === 200)).toHaveLength(11);
     for (const r of seen.rejected.values()) expect(r.reasons.length).toBeGreaterThan(0);
   });
 });

@@ -6,6 +6,7 @@ import { openStore } from '../../../store/open.ts';
 import type { Store } from '../../../store/index.ts';
 import { hashEmbed } from '../../../llm/embedder.ts';
 import { MemoryStore } from '../../helpers/context.ts';
+import { parsePersonaLine, personaLine } from '../../../corpus/persona-json.ts';
 import { samplePersona } from '../../helpers/samples.ts';
 
 /** One contract, both stores: the same SQL must behave the same on PGlite and on the PostgreSQL server. */
@@ -53,6 +54,26 @@ describe.each(variants)('store contract: $name', ({ open }) => {
     expect(row?.model).toBe('gemma');
     expect(row?.embedding).toHaveLength(384);
     expect(row?.embedding[0]).toBeCloseTo(p.enrichment?.embedding[0] ?? NaN, 5);
+  });
+
+  it('keeps the written facets and the LLM-written modalities: read back and exported, the persona is the one indexed', async () => {
+    const p = samplePersona({ id: 'p9'.padEnd(32, '0'), provenance: { ...samplePersona().provenance, mode: 'LLM', model: 'qwen' } });
+    if (!p.enrichment) throw new Error('samplePersona is enriched');
+    const indexed = {
+      ...p,
+      facets: { shortPersona: 'A pediatric nurse in Lagos who explains vaccines.', professional: 'Runs the vaccination clinic.', family: 'Lives with her two daughters.', leisure: 'Sings in a choir.', seedRelation: 'Reads every schedule update.' },
+      enrichment: { ...p.enrichment, modalitiesSource: 'LLM' as const, modalitiesModel: 'qwen', backstory: 'Trained in Ibadan.', speakingStyle: 'Unhurried.', values: ['patience'], routines: ['Night shifts, then market on Saturday.'] },
+      validation: { textHash: 'h9', checks: [], repaired: [], validatedAt: 9 },
+    };
+    expect(await store.upsertPersona(indexed, 'validated:0:90')).toBe('INSERTED');
+    const back = await store.readPersona(indexed.id);
+    // The embedding is stored as float4; everything else comes back as written.
+    const { embedding, ...modalities } = indexed.enrichment;
+    expect(back).toMatchObject({ ...indexed, enrichment: modalities });
+    expect(back?.enrichment?.embedding).toHaveLength(embedding.length);
+    // The export line of the persona read back imports as the same persona.
+    if (!back) throw new Error('not read back');
+    expect(parsePersonaLine(personaLine(back), 'line 1')).toEqual(back);
   });
 
   it('refuses a statement the database rejects with a permanent PH_STORE_QUERY', async () => {
