@@ -33,11 +33,11 @@ function drawLattice(container: HTMLElement, n: NeighboursT): void {
       ...[...ids].map((id) => ({ data: { id, label: label(id) }, classes: id === n.id ? 'focus' : '' })),
       ...n.edges.map((e) => ({ data: { id: `${e.from}>${e.to}`, source: e.from, target: e.to, kind: e.kind } })),
     ],
-    layout: { name: 'breadthfirst', roots: [n.id], directed: false, spacingFactor: 1.1, animate: false },
+    layout: { name: 'breadthfirst', roots: [n.id], directed: false, spacingFactor: 1.6, animate: false },
     style: [
       { selector: 'node', style: { label: 'data(label)', 'text-wrap': 'wrap', 'text-max-width': '140px', 'font-size': 10, 'text-valign': 'bottom', 'text-margin-y': 4, 'background-color': '#6b8fb5', width: 18, height: 18 } },
       { selector: 'node.focus', style: { 'background-color': '#c0504d', width: 26, height: 26, 'font-weight': 'bold' } },
-      { selector: 'edge', style: { label: 'data(kind)', 'font-size': 9, 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', width: 1.5, 'line-color': '#9aa7b4', 'target-arrow-color': '#9aa7b4', 'text-background-color': '#ffffff', 'text-background-opacity': 1 } },
+      { selector: 'edge', style: { label: 'data(kind)', 'font-size': 9, 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', width: 1.5, 'line-color': '#9aa7b4', 'target-arrow-color': '#9aa7b4', 'text-background-color': '#ffffff', 'text-background-opacity': 1, 'text-background-padding': '2px' } },
     ],
     userZoomingEnabled: true,
     boxSelectionEnabled: false,
