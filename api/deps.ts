@@ -13,7 +13,7 @@ import { preview } from './preview.ts';
 export const JOB_BATCH = 100;
 
 export interface ApiParts {
-  config: Pick<Config, 'maxSeedChars' | 'apiBodyLimit' | 'apiRateLimit'>;
+  config: Pick<Config, 'maxSeedChars' | 'apiBodyLimit' | 'apiRateLimit' | 'profile'>;
   corpus: CorpusStore;
   store: Pick<Store, 'readPersona' | 'neighbours'>;
   resubmit(personas: readonly Persona[]): Promise<void>;
@@ -34,7 +34,7 @@ export function apiDeps(p: ApiParts): ApiDeps {
     resubmit: p.resubmit,
     remove: p.remove,
     embedder: p.shared.embedder,
-    jobs: new Jobs({ corpus: p.corpus, sink: p.sink, progress: p.progress, logger: p.logger, maxSeedChars: p.config.maxSeedChars, batchSize: p.jobBatchSize ?? JOB_BATCH }),
+    jobs: new Jobs({ corpus: p.corpus, sink: p.sink, progress: p.progress, logger: p.logger, maxSeedChars: p.config.maxSeedChars, defaultProfile: p.config.profile, batchSize: p.jobBatchSize ?? JOB_BATCH }),
     preview: (texts) => preview(p.shared, texts),
     metrics: new ApiMetrics(),
     logger: p.logger,

@@ -2,6 +2,8 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { PersonaHubError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { FilterError } from '../persona/filter.ts';
+import { ProfileError } from '../persona/profile.ts';
+import { UnsatisfiableFilterError } from '../persona/sampler.ts';
 import type { ErrorBodyT } from './schemas.ts';
 
 /** A request the API refuses, with the HTTP status it answers and a stable code. */
@@ -39,7 +41,7 @@ export function errorHandler(logger: Logger) {
       send(400, 'PH_API_VALIDATION', problems.join('; '));
     } else if (error instanceof ApiError) {
       send(error.statusCode, error.code, error.message);
-    } else if (error instanceof FilterError) {
+    } else if (error instanceof FilterError || error instanceof ProfileError || error instanceof UnsatisfiableFilterError) {
       send(400, error.code, error.message);
     } else if (error instanceof PersonaHubError && error.transient) {
       logger.warn({ err: error, url: request.url }, 'dependency unavailable');

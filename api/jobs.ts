@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../core/logger.ts';
+import { DEFAULT_GENERATION_TEXT, generationSeeds } from '../persona/generate.ts';
 import { parseSeedLines, type IngestRejection } from '../persona/seeds.ts';
 import type { PipelineObserver } from '../runtime/observer.ts';
 import type { Seed } from '../schemas/types.generated.ts';
@@ -40,6 +41,8 @@ export class Jobs {
     progress: PipelineProgress | undefined;
     logger: Logger;
     maxSeedChars: number;
+    /** The profile a sampled-attributes job draws from when it names none (PERSONAHUB_PROFILE). */
+    defaultProfile: string;
     /** Seeds per send: the grain at which a cancel takes effect. */
     batchSize: number;
   }) {}
@@ -50,12 +53,26 @@ export class Jobs {
       const why = parsed.rejected.slice(0, 3).map((r) => `line ${r.line}: ${r.reason} (${r.detail})`).join('; ');
       throw new ApiError(400, 'PH_API_NO_SEEDS', `no usable seed text in the request${why ? `: ${why}` : ''}`);
     }
+    return { ...(await this.start(randomUUID(), parsed.seeds)), duplicates: parsed.duplicates, refused: parsed.rejected };
+  }
+
+  /**
+   * A sampled-attributes job (persona/generate.ts, as `personahub generate`): `count` seeds whose personas the
+   * draft stage draws from the profile conditioned on the filter. An unknown profile or a filter the profile
+   * cannot meet is refused here, before anything is sent.
+   */
+  async submitSample(input: { count: number; profile?: string; where?: string; text?: string }): Promise<JobView> {
     const id = randomUUID();
-    const job = await this.o.corpus.insertJob(id, parsed.seeds.map((s) => s.id));
+    const job = { count: input.count, profile: input.profile ?? this.o.defaultProfile, where: input.where ?? '', text: input.text ?? DEFAULT_GENERATION_TEXT, jobId: id };
+    return this.start(id, generationSeeds(job, Date.now()));
+  }
+
+  private async start(id: string, seeds: readonly Seed[]): Promise<JobView> {
+    const job = await this.o.corpus.insertJob(id, seeds.map((s) => s.id));
     const state = { cancelled: false, done: Promise.resolve() };
-    state.done = this.send(id, parsed.seeds, state);
+    state.done = this.send(id, seeds, state);
     this.sending.set(id, state);
-    return { ...job, duplicates: parsed.duplicates, refused: parsed.rejected };
+    return job;
   }
 
   private async send(id: string, seeds: readonly Seed[], state: { cancelled: boolean }): Promise<void> {

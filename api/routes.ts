@@ -7,7 +7,7 @@ import type { Cursors } from './cursor.ts';
 import { ApiError } from './errors.ts';
 import { filterKey, toStoreFilter } from './filters.ts';
 import {
-  Clusters, ClustersQuery, Neighbours, NeighboursQuery, Deleting, PatchBody, Submitted, ErrorBody, Health, Hits, IdParams, Job, JobBody, JobParams, ListPage, ListQuery, PersonaRecord, Preview, PreviewBody,
+  Clusters, ClustersQuery, Neighbours, NeighboursQuery, Deleting, PatchBody, SampleJobBody, Submitted, ErrorBody, Health, Hits, IdParams, Job, JobBody, JobParams, ListPage, ListQuery, PersonaRecord, Preview, PreviewBody,
   SearchBody, SimilarQuery, Stats,
 } from './schemas.ts';
 
@@ -126,8 +126,8 @@ export function routes(deps: ApiDeps, cursors: Cursors): FastifyPluginAsyncTypeb
     app.post('/jobs', {
       config: { access: 'write' },
       schema: {
-        summary: 'Start a generation job: seed texts as a JSON array, or a JSONL upload (application/x-ndjson, one {"text": ...} per line).',
-        body: { content: { 'application/json': { schema: JobBody }, 'application/x-ndjson': { schema: Type.String({ minLength: 1 }) } } },
+        summary: 'Start a generation job: seed texts as a JSON array, a JSONL upload (application/x-ndjson, one {"text": ...} per line), or a sampled-attributes job ({"sample": {"count", "profile", "where"}}).',
+        body: { content: { 'application/json': { schema: Type.Union([JobBody, SampleJobBody]) }, 'application/x-ndjson': { schema: Type.String({ minLength: 1 }) } } },
         response: { 202: Job, ...Errors },
       },
     }, async (request, reply) => {
@@ -136,6 +136,7 @@ export function routes(deps: ApiDeps, cursors: Cursors): FastifyPluginAsyncTypeb
       let job;
       if (typeof body === 'string') job = await deps.jobs.submit({ lines: body.replace(/\r?\n$/, '').split('\n'), format: 'jsonl', source: 'api' });
       else if (Value.Check(JobBody, body)) job = await deps.jobs.submit({ lines: body.seeds, format: 'text', source: body.source ?? 'api' });
+      else if (Value.Check(SampleJobBody, body)) job = await deps.jobs.submitSample(body.sample);
       else throw new ApiError(415, 'PH_API_MEDIA_TYPE', 'send application/json ({"seeds": [...]}) or application/x-ndjson');
       return reply.status(202).send({ ...job, seeds: job.seedIds.length });
     });

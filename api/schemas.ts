@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { DEFAULT_GENERATION_TEXT } from '../persona/generate.ts';
 
 /**
  * Every request and response shape of the API, as TypeBox schemas: the same objects validate requests
@@ -172,6 +173,15 @@ export const JobBody = Type.Object({
   source: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._:-]+$', description: 'Recorded as each seed\'s source (part of its id). Default: api.' })),
 }, { additionalProperties: false });
 export type JobBodyT = Static<typeof JobBody>;
+
+export const SampleJobBody = Type.Object({
+  sample: Type.Object({
+    count: Type.Integer({ minimum: 1, maximum: 10_000, description: 'Personas to draw.' }),
+    profile: Type.Optional(Type.String({ pattern: '^[a-z0-9_-]{1,64}$', description: 'Sampler profile (config/profiles/<name>.yaml). Default: PERSONAHUB_PROFILE.' })),
+    where: Type.Optional(Type.String({ maxLength: 2000, description: 'What every drawn persona must satisfy, in the filter language. Default: nothing, the whole profile.' })),
+    text: Type.Optional(Type.String({ minLength: 1, maxLength: 4000, description: `The text every seed of the job carries; each persona relates to it. Default: "${DEFAULT_GENERATION_TEXT}"` })),
+  }, { additionalProperties: false }),
+}, { additionalProperties: false, description: 'A sampled-attributes job, as `personahub generate`: the draft stage draws each persona from the profile conditioned on the filter.' });
 
 const Refusal = Type.Object({ line: Type.Integer(), reason: Type.String(), detail: Type.String() });
 

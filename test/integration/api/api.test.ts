@@ -307,6 +307,31 @@ describe('HTTP API', () => {
       ]);
     });
 
+    it('runs a sampled-attributes job: every persona drawn from the profile under the filter', async () => {
+      const res = await post('/jobs', { sample: { count: 3, profile: 'global', where: 'age>=60' } });
+      expect(res.statusCode, res.body).toBe(202);
+      const job = res.json<JobBody>();
+      expect(job.seeds).toBe(3);
+      let view = job;
+      for (let i = 0; i < 240 && !view.progress?.settled; i += 1) {
+        await new Promise((r) => setTimeout(r, 500));
+        view = (await get(`/jobs/${job.id}`)).json<JobBody>();
+      }
+      expect(view.progress?.settled).toBe(true);
+      const seedIds = new Set([...t.observer.seen.seed.values()].filter((sd) => sd.source === `generate:${job.id}`).map((sd) => sd.id));
+      const drafts = [...t.observer.seen.draft.values()].filter((d) => seedIds.has(d.seedId));
+      expect(drafts.map((d) => d.age >= 60)).toEqual([true, true, true]);
+      const indexed = [...t.observer.seen.indexed.values()].filter((i) => seedIds.has(i.seedId)).map((i) => i.id);
+      expect(indexed.length + (view.progress?.rejected ?? 0)).toBe(3);
+      for (const id of indexed) expect((await get(`/personas/${id}`)).json<{ age: number }>().age).toBeGreaterThanOrEqual(60);
+      const unknown = await post('/jobs', { sample: { count: 1, profile: 'atlantis' } });
+      expect(unknown.statusCode).toBe(400);
+      expect(unknown.json<ErrorBody>()).toMatchObject({ code: 'PH_PROFILE_NOT_FOUND', message: expect.stringContaining('atlantis') });
+      const impossible = await post('/jobs', { sample: { count: 1, where: 'age>=200' } });
+      expect(impossible.statusCode).toBe(400);
+      expect(impossible.json<ErrorBody>().code).toMatch(/^PH_FILTER_/);
+    });
+
     it('takes a JSONL upload, counting the lines it refuses', async () => {
       const body = '{"text":"A retired ferry captain restores a wooden dinghy."}\nnot json\n{"text":"A beekeeper\'s forum post on varroa mites."}\n';
       const res = await post('/jobs', body, 'write', { 'content-type': 'application/x-ndjson' });
