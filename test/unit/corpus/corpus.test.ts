@@ -13,7 +13,7 @@ import { samplePersona } from '../../helpers/samples.ts';
 const dir = mkdtempSync(join(tmpdir(), 'ph-corpus-unit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** 23 personas with float32 floats (as the topics carry them), one without lineage, one without validation. */
+/** 23 personas with float32 floats (as the topics carry them), one without lineage, one without validation, every other one with written facets, every third one with LLM-written modalities. */
 const personas: Persona[] = Array.from({ length: 23 }, (_, i) => {
   const p = samplePersona({ id: i.toString(16).padStart(32, '0'), name: `P${i}`, lineage: i === 3 ? null : { depth: 0, rootSeedId: 'r', parentPersonaId: null, relationKind: null } });
   const e = p.enrichment;
@@ -21,7 +21,12 @@ const personas: Persona[] = Array.from({ length: 23 }, (_, i) => {
   const embedding = e.embedding.map(Math.fround);
   const b = e.bigFive;
   return {
-    ...p, enrichment: { ...e, embedding, bigFive: { openness: Math.fround(b.openness), conscientiousness: Math.fround(b.conscientiousness), extraversion: Math.fround(b.extraversion), agreeableness: Math.fround(b.agreeableness), neuroticism: Math.fround(b.neuroticism) } },
+    ...p,
+    facets: i % 2 === 0 ? { shortPersona: `A pediatric nurse number ${i}.`, professional: 'Runs the vaccination clinic.', family: 'Lives with two daughters.', leisure: 'Sings in a choir.', seedRelation: 'Reads every schedule update.' } : null,
+    enrichment: {
+      ...e, embedding,
+      ...(i % 3 === 0 ? { modalitiesSource: 'LLM' as const, modalitiesModel: 'qwen', backstory: `Trained in Ibadan, ${i}.`, speakingStyle: 'Unhurried.', values: ['patience', 'faith'], routines: ['Night shifts.'] } : {}),
+      bigFive: { openness: Math.fround(b.openness), conscientiousness: Math.fround(b.conscientiousness), extraversion: Math.fround(b.extraversion), agreeableness: Math.fround(b.agreeableness), neuroticism: Math.fround(b.neuroticism) } },
     validation: i === 7 ? null : { textHash: `h${i}`, checks: ['schema'], repaired: [], validatedAt: 1_700_000_000_000 + i },
   };
 });
