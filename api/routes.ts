@@ -50,7 +50,8 @@ export function routes(deps: ApiDeps, cursors: Cursors): FastifyPluginAsyncTypeb
       async (request) => {
         const p = await deps.corpus.persona(request.params.id);
         if (!p) throw notFound(request.params.id);
-        return { ...personaView(p), versions: await deps.corpus.versions(p.id) };
+        const relations = (await deps.store.neighbours(p.id, 1)).map(({ from, to, kind, depth, createdAt }) => ({ from, to, kind, depth, createdAt }));
+        return { ...personaView(p), versions: await deps.corpus.versions(p.id), relations };
       });
 
     app.patch('/personas/:id', {

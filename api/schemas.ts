@@ -55,6 +55,9 @@ export const PersonaRecord = Type.Object({
   embeddingModel: Type.String(),
   indexedAt: Millis,
   versions: Type.Array(PersonaVersion, { description: 'Every version indexed, oldest first; the last is this one.' }),
+  relations: Type.Array(Type.Object({
+    from: Type.String(), to: Type.String(), kind: Type.String(), depth: Type.Integer(), createdAt: Millis,
+  }), { description: 'The lattice edges from and to this persona (GET /personas/{id}/neighbours walks further).' }),
 });
 
 export const PatchBody = Type.Object({

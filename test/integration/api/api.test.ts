@@ -257,6 +257,8 @@ describe('HTTP API', () => {
       await api.store.addRelation({ from: c.id, to: d.id, kind: 'rival', depth: 3 });
       type Hood = { edges: { from: string; to: string; kind: string; hops: number }[]; personas: { id: string }[] };
       const one = (await get(`/personas/${b.id}/neighbours`)).json<Hood>();
+      // The persona's own record lists its direct edges.
+      expect((await get(`/personas/${b.id}`)).json<{ relations: { from: string; to: string }[] }>().relations.map((r) => [r.from, r.to])).toEqual([[a.id, b.id], [b.id, c.id]]);
       expect(one.edges.map((e) => [e.from, e.to, e.kind, e.hops])).toEqual([[a.id, b.id, 'colleague', 1], [b.id, c.id, 'family', 1]]);
       expect(one.personas.map((p) => p.id)).toEqual([a.id, b.id, c.id].sort());
       const two = (await get(`/personas/${a.id}/neighbours?depth=2`)).json<Hood>();
