@@ -1,5 +1,9 @@
 import type { ChatMessage } from '../core/chat.ts';
+import type { Demographics } from '../schemas/types.generated.ts';
 import type { SampledAttributes } from './attributes.ts';
+
+/** The demographics the prompt states, so the pronouns, the family facet and the leisure facet follow the record. */
+export type DraftGrounding = Pick<Demographics, 'sex' | 'maritalStatus' | 'household' | 'hobbies'>;
 
 export const PROMPT_VERSION = 'draft-v3';
 
@@ -43,9 +47,10 @@ export function facetsInstruction(relatedTo: string): string {
  * before the variable part, so a server that caches the prompt prefix reuses them across requests;
  * validation rejects outputs that copy them.
  */
-export const FEW_SHOT: readonly { attributes: SampledAttributes; seed: string; description: string; facets: FacetsOutput }[] = [
+export const FEW_SHOT: readonly { attributes: SampledAttributes; grounding: DraftGrounding; seed: string; description: string; facets: FacetsOutput }[] = [
   {
     attributes: { name: 'Rosa Delgado', age: 41, occupation: 'hospital pharmacist', locale: 'Valencia, Spain', traits: ['meticulous', 'warm', 'skeptical'], seedRelation: 'READER' },
+    grounding: { sex: 'female', maritalStatus: 'cohabiting', household: 'couple with children', hobbies: ['swimming', 'crime novels'] },
     seed: 'New guidelines change how antibiotics are prescribed for children with ear infections.',
     description: 'Rosa Delgado is a 41-year-old hospital pharmacist in Valencia who double-checks every pediatric dosage and reads new prescribing guidelines the week they appear. Warm with anxious parents but skeptical of hype, she keeps a notebook of drug interactions she has caught.',
     facets: {
@@ -58,6 +63,7 @@ export const FEW_SHOT: readonly { attributes: SampledAttributes; seed: string; d
   },
   {
     attributes: { name: 'Kofi Asante', age: 67, occupation: 'retired bus driver', locale: 'Kumasi, Ghana', traits: ['talkative', 'frugal', 'nostalgic'], seedRelation: 'CRITIC' },
+    grounding: { sex: 'male', maritalStatus: 'married', household: 'couple without children', hobbies: ['board games', 'music'] },
     seed: 'The city plans to replace its minibus routes with a new light-rail line.',
     description: 'Kofi Asante spent thirty years driving minibuses through Kumasi and, now retired at 67, argues at every community meeting that the new light rail will strand the neighborhoods his old routes served. Frugal and talkative, he still knows every stop by heart.',
     facets: {
@@ -74,22 +80,24 @@ export const FEW_SHOT: readonly { attributes: SampledAttributes; seed: string; d
  * The seed text comes first and the person last: a small base model continues from what it read last,
  * and with the text last it tends to copy the text instead of describing the person.
  */
-function describe(a: SampledAttributes, seed: string): string {
+function describe(a: SampledAttributes, seed: string, g: DraftGrounding | null): string {
   return [
     `Text: ${seed}`, `Relation: someone who ${RELATION_VERBS[a.seedRelation]} the text`,
-    `Name: ${a.name}`, `Age: ${a.age}`, `Occupation: ${a.occupation}`, `Locale: ${a.locale}`, `Traits: ${a.traits.join(', ')}`,
+    `Name: ${a.name}`, `Age: ${a.age}`, ...(g ? [`Sex: ${g.sex}`] : []), `Occupation: ${a.occupation}`, `Locale: ${a.locale}`,
+    ...(g ? [`Family: ${g.maritalStatus}, ${g.household}`, `Hobbies: ${g.hobbies.join(', ')}`] : []), `Traits: ${a.traits.join(', ')}`,
   ].join('\n');
 }
 
-export function buildDraftMessages(attributes: SampledAttributes, seedText: string): ChatMessage[] {
+/** `grounding`: the demographics a profile drew, when it drew them (null for a persona sampled without a profile). */
+export function buildDraftMessages(attributes: SampledAttributes, seedText: string, grounding: DraftGrounding | null = null): ChatMessage[] {
   const messages: ChatMessage[] = [{
     role: 'system',
     content: `You write short, specific persona descriptions. Use exactly the given name, age, occupation and locale; show the traits; connect the person to the text. ${facetsInstruction('the text, naming what it is about, never "the text"')}`,
   }];
   for (const ex of FEW_SHOT) {
-    messages.push({ role: 'user', content: describe(ex.attributes, ex.seed) });
+    messages.push({ role: 'user', content: describe(ex.attributes, ex.seed, ex.grounding) });
     messages.push({ role: 'assistant', content: JSON.stringify({ description: ex.description, ...ex.facets }) });
   }
-  messages.push({ role: 'user', content: describe(attributes, seedText.slice(0, 1200)) });
+  messages.push({ role: 'user', content: describe(attributes, seedText.slice(0, 1200), grounding) });
   return messages;
 }

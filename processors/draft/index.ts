@@ -51,7 +51,7 @@ export const draft: Processor<'draft'> = {
         const { attributes, demographics } = samplePersona(sampler, seed.id, index);
         return {
           index, attributes, promptVersion: PROMPT_VERSION, demographics, profile: { name: sampler.profile.name, version: sampler.profile.version },
-          messages: () => buildDraftMessages(attributes, seed.text),
+          messages: () => buildDraftMessages(attributes, seed.text, demographics),
           compose: (id: string) => composeDescription(attributes, seed.text, id),
           composeFacets: (id: string) => composeFacets(attributes, demographics, seed.text, id),
         };

@@ -53,6 +53,15 @@ describe('prompt building', () => {
     }
   });
 
+  it('states the sex, family and hobbies a profile drew, so pronouns and facets follow the record', () => {
+    const a = sampleAttributes('seed', 0);
+    const grounded = buildDraftMessages(a, 'x', { sex: 'female', maritalStatus: 'widowed', household: 'living alone', hobbies: ['chess', 'gardening'] }).at(-1)?.content ?? '';
+    for (const line of ['Sex: female', 'Family: widowed, living alone', 'Hobbies: chess, gardening']) expect(grounded).toContain(line);
+    expect(buildDraftMessages(a, 'x').at(-1)?.content).not.toMatch(/^(?:Sex|Family|Hobbies):/m);
+    // The examples show the same lines, so the model sees them used.
+    expect(buildDraftMessages(a, 'x')[1]?.content).toContain(`Sex: ${FEW_SHOT[0]?.grounding.sex}`);
+  });
+
   it('grounds the modalities call on the persona, with a worked example inside the bounds', () => {
     const p = samplePersona({
       facets: { shortPersona: 'A pediatric nurse in Lagos.', professional: 'Runs the vaccination clinic.', family: 'Lives with two daughters.', leisure: 'Sings in a choir.', seedRelation: 'Reads about exams.' },

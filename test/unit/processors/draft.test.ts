@@ -37,6 +37,8 @@ describe('LLM mode', () => {
     const out = await draft.process(sampleSeed(), fakeContext({ llm, env: { PERSONAHUB_MODE: 'llm' } }));
     expect(calls).toHaveLength(1);
     expect(calls[0]?.schema).toEqual(DRAFT_OUTPUT_SCHEMA);
+    // The profile's demographics are in the prompt: the model is told the sex the validator checks pronouns against.
+    expect(calls[0]?.messages.at(-1)?.content).toContain(`Sex: ${out[0]?.value.demographics?.sex}`);
     expect(out[0]?.value.description).toBe('A grounded persona description that is long enough to pass the length check.');
     expect(out[0]?.value.provenance).toMatchObject({ mode: 'LLM', model: 'fake-model' });
     // The facets come from the same call; the answer's `relation` is the record's seedRelation facet.
