@@ -141,7 +141,7 @@ export async function startSampleConsumer(o: SampleConsumerOptions): Promise<Run
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
-    eachBatch: async ({ batch, isRunning, isStale }) => {
+    eachBatch: async ({ batch, isRunning, isStale, resolveOffset, heartbeat }) => {
       if (batch.messages.length === 0) return;
       const records: { key: string; value: Buffer | null }[] = [];
       for (const m of batch.messages) records.push(await recordFor(m));
@@ -158,6 +158,10 @@ export async function startSampleConsumer(o: SampleConsumerOptions): Promise<Run
         await txn.abort().catch(() => undefined);
         throw error;
       }
+      // The offsets went to the group inside the transaction; this moves the consumer's own position, or
+      // kafkajs would fetch the same records again and the batch would be made twice.
+      resolveOffset(batch.lastOffset());
+      await heartbeat();
       log.info({ partition: batch.partition, samples: records.length }, 'samples committed');
     },
   });

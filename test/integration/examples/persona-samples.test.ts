@@ -105,4 +105,20 @@ describe('example consumer: a synthetic sample per validated persona', () => {
     await admin.disconnect();
     expect(described.resources[0]?.configEntries[0]?.configValue).toBe('compact');
   }, 300_000);
+
+  it('turns a tombstone for a persona into a tombstone for its sample, resuming from its committed position', async () => {
+    const gone = validated[0] ?? '';
+    const producer = t.pipeline.kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: topicName(t.prefix, 'validated'), messages: [{ key: await t.pipeline.serde.encodeKey('validated', gone), value: null }] });
+    await producer.disconnect();
+    const calls = llm.requests.length;
+    const service = runExample(t, llm);
+    const records = await readAll(t.pipeline.kafka, SAMPLE_TOPIC(t.prefix), validated.length + 1, 120_000);
+    expect(await stopChild(service)).toBe(0);
+    // One record more than before, the tombstone, and no sample made again: the restart began where the first run stopped.
+    expect(records).toHaveLength(validated.length + 1);
+    expect(records.filter((r) => r.value === null).map((r) => r.key)).toEqual([sampleKey(gone, MATH_WORD_PROBLEM)]);
+    expect(llm.requests.length).toBe(calls);
+  }, 300_000);
 });
