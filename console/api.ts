@@ -1,6 +1,6 @@
 import type { Static } from 'typebox';
 import type {
-  Clusters, Hits, Job, ListPage, Neighbours, PersonaRecord, Preview, SearchBody, Stats,
+  Clusters, Hits, Job, ListPage, Neighbours, PersonaRecord, Preview, SampleJobBody, SearchBody, Stats,
 } from '../api/schemas.ts';
 
 export type Filters = Pick<Static<typeof SearchBody>, 'where' | 'mode' | 'depth' | 'cluster'>;
@@ -11,6 +11,7 @@ export type ClustersT = Static<typeof Clusters>;
 export type JobT = Static<typeof Job>;
 export type PreviewT = Static<typeof Preview>;
 export type HitsT = Static<typeof Hits>;
+export type SampleT = Static<typeof SampleJobBody>['sample'];
 export type ListPageT = Static<typeof ListPage>;
 
 /** A refusal from the API, with its stable code (PH_FILTER_ATTRIBUTE, PH_API_KEY_UNKNOWN...). */
@@ -60,6 +61,7 @@ export const api = {
   clusters: (members: number, signal?: AbortSignal) => call<ClustersT>('GET', `/clusters${query({ members })}`, signal),
   preview: (seeds: string[], signal?: AbortSignal) => call<PreviewT>('POST', '/preview', signal, { seeds }),
   submitJob: (seeds: string[], signal?: AbortSignal) => call<JobT>('POST', '/jobs', signal, { seeds }),
+  submitSampleJob: (sample: SampleT, signal?: AbortSignal) => call<JobT>('POST', '/jobs', signal, { sample }),
   job: (id: string, signal?: AbortSignal) => call<JobT>('GET', `/jobs/${encodeURIComponent(id)}`, signal),
   cancelJob: (id: string, signal?: AbortSignal) => call<JobT>('DELETE', `/jobs/${encodeURIComponent(id)}`, signal),
 };

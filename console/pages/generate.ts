@@ -35,9 +35,30 @@ export function generatePage(view: View): void {
     const job = await api.submitJob(seedsOf(seeds), view.signal);
     location.hash = `#/jobs/${job.id}`;
   }));
+  const count = h('input', { type: 'number', min: 1, max: 10_000, value: 10, 'data-testid': 'sample-count' });
+  const profile = h('input', { placeholder: 'the configured default', pattern: '[a-z0-9_-]{1,64}', 'data-testid': 'sample-profile' });
+  const where = h('input', { placeholder: 'age>=30,occupation=nurse', 'data-testid': 'sample-where' });
+  const sampleButton = h('button', { type: 'button', 'data-testid': 'start-sample-job' }, 'Start sampled job');
+  sampleButton.addEventListener('click', run(async () => {
+    const job = await api.submitSampleJob({
+      count: Number(count.value),
+      ...(profile.value.trim() ? { profile: profile.value.trim() } : {}),
+      ...(where.value.trim() ? { where: where.value.trim() } : {}),
+    }, view.signal);
+    location.hash = `#/jobs/${job.id}`;
+  }));
   append(view.root, h('h1', {}, 'Generate personas'),
+    h('h2', {}, 'From seed texts'),
     h('p', { class: 'muted' }, 'Each line is a seed text; the pipeline infers who would read, write, like or dislike it. Preview runs draft, enrich and validate in the API process; a job goes through Kafka to the store.'),
-    seeds, h('div', { class: 'actions' }, previewButton, startButton), out);
+    seeds, h('div', { class: 'actions' }, previewButton, startButton),
+    h('h2', {}, 'From sampled attributes'),
+    h('p', { class: 'muted' }, 'As `personahub generate`: each persona is drawn from the profile\'s distributions, conditioned on the filter (the filter language of search).'),
+    h('div', { class: 'search' },
+      h('label', { class: 'field' }, h('span', {}, 'Count'), count),
+      h('label', { class: 'field' }, h('span', {}, 'Profile'), profile),
+      h('label', { class: 'field' }, h('span', {}, 'Where'), where),
+      sampleButton),
+    out);
 }
 
 function jobView(job: JobT, onCancel: () => void): HTMLElement {

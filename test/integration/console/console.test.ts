@@ -202,4 +202,23 @@ describe('web console', () => {
     expect(job.progress?.indexed).toBeGreaterThan(0);
     expect(await api.store.countPersonas()).toBeGreaterThan(before);
   });
+
+  it('starts a sampled-attributes job with a filter and watches it settle', async () => {
+    await page.goto(`${base}/console/#/generate`);
+    await page.getByTestId('sample-count').fill('3');
+    await page.getByTestId('sample-where').fill('age>=40');
+    await page.getByTestId('start-sample-job').click();
+    await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/, { timeout: STATE_TIMEOUT });
+    const jobId = page.url().split('/').at(-1) ?? '';
+    await page.locator('[data-testid="job-settled"][data-settled="true"]').waitFor({ timeout: 180_000 });
+    const job = await inject<Job & { seeds: number }>('GET', `/jobs/${jobId}`);
+    expect(job.seeds).toBe(3);
+    expect(await page.getByTestId('job-indexed').textContent()).toBe(String(job.progress?.indexed));
+
+    // A filter no persona of the profile can satisfy is refused with the API's code, on the page.
+    await page.goto(`${base}/console/#/generate`);
+    await page.getByTestId('sample-where').fill('age>=500');
+    await page.getByTestId('start-sample-job').click();
+    await expect.poll(() => page.getByTestId('error').textContent()).toMatch(/^PH_/);
+  });
 });
