@@ -13,7 +13,7 @@ import { ROOT, tempDir, tool } from './helpers.ts';
  * is shellcheck-clean; the ones that need no cluster run for real on the local stack (snapshot with
  * pg_dump, offset reset for a replay, DLQ rotation) on topics of their own.
  */
-const SCRIPTS = ['deploy.sh', 'scale-stage.sh', 'pause-stage.sh', 'replay-topic.sh', 'snapshot-corpus.sh', 'rotate-dlq.sh', 'chart-tools.sh'];
+const SCRIPTS = ['deploy.sh', 'scale-stage.sh', 'pause-stage.sh', 'replay-topic.sh', 'snapshot-corpus.sh', 'rotate-dlq.sh', 'chart-tools.sh', 'chromium.sh'];
 
 function run(script: string, args: string[], env: Record<string, string> = {}) {
   const r = spawnSync('bash', [join(ROOT, 'scripts', script), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 180_000 });
