@@ -47,8 +47,8 @@ function asset(body: Buffer, type: string): Asset {
 
 /**
  * Bundles console/main.ts (with chart.js, cytoscape and the stylesheet it imports) in memory with esbuild:
- * no build step to forget and no stale bundle in the tree; it costs about a second once per process, on the
- * first request for the console, so an API that nobody opens the console of never pays it.
+ * no build step to forget and no stale bundle in the tree. It runs once per process, on the first request for
+ * the console, so an API whose console nobody opens never pays for it.
  */
 export async function buildConsole(): Promise<Map<string, Asset>> {
   try {
