@@ -5,9 +5,10 @@ import type { Persona } from '../schemas/types.generated.ts';
 import { parsePersonaLine } from './persona-json.ts';
 import { readParquetPersonas } from './parquet.ts';
 
-/** What an import writes into: the index stage's own idempotent upsert. */
+/** What an import writes into: the index stage's own idempotent upsert, and the store's embedding-space guard. */
 export interface PersonaSink {
   upsertPersona(persona: Persona, delivery: string): Promise<'INSERTED' | 'UPDATED' | 'UNCHANGED'>;
+  checkEmbeddingSpace(model: string, dimensions: number): Promise<void>;
 }
 
 export interface ImportResult {
@@ -47,7 +48,8 @@ async function* jsonlPages(file: string, pageSize: number): AsyncGenerator<Perso
  * Loads an exported corpus (JSONL or Parquet, told apart by content) into the store through the same
  * upsert the index stage uses, so it is idempotent: importing the same file again changes nothing
  * (every row UNCHANGED), and a persona already there in an older version is replaced. A record that is
- * not a persona stops the import with its line or row named; the records before it stay stored.
+ * not a persona stops the import with its line or row named, and so does an embedding from another model
+ * than the store's (PH_STORE_EMBEDDING_MISMATCH); the records before it stay stored.
  */
 export async function importCorpus(file: string, sink: PersonaSink, o: { pageSize: number; onPage?: (r: ImportResult) => void }): Promise<ImportResult> {
   // One delivery name per run: the upsert then reports a re-import as UNCHANGED rather than as the
@@ -55,8 +57,15 @@ export async function importCorpus(file: string, sink: PersonaSink, o: { pageSiz
   const run = randomUUID();
   const result: ImportResult = { read: 0, inserted: 0, updated: 0, unchanged: 0 };
   const pages = isParquet(file) ? readParquetPersonas(file) : jsonlPages(file, o.pageSize);
+  // Vectors of another model than the store's would silently break search: each model met is checked once.
+  const spaces = new Set<string>();
   for await (const page of pages) {
     for (const p of page) {
+      const e = p.enrichment;
+      if (e && !spaces.has(`${e.embeddingModel}:${e.embedding.length}`)) {
+        await sink.checkEmbeddingSpace(e.embeddingModel, e.embedding.length);
+        spaces.add(`${e.embeddingModel}:${e.embedding.length}`);
+      }
       const outcome = await sink.upsertPersona(p, `import:${run}:${result.read}`);
       result.read += 1;
       if (outcome === 'INSERTED') result.inserted += 1;

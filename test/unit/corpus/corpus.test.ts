@@ -100,4 +100,13 @@ describe('import', () => {
       expect(await store.readPersonasAfter(null, 100)).toEqual(personas);
     }
   });
+
+  it('refuses vectors from another embedding model than the store holds', async () => {
+    const out = join(dir, 'other-space.jsonl');
+    await exportCorpus({ source, format: 'jsonl', out, dimensions: 384, pageSize: 10 });
+    const store = new MemoryStore();
+    await store.checkEmbeddingSpace('all-minilm-l6-v2', 384);
+    await expect(importCorpus(out, store, { pageSize: 10 })).rejects.toThrow(/all-minilm-l6-v2/);
+    expect(await store.countPersonas()).toBe(0);
+  });
 });
