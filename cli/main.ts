@@ -50,10 +50,10 @@ async function topicsInit(config: Config, pipeline: KafkaClients, logger: Logger
   });
 }
 
-async function ingest(config: Config, pipeline: KafkaClients, file: string, opts: { source?: string; limit?: number }) {
+async function ingest(config: Config, pipeline: KafkaClients, file: string, opts: { source?: string; limit?: number; run?: string }) {
   const lines = await readLines(file);
   const format = file.endsWith('.jsonl') ? 'jsonl' : 'text';
-  const result = parseSeedLines(lines, { source: opts.source ?? (file === '-' ? 'stdin' : basename(file)), format, maxChars: config.maxSeedChars, now: Date.now() });
+  const result = parseSeedLines(lines, { source: opts.source ?? (file === '-' ? 'stdin' : basename(file)), format, maxChars: config.maxSeedChars, now: Date.now(), ...(opts.run === undefined ? {} : { run: opts.run }) });
   const seeds = opts.limit === undefined ? result.seeds : result.seeds.slice(0, opts.limit);
   const source = await EventSource.open(pipeline.kafka, pipeline.serde, config.topicPrefix);
   try {
@@ -272,10 +272,10 @@ program.command('demo').description('the main job: stack up, topics, all stages,
     const observer = new PipelineObserver(pipeline.kafka, pipeline.serde, config.topicPrefix, startedAt, latticeWatch(config, pipeline.ctx.store));
     await observer.start();
     const count = o.count === undefined ? (config.mode === 'llm' ? DEMO_LLM_SEEDS : DEMO_SAMPLER_SEEDS) : o.count;
-    // Each run's seeds are its own (their source names the run): ingesting the same lines under the same
-    // source again is idempotent by design (every stage skips inputs it has processed), so a second demo
-    // on the same stack would have nothing to wait for.
-    const ingested = await ingest(config, pipeline, o.seeds, { limit: count, source: `demo-${new Date(startedAt).toISOString()}` });
+    // Each run's seeds are its own (their source names the run): ingesting the same lines again is
+    // idempotent by design (every stage skips inputs it has processed), so a second demo on the same
+    // stack would have nothing to wait for.
+    const ingested = await ingest(config, pipeline, o.seeds, { limit: count, run: `demo-${new Date(startedAt).toISOString()}` });
     const seedIds = new Set(ingested.seeds.map((s) => s.id));
     console.log(`Ingested ${seedIds.size} seeds (${ingested.rejected.length} lines refused); waiting until every persona is indexed or rejected...`);
     let lastLine = '';

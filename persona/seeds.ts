@@ -19,7 +19,7 @@ export interface IngestResult {
  * Parses seed lines: JSONL objects with a `text` field (and optional `source`), or plain text, one
  * seed per line. Bad lines are counted with a reason rather than stopping the whole file.
  */
-export function parseSeedLines(lines: Iterable<string>, opts: { source: string; format: 'jsonl' | 'text'; maxChars: number; now: number }): IngestResult {
+export function parseSeedLines(lines: Iterable<string>, opts: { source: string; format: 'jsonl' | 'text'; maxChars: number; now: number; run?: string }): IngestResult {
   const seeds: Seed[] = [];
   const rejected: IngestRejection[] = [];
   const seen = new Set<string>();
@@ -49,6 +49,8 @@ export function parseSeedLines(lines: Iterable<string>, opts: { source: string; 
       text = record.text;
       if (typeof record.source === 'string' && record.source !== '') source = record.source;
     }
+    // A run's name makes its seeds its own: the same line in another run is another seed (the demo).
+    if (opts.run !== undefined) source = `${source}@${opts.run}`;
     const trimmed = text.trim();
     if (trimmed === '') {
       rejected.push({ line: lineNumber, reason: 'EMPTY', detail: 'no text' });

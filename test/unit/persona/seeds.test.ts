@@ -32,3 +32,14 @@ describe('parseSeedLines', () => {
     expect(r.duplicates).toBe(1);
   });
 });
+
+describe('a named run', () => {
+  it('makes the same lines other seeds, with the run in their source', () => {
+    const lines = ['{"text": "The ferry timetable changes on Monday.", "source": "news"}', 'plain line'];
+    const plain = parseSeedLines(lines, { source: 'f', format: 'jsonl', maxChars: 100, now: 0 }).seeds;
+    const run = parseSeedLines(lines, { source: 'f', format: 'jsonl', maxChars: 100, now: 0, run: 'demo-1' }).seeds;
+    expect(run.map((s) => s.source)).toEqual(['news@demo-1']);
+    expect(run[0]?.id).not.toBe(plain[0]?.id);
+    expect(parseSeedLines(lines, { source: 'f', format: 'jsonl', maxChars: 100, now: 5, run: 'demo-1' }).seeds[0]?.id).toBe(run[0]?.id);
+  });
+});
