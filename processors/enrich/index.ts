@@ -38,15 +38,16 @@ async function written(p: Persona, llm: LlmClient): Promise<Modalities> {
 
 /**
  * Adds the modalities and the embedding of the persona text. A persona a model wrote gets modalities a
- * model wrote, when one is configured; a sampler persona (bulk mode) gets the deterministic derivation,
- * labelled as the sampler's.
+ * model wrote, when one is configured (and PERSONAHUB_MODALITIES is llm); a sampler persona (bulk mode)
+ * gets the deterministic derivation, labelled as the sampler's.
  */
 export const enrich: Processor<'enrich'> = {
   stage: 'enrich',
   async process(persona, ctx) {
     const [embedding] = await ctx.embedder.embed([persona.description]);
     if (!embedding) throw new PersonaHubError('PH_ENRICH_NO_EMBEDDING', `embedder ${ctx.embedder.model} returned no vector`, { transient: true });
-    const modalities = ctx.config.mode === 'llm' && ctx.llm && persona.provenance.mode === 'LLM' ? await written(persona, ctx.llm) : modalitiesFor(persona);
+    const { mode, modalities: by } = ctx.config;
+    const modalities = ctx.llm && mode === 'llm' && by === 'llm' && persona.provenance.mode === 'LLM' ? await written(persona, ctx.llm) : modalitiesFor(persona);
     const enriched = {
       ...persona,
       enrichment: { ...modalities, embedding, embeddingModel: ctx.embedder.model, enrichedAt: ctx.now() },

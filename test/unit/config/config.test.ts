@@ -43,6 +43,7 @@ describe('config', () => {
   // One realistic mistake per key. Every key must appear here or in freeForm, so a new key needs a bad example too.
   const badValues: Partial<Record<keyof typeof keys, string>> = {
     home: '',
+    modalities: 'model',
     cacheDir: '',
     modelsDir: '',
     logLevel: 'verbose',

@@ -74,5 +74,9 @@ describe('enrich processor', () => {
     const [sampler] = await enrich.process(samplePersona({ enrichment: null }), fakeContext({ llm, env: { PERSONAHUB_MODE: 'llm' } }));
     expect(calls).toHaveLength(1);
     expect(sampler?.value.enrichment?.modalitiesSource).toBe('SAMPLER');
+    // PERSONAHUB_MODALITIES=sampler keeps the model to the draft call: one call per persona, not two.
+    const [derived] = await enrich.process(p, fakeContext({ llm, env: { PERSONAHUB_MODE: 'llm', PERSONAHUB_MODALITIES: 'sampler' } }));
+    expect(calls).toHaveLength(1);
+    expect(derived?.value.enrichment).toMatchObject({ modalitiesSource: 'SAMPLER', modalitiesModel: 'sampler' });
   });
 });
