@@ -1,6 +1,6 @@
 import type { Persona } from '../../schemas/types.generated.ts';
 import type { Processor, ProcessorContext } from '../../runtime/processor.ts';
-import { nearDuplicate } from '../../persona/dedup.ts';
+import { dedupText, nearDuplicate } from '../../persona/dedup.ts';
 import { bandKeys, DEFAULT_MINHASH, lshParams, signatureFromBuffer, signatureOf, signatureToBuffer } from '../../persona/minhash.ts';
 import { textHash } from '../../persona/ids.ts';
 import { checkPersona } from '../../persona/coherence.ts';
@@ -50,7 +50,7 @@ export const validate: Processor<'validate'> = {
     const embedding = result.persona.enrichment?.embedding;
     if (embedding && ctx.config.nearDuplicateCosine < 1) {
       const { minhashPermutations: permutations, minhashShingle: shingleSize, dedupJaccard: jaccard, nearDuplicateCosine: cosine } = ctx.config;
-      const signature = signatureOf(result.persona.description, { permutations, shingleSize, seed: DEFAULT_MINHASH.seed });
+      const signature = signatureOf(dedupText(result.persona.description, result.persona.name), { permutations, shingleSize, seed: DEFAULT_MINHASH.seed });
       const verdict = await ctx.store.claimNearDuplicate(
         { personaId: input.id, signature: signatureToBuffer(signature), bandKeys: bandKeys(signature, lshParams(jaccard, permutations)), embedding, neighbours: ctx.config.dedupNeighbours },
         (candidates) => nearDuplicate(signature, embedding, candidates.map((c) => ({ id: c.id, embedding: c.embedding, signature: c.signature && signatureFromBuffer(c.signature) })), { jaccard, cosine }),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hashEmbed } from '../../../llm/embedder.ts';
-import { nearDuplicate } from '../../../persona/dedup.ts';
+import { dedupText, nearDuplicate } from '../../../persona/dedup.ts';
 import { signatureOf } from '../../../persona/minhash.ts';
 
 const t = { jaccard: 0.9, cosine: 0.9 };
@@ -27,6 +27,22 @@ describe('near-duplicate decision', () => {
     expect(v.duplicateOf).toBe('neighbour');
     expect(v.jaccard).toBeUndefined();
     expect(v.reason).toContain('nearest neighbour');
+  });
+
+  it('takes a candidate at the Jaccard threshold on its words alone, however far its embedding', () => {
+    const renamed = text.replace('Amara Okafor', 'Chiamaka Eze');
+    const signature = signatureOf(dedupText(text, 'Amara Okafor'));
+    const v = nearDuplicate(signature, hashEmbed(text, 384), [{ id: 'renamed', signature: signatureOf(dedupText(renamed, 'Chiamaka Eze')), embedding: hashEmbed('Kenji Sato keeps bees in Osaka.', 384) }], t);
+    expect(v.duplicateOf).toBe('renamed');
+    expect(v.jaccard).toBe(1);
+    expect(v.cosine).toBeLessThan(t.cosine);
+    expect(v.reason).toContain('estimated Jaccard 1.000 ≥ 0.9');
+  });
+
+  it('compares personas without their names: a rename has the same words, another name is not a difference', () => {
+    expect(dedupText(text, 'Amara Okafor')).toBe(dedupText(text.replace(/Amara Okafor/g, 'Chiamaka Eze'), 'Chiamaka Eze'));
+    expect(dedupText("Amara's patients call Amara Okafor by her first name.", 'Amara Okafor')).toBe('patients call by her first name');
+    expect(dedupText(text, 'Amara Okafor')).not.toBe(dedupText(text.replace('Lagos', 'Accra'), 'Amara Okafor'));
   });
 
   it('prefers the candidate with the same words when several are close in meaning', () => {
