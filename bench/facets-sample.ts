@@ -53,7 +53,8 @@ for (const seed of seeds.slice(from, from + count)) {
   const verdict = checkPersona(p, { maxDescriptionChars: config.maxDescriptionChars, seedText: seed.text, dimensions: config.embeddingDimensions });
   const { embedding: _, ...modalities } = p.enrichment ?? { embedding: [] };
   const line = JSON.stringify({
-    seed: seed.text.slice(0, 160), name: p.name, age: p.age, occupation: p.occupation, locale: p.locale, traits: p.traits, sex: p.demographics?.sex ?? null,
+    seed: seed.text.slice(0, 160), name: p.name, age: p.age, occupation: p.occupation, locale: p.locale, traits: p.traits,
+    demographics: p.demographics && { sex: p.demographics.sex, maritalStatus: p.demographics.maritalStatus, household: p.demographics.household, hobbies: p.demographics.hobbies },
     description: p.description, facets: p.facets, modalities, validation: { reasons: verdict.reasons.map((r) => r.code), repaired: verdict.repaired },
     seconds: { draft: Math.round((t1 - t0) / 100) / 10, enrich: Math.round((t2 - t1) / 100) / 10 }, completionTokens: { draft: draftTokens, enrich: tokens },
   });

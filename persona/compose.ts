@@ -40,13 +40,21 @@ export function composeFacets(a: SampledAttributes, d: Demographics | null, seed
     professional: d
       ? `${first} is ${withArticle(a.occupation)}${d.industry === 'none' ? '' : ` (${d.industry})`} with ${education(d)}, and the next goal is to ${d.careerGoal}.`
       : `${first} works as ${withArticle(a.occupation)} in ${city} and is known there as ${t2}.`,
-    family: d ? `${first} is ${d.maritalStatus} and ${HOUSEHOLDS[d.household] ?? `lives in a ${d.household} household`} in ${city}.` : `${first} lives in ${city}, close to the people ${first} grew up with.`,
+    family: d ? `${first} is ${d.maritalStatus} and ${householdClause(d.household)} in ${city}.` : `${first} lives in ${city}, close to the people ${first} grew up with.`,
     leisure: `In free time ${first} turns to ${hobbies.slice(0, 2).join(' and ')}${d && d.languages.length > 1 ? `, and at home speaks ${d.languages.slice(0, 2).join(' and ')}` : ''}.`,
     seedRelation: `${first} ${LINKS[a.seedRelation]} ${topic}, as ${withArticle(t2)} ${a.occupation} would.`,
   };
 }
 
-/** The profiles' household values as a clause; a value a future profile adds reads through the fallback. */
+/**
+ * A profile's household value as a clause about the person ("lives with their parents"): the bare value
+ * ("with parents") is misread, by a model too, as something about the parents.
+ */
+export function householdClause(household: string): string {
+  return HOUSEHOLDS[household] ?? `lives in a ${household} household`;
+}
+
+/** The profiles' household values; a value a future profile adds reads through the fallback. */
 const HOUSEHOLDS: Record<string, string> = {
   'couple without children': 'lives with a partner and no children', 'couple with children': 'lives with a partner and their children',
   'extended family': 'lives with extended family', 'with parents': 'lives with their parents', 'living alone': 'lives alone',

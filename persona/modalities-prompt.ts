@@ -1,5 +1,6 @@
 import type { ChatMessage } from '../core/chat.ts';
 import type { Persona } from '../schemas/types.generated.ts';
+import { householdClause } from './compose.ts';
 import { FEW_SHOT } from './prompt.ts';
 
 /**
@@ -51,7 +52,7 @@ function describe(p: Pick<Persona, 'name' | 'age' | 'occupation' | 'locale' | 't
   const f = p.facets;
   return [
     `Name: ${p.name}`, `Age: ${p.age}`, ...(d ? [`Sex: ${d.sex}`] : []), `Occupation: ${p.occupation}`, `Locale: ${p.locale}`, `Traits: ${p.traits.join(', ')}`,
-    ...(d ? [`Family: ${d.maritalStatus}, ${d.household}`, `Hobbies: ${d.hobbies.join(', ')}`, `Languages: ${d.languages.join(', ')}`] : []),
+    ...(d ? [`Family: ${d.maritalStatus}, ${householdClause(d.household)}`, `Hobbies: ${d.hobbies.join(', ')}`, `Languages: ${d.languages.join(', ')}`] : []),
     `Description: ${p.description.slice(0, 800)}`,
     ...(f ? [`Work: ${f.professional}`, `Home: ${f.family}`, `Free time: ${f.leisure}`] : []),
   ].join('\n');
@@ -66,7 +67,7 @@ const EXAMPLE_MODALITIES: ModalitiesOutput = {
   goals: ['lead the hospital\'s medication safety committee'],
   values: ['care', 'accuracy', 'honesty'],
   mediaDiet: ['pharmacology newsletters', 'crime novels', 'morning radio news'],
-  appearance: 'A woman in her early forties with short dark hair, reading glasses on a cord and a white coat with pens in the pocket.',
+  appearance: 'A woman in her early forties with short dark hair and a white coat with pens in the pocket.',
   imagePrompt: 'Documentary photo of a pharmacist in her forties checking a child\'s prescription at a hospital dispensary counter, Valencia, soft daylight, 35mm',
   settings: ['hospital dispensary', 'municipal pool', 'balcony at home'],
   routines: ['Weekdays start with a swim, then the dispensary from eight until four.', 'Sunday lunch with her family and a call to her mother.'],
@@ -80,4 +81,15 @@ export function buildModalitiesMessages(p: Parameters<typeof describe>[0]): Chat
   }
   messages.push({ role: 'user', content: describe(p) });
   return messages;
+}
+
+/**
+ * A bounded string the grammar closed mid-sentence ("..., but he still") cut back to its last full
+ * sentence, when it has one; a phrase with no sentence end at all (a list item) is left as it is.
+ */
+export function toLastSentence(text: string): string {
+  const t = text.trim();
+  if (/[.!?]["')]?$/.test(t)) return t;
+  const end = Math.max(t.lastIndexOf('. '), t.lastIndexOf('! '), t.lastIndexOf('? '));
+  return end > 0 ? t.slice(0, end + 1) : t;
 }

@@ -1,6 +1,7 @@
 import type { ChatMessage } from '../core/chat.ts';
 import type { Demographics } from '../schemas/types.generated.ts';
 import type { SampledAttributes } from './attributes.ts';
+import { householdClause } from './compose.ts';
 
 /** The demographics the prompt states, so the pronouns, the family facet and the leisure facet follow the record. */
 export type DraftGrounding = Pick<Demographics, 'sex' | 'maritalStatus' | 'household' | 'hobbies'>;
@@ -84,7 +85,7 @@ function describe(a: SampledAttributes, seed: string, g: DraftGrounding | null):
   return [
     `Text: ${seed}`, `Relation: someone who ${RELATION_VERBS[a.seedRelation]} the text`,
     `Name: ${a.name}`, `Age: ${a.age}`, ...(g ? [`Sex: ${g.sex}`] : []), `Occupation: ${a.occupation}`, `Locale: ${a.locale}`,
-    ...(g ? [`Family: ${g.maritalStatus}, ${g.household}`, `Hobbies: ${g.hobbies.join(', ')}`] : []), `Traits: ${a.traits.join(', ')}`,
+    ...(g ? [`Family: ${g.maritalStatus}, ${householdClause(g.household)}`, `Hobbies: ${g.hobbies.join(', ')}`] : []), `Traits: ${a.traits.join(', ')}`,
   ].join('\n');
 }
 

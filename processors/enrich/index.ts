@@ -4,7 +4,7 @@ import type { LlmClient } from '../../llm/client.ts';
 import type { Persona } from '../../schemas/types.generated.ts';
 import { PersonaHubError } from '../../core/errors.ts';
 import { modalitiesFor, type Modalities } from '../../persona/modalities.ts';
-import { buildModalitiesMessages, MODALITIES_OUTPUT_SCHEMA, type ModalitiesOutput } from '../../persona/modalities-prompt.ts';
+import { buildModalitiesMessages, MODALITIES_OUTPUT_SCHEMA, toLastSentence, type ModalitiesOutput } from '../../persona/modalities-prompt.ts';
 
 // A little looser than MODALITIES_OUTPUT_SCHEMA, as the draft stage's parser is: a server that ignores the
 // schema's bounds may overshoot them slightly; an answer missing a field or far off its bounds fails here.
@@ -33,7 +33,9 @@ async function written(p: Persona, llm: LlmClient): Promise<Modalities> {
     seed: Number.parseInt(p.id.slice(8, 16), 16) + p.version,
   });
   const { lifeStage, bigFive } = modalitiesFor(p);
-  return { lifeStage, bigFive, ...value, modalitiesSource: 'LLM', modalitiesModel: model };
+  // The prose fields reach their bounds mid-sentence at times (the server's grammar closes the string there).
+  const prose = { backstory: toLastSentence(value.backstory), speakingStyle: toLastSentence(value.speakingStyle), appearance: toLastSentence(value.appearance), routines: value.routines.map(toLastSentence) };
+  return { lifeStage, bigFive, ...value, ...prose, modalitiesSource: 'LLM', modalitiesModel: model };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { sampleAttributes } from '../../../persona/attributes.ts';
-import { buildModalitiesMessages, MODALITIES_OUTPUT_SCHEMA } from '../../../persona/modalities-prompt.ts';
+import { buildModalitiesMessages, MODALITIES_OUTPUT_SCHEMA, toLastSentence } from '../../../persona/modalities-prompt.ts';
 import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, FEW_SHOT } from '../../../persona/prompt.ts';
 import { samplePersona } from '../../helpers/samples.ts';
 
@@ -56,7 +56,9 @@ describe('prompt building', () => {
   it('states the sex, family and hobbies a profile drew, so pronouns and facets follow the record', () => {
     const a = sampleAttributes('seed', 0);
     const grounded = buildDraftMessages(a, 'x', { sex: 'female', maritalStatus: 'widowed', household: 'living alone', hobbies: ['chess', 'gardening'] }).at(-1)?.content ?? '';
-    for (const line of ['Sex: female', 'Family: widowed, living alone', 'Hobbies: chess, gardening']) expect(grounded).toContain(line);
+    for (const line of ['Sex: female', 'Family: widowed, lives alone', 'Hobbies: chess, gardening']) expect(grounded).toContain(line);
+    // "never married, with parents" was read by the model as the parents' status; the clause is about the person.
+    expect(buildDraftMessages(a, 'x', { sex: 'male', maritalStatus: 'never married', household: 'with parents', hobbies: [] }).at(-1)?.content).toContain('Family: never married, lives with their parents');
     expect(buildDraftMessages(a, 'x').at(-1)?.content).not.toMatch(/^(?:Sex|Family|Hobbies):/m);
     // The examples show the same lines, so the model sees them used.
     expect(buildDraftMessages(a, 'x')[1]?.content).toContain(`Sex: ${FEW_SHOT[0]?.grounding.sex}`);
@@ -75,5 +77,14 @@ describe('prompt building', () => {
     for (const [name, schema] of Object.entries(MODALITIES_OUTPUT_SCHEMA.properties)) expect(outOfBounds(name, schema as Bounded, example[name])).toEqual([]);
     // The example persona's own facts, not this persona's: only the last message changes per persona.
     expect(buildModalitiesMessages(samplePersona({ id: 'c'.repeat(32) })).slice(0, 3)).toEqual(messages.slice(0, 3));
+  });
+});
+
+describe('bounded prose', () => {
+  it('cuts a string the grammar closed mid-sentence back to its last full sentence, and leaves the rest', () => {
+    expect(toLastSentence('He grew up in Jakarta. Patient and anxious, he still')).toBe('He grew up in Jakarta.');
+    expect(toLastSentence('He grew up in Jakarta. He moved twice! ')).toBe('He grew up in Jakarta. He moved twice!');
+    expect(toLastSentence('short graying hair and a tidy uniform')).toBe('short graying hair and a tidy uniform');
+    expect(toLastSentence('She says "never again."')).toBe('She says "never again."');
   });
 });

@@ -56,6 +56,10 @@ describe('enrich processor', () => {
     // What the model wrote, labelled with it; life stage and Big Five still follow from age and traits.
     expect(out?.value.enrichment).toMatchObject({ ...answer, modalitiesSource: 'LLM', modalitiesModel: 'fake-model', lifeStage: lifeStageFor(p.age), bigFive: bigFiveFor(p) });
     expect(out?.value.enrichment?.embedding).toEqual(hashEmbed(p.description, 384));
+
+    // A backstory the grammar closed at its bound mid-sentence is cut back to its last full sentence.
+    const [cut] = await enrich.process(p, fakeContext({ llm: fakeLlm({ ...answer, backstory: `${answer.backstory} Patient and anxious, she still` }, []), env: { PERSONAHUB_MODE: 'llm' } }));
+    expect(cut?.value.enrichment?.backstory).toBe(answer.backstory);
   });
 
   it('refuses an answer that misses a field or breaks a bound, and leaves a sampler persona to the sampler', async () => {
