@@ -70,7 +70,7 @@ export const FEW_SHOT: readonly { attributes: SampledAttributes; grounding: Draf
     facets: {
       shortPersona: 'A retired minibus driver in Kumasi who fights the city\'s plan to replace his old routes with light rail.',
       professional: 'Kofi drove minibuses for three decades before retiring, and younger drivers at the central station still ask him for shortcuts.',
-      family: 'He lives with his wife Akosua in the house they built together, and their three grown children bring the grandchildren on Sundays.',
+      family: 'He lives with his wife Akosua in the house they built together; they have no children, and his nephews visit on Sundays.',
       leisure: 'He plays draughts with old colleagues under a mango tree in the afternoons and listens to highlife records at night.',
       relation: 'He would argue against the light-rail plan, sure that it cuts off the stops his passengers relied on.',
     },
