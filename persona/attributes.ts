@@ -80,9 +80,24 @@ const SURNAMES: readonly string[] = [
 
 export const SEED_RELATIONS: readonly (readonly [SeedRelation, number])[] = [['READER', 4], ['WRITER', 2], ['ENTHUSIAST', 2], ['CRITIC', 1], ['SUBJECT', 1]];
 
-/** A full name; with `surname`, one of that family. */
-export function sampleName(random: () => number, surname?: string): string {
-  return `${pick(random, FIRST_NAMES)} ${surname ?? pick(random, SURNAMES)}`;
+/** Traits of TRAITS that cannot describe one person together. */
+const EXCLUSIVE_TRAITS: readonly (readonly [string, string])[] = [['patient', 'impatient'], ['soft-spoken', 'outspoken']];
+
+/** `n` distinct traits of TRAITS, never two that contradict each other. */
+export function pickTraits(random: () => number, n: number): string[] {
+  const chosen: string[] = [];
+  const excluded = (t: string) => chosen.includes(t) || EXCLUSIVE_TRAITS.some(([a, b]) => (t === a && chosen.includes(b)) || (t === b && chosen.includes(a)));
+  while (chosen.length < n) {
+    const open = TRAITS.filter((t) => !excluded(t));
+    if (open.length === 0) break;
+    chosen.push(pick(random, open));
+  }
+  return chosen;
+}
+
+/** A full name; with `surname`, one of that family; never with the first name `avoid` (two people of one name read as one). */
+export function sampleName(random: () => number, surname?: string, avoid?: string): string {
+  return `${pick(random, FIRST_NAMES.filter((n) => n !== avoid))} ${surname ?? pick(random, SURNAMES)}`;
 }
 
 /** Samples attributes for one persona; deterministic in (seed id, generation index). */
@@ -99,7 +114,7 @@ export function sampleAttributes(seedId: string, generationIndex: number): Sampl
     age,
     occupation: occupation.title,
     locale: pickWeighted(random, LOCALES),
-    traits: pickDistinct(random, TRAITS, 3),
+    traits: pickTraits(random, 3),
     seedRelation: pickWeighted(random, SEED_RELATIONS),
   };
 }

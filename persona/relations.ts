@@ -1,5 +1,5 @@
 import type { ChatMessage } from '../core/chat.ts';
-import { OCCUPATIONS, sampleName, TRAITS, type Occupation, type OccupationField, type SampledAttributes } from './attributes.ts';
+import { OCCUPATIONS, pickTraits, sampleName, type Occupation, type OccupationField, type SampledAttributes } from './attributes.ts';
 import type { Facets, Lineage, Seed } from '../schemas/types.generated.ts';
 import { composeFacets } from './compose.ts';
 import { facetsInstruction } from './prompt.ts';
@@ -56,7 +56,8 @@ export const RELATIONS: Record<RelationKind, KindSpec> = {
   // A patient of a paediatric nurse is a child; personas are adults, so it is the child's parent who speaks.
   patient: { phrase: 'a patient (or the parent of a young patient) of', focus: 'the care they receive and what worries them', applies: (_p, o) => o !== undefined && CARE_FIELDS.has(o.field), ages: (a) => [20, Math.max(45, a + 20)], occupations: anyAdult },
   mentor: { phrase: 'a long-time mentor of', focus: 'what they taught the other person and what they still disagree on', applies: (p) => p.age <= 65, ages: (a) => [a + 10, a + 30], occupations: sameField },
-  student: { phrase: 'a student of', focus: 'what they are learning from the other person and what they hope to become', applies: (_p, o) => o !== undefined && (TEACHING.test(o.title) || o.field === 'academia' || o.title === 'yoga instructor'), ages: () => [18, 30], occupations: (o) => OCCUPATIONS.filter((x) => x.field === 'academia' || x.minAge <= 18 || x === o) },
+  // "is a student of" would read as a job ("is a student") that contradicts the person's own occupation.
+  student: { phrase: 'taught by', focus: 'what they are learning from the other person and what they hope to become', applies: (_p, o) => o !== undefined && (TEACHING.test(o.title) || o.field === 'academia' || o.title === 'yoga instructor'), ages: () => [18, 30], occupations: (o) => OCCUPATIONS.filter((x) => x.field === 'academia' || x.minAge <= 18 || x === o) },
   neighbour: { phrase: 'a next-door neighbour of', focus: 'their daily encounters and what they know of each other', applies: () => true, ages: () => [18, 90], occupations: anyAdult },
   rival: { phrase: 'a professional rival of', focus: 'what they compete over and how they see each other', applies: (_p, o) => o !== undefined && o.field !== 'home', ages: (a) => [a - 10, a + 10], occupations: (o) => (o ? [o, ...sameField(o)] : OCCUPATIONS) },
   community: { phrase: 'a fellow member of a community group with', focus: 'the group they share and the role each plays in it', applies: () => true, ages: () => [18, 90], occupations: anyAdult },
@@ -85,11 +86,11 @@ export function sampleRelatedAttributes(parentId: string, parent: RelationParent
   const ageHigh = Math.max(ageLow, Math.min(high, occupation.maxAge));
   const surname = parent.name.split(' ').slice(1).join(' ');
   return {
-    name: sampleName(random, spec.sameSurname && surname ? surname : undefined),
+    name: sampleName(random, spec.sameSurname && surname ? surname : undefined, parent.name.split(' ')[0]),
     age: ageLow + Math.floor(random() * (ageHigh - ageLow + 1)),
     occupation: occupation.title,
     locale: parent.locale,
-    traits: pickDistinct(random, TRAITS, 3),
+    traits: pickTraits(random, 3),
     seedRelation: 'SUBJECT',
   };
 }
@@ -205,7 +206,9 @@ export function composeRelated(a: SampledAttributes, kind: RelationKind, parent:
     `${a.name} is ${a.age} and works as ${withArticle(a.occupation)} in ${cityOf(a.locale)}`,
     `${a.name}, ${a.age}, works as ${withArticle(a.occupation)} in ${cityOf(a.locale)}`,
   ]);
-  return `${opener} and is ${RELATIONS[kind].phrase} ${parent.name}, ${withArticle(parent.occupation)}. ${capitalize(t1 ?? 'thoughtful')} and ${t2 ?? 'curious'}, they know ${firstName(parent.name)} through ${KIND_CONTEXT[kind]}.`;
+  // The parent's job only when it is another one: "a bank loan officer ... of X, a bank loan officer" says it twice.
+  const parentJob = parent.occupation === a.occupation ? ', in the same line of work' : `, ${withArticle(parent.occupation)}`;
+  return `${opener} and is ${RELATIONS[kind].phrase} ${parent.name}${parentJob}. ${capitalize(t1 ?? 'thoughtful')} and ${t2 ?? 'curious'}, the two know each other through ${KIND_CONTEXT[kind]}.`;
 }
 
 /** Sampler mode's facets of a related persona: the composed ones, with the short persona and the relation facet about the parent, not a text. */

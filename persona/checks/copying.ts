@@ -25,7 +25,15 @@ for (const ex of FEW_SHOT) {
     for (const gram of ngrams(words, FEW_SHOT_NGRAM + 1)) for (const open of gapped(gram)) if (distinctive(open)) fewShotGrams.add(open);
   }
 }
-const fewShotNames = FEW_SHOT.flatMap((ex) => ex.attributes.name.split(' '));
+/**
+ * The examples' people: a full name, a surname alone, or a first name not followed by another surname
+ * ("Rosa" copied from the example, but not "Rosa Ivanova", a namesake: a related persona's parent, say).
+ */
+const fewShotNames = FEW_SHOT.flatMap((ex) => {
+  const [first = '', ...rest] = ex.attributes.name.split(' ');
+  const surname = rest.join(' ');
+  return [{ name: first, pattern: new RegExp(`\\b${first}\\b(?! (?!${surname}\\b)\\p{Lu})`, 'u') }, { name: surname, pattern: new RegExp(`\\b${surname}\\b`, 'u') }];
+});
 
 /** A 5-word phrase with each inner word in turn left open ("knows every _ by heart"). */
 function gapped(gram: string): string[] {
@@ -35,7 +43,7 @@ function gapped(gram: string): string[] {
 
 export function fewShotEcho({ persona }: CheckInput): Finding[] {
   const own = new Set(wordsOf(persona.name));
-  const names = fewShotNames.filter((n) => !own.has(n.toLowerCase()) && new RegExp(`\\b${n}\\b`).test(persona.description));
+  const names = fewShotNames.filter((n) => !own.has(n.name.toLowerCase()) && n.pattern.test(persona.description)).map((n) => n.name);
   if (names.length > 0) return [{ code: 'FEW_SHOT_ECHO', message: `names a few-shot example's person: ${names.join(', ')}` }];
   const words = wordsOf(persona.description);
   const shared = [...new Set([...ngrams(words, FEW_SHOT_NGRAM), ...ngrams(words, FEW_SHOT_NGRAM + 1).flatMap(gapped)])].filter((g) => fewShotGrams.has(g));
