@@ -102,12 +102,20 @@ async function main(): Promise<void> {
   // Read before the run: what was measured is what was installed when it started.
   const versions = { node: process.version, ...packageVersions(['kafkajs', 'pg', '@electric-sql/pglite', 'avsc', '@kafkajs/confluent-schema-registry']) };
   const outcomes: BenchOutcome[] = [];
+  const failed: string[] = [];
   try {
     for (const b of chosen) {
       logger.info({ bench: b.name, smoke }, 'benchmark started');
       const start = performance.now();
-      const outcome = await b.run({ smoke, logger, cacheDir: config.cacheDir, workDir, outDir });
-      outcomes.push({ name: b.name, title: b.title, ...outcome, seconds: (performance.now() - start) / 1000, finishedAt: new Date().toISOString(), loadAverage: Math.round((loadavg()[0] ?? 0) * 100) / 100 });
+      try {
+        const outcome = await b.run({ smoke, logger, cacheDir: config.cacheDir, workDir, outDir });
+        outcomes.push({ name: b.name, title: b.title, ...outcome, seconds: (performance.now() - start) / 1000, finishedAt: new Date().toISOString(), loadAverage: Math.round((loadavg()[0] ?? 0) * 100) / 100 });
+      } catch (error) {
+        // One benchmark failing must not lose the others' figures: the rest run, the results are written
+        // without it (its last figures kept), and the command fails at the end.
+        logger.error({ bench: b.name, err: error }, 'benchmark failed');
+        failed.push(b.name);
+      }
     }
   } finally {
     rmSync(workDir, { recursive: true, force: true });
@@ -116,9 +124,10 @@ async function main(): Promise<void> {
   const resultsFile = join(outDir, 'latest.json');
   // A run of some benchmarks keeps the others' last figures, so one can be re-measured without redoing all.
   let kept: BenchOutcome[] = [];
-  if (only.length > 0) {
+  const measured = new Set(outcomes.map((o) => o.name));
+  if (only.length > 0 || failed.length > 0) {
     try {
-      kept = (JSON.parse(readFileSync(resultsFile, 'utf8')) as Results).benchmarks.filter((b) => !only.includes(b.name));
+      kept = (JSON.parse(readFileSync(resultsFile, 'utf8')) as Results).benchmarks.filter((b) => !measured.has(b.name));
     } catch {
       kept = [];
     }
@@ -135,6 +144,7 @@ async function main(): Promise<void> {
   writeFileSync(join(outDir, 'latest.md'), table);
   if (committed) writeFileSync(DOC, pasteIntoDoc(readFileSync(DOC, 'utf8'), table));
   process.stdout.write(`${table}\nresults: ${resultsFile}\n`);
+  if (failed.length > 0) throw new BenchError('PH_BENCH_FAILED', `benchmarks failed: ${failed.join(', ')} (see the log above)`);
 }
 
 main().catch((error: unknown) => {

@@ -70,8 +70,22 @@ export async function benchDatabase(base: Config): Promise<{ url: string; drop()
     async drop() {
       const a = new pg.Client(base.databaseUrl);
       await a.connect();
-      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await a.end();
+      try {
+        // A session this role may not end (an autovacuum worker just started on the new database) makes FORCE
+        // fail with 42501; it leaves within a moment, so the drop is tried again a few times.
+        for (let attempt = 1; ; attempt += 1) {
+          try {
+            await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+            return;
+          } catch (error) {
+            const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+            if (code !== '42501' || attempt >= 10) throw error;
+            await new Promise((r) => setTimeout(r, 1_000));
+          }
+        }
+      } finally {
+        await a.end();
+      }
     },
   };
 }
