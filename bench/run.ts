@@ -149,6 +149,7 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   const code = error instanceof PersonaHubError ? ` [${error.code}]` : '';
-  process.stderr.write(`${error instanceof Error ? `${error.name}${code}: ${error.message}` : String(error)}\n`);
-  process.exitCode = 1;
+  // A failed benchmark may leave a client or child it opened behind, which would keep the process alive:
+  // exit once what was written has drained.
+  process.stderr.write(`${error instanceof Error ? `${error.name}${code}: ${error.message}` : String(error)}\n`, () => process.stdout.write('', () => process.exit(1)));
 });
