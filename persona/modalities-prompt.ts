@@ -42,7 +42,7 @@ export interface ModalitiesOutput {
   routines: string[];
 }
 
-const SYSTEM = 'You add detail to a persona for a synthetic-data corpus. Stay consistent with every given fact (name, age, sex, occupation, place, family, traits) and contradict none. '
+const SYSTEM = 'You add detail to a persona for a synthetic-data corpus. Stay consistent with every given fact (name, age, sex, occupation, place, family, traits) and contradict none; the example is another person, so take nothing from it but the form. '
   + 'Answer with JSON: "backstory" (two or three sentences of their past), "speakingStyle" (how they talk), "habits", "goals", "values" (short words), "mediaDiet" (what they read, watch or listen to), '
   + '"appearance" (what they look like), "imagePrompt" (a photo prompt showing them at work or at home, without their name), "settings" (places they spend time), "routines" (a weekday, a weekend). Lists hold short phrases.';
 
@@ -67,7 +67,7 @@ const EXAMPLE_MODALITIES: ModalitiesOutput = {
   goals: ['lead the hospital\'s medication safety committee'],
   values: ['care', 'accuracy', 'honesty'],
   mediaDiet: ['pharmacology newsletters', 'crime novels', 'morning radio news'],
-  appearance: 'A woman in her early forties with short dark hair and a white coat with pens in the pocket.',
+  appearance: 'A woman of forty-one with short dark hair, a calm, watchful face and quick hands.',
   imagePrompt: 'Documentary photo of a pharmacist in her forties checking a child\'s prescription at a hospital dispensary counter, Valencia, soft daylight, 35mm',
   settings: ['hospital dispensary', 'municipal pool', 'balcony at home'],
   routines: ['Weekdays start with a swim, then the dispensary from eight until four.', 'Sunday lunch with her family and a call to her mother.'],
