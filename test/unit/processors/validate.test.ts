@@ -70,11 +70,23 @@ describe('validate processor', () => {
     expect(out?.event).toBe('rejected');
     if (out?.event !== 'rejected') return;
     expect(out.value.reasons[0]?.code).toBe('NEAR_DUPLICATE');
-    expect(out.value.reasons[0]?.message).toMatch(/^near-duplicate of persona twin: cosine 1\.000 ≥ 0\.97 to persona twin, estimated Jaccard 1\.000 ≥ 0\.9$/);
+    expect(out.value.reasons[0]?.message).toMatch(/^near-duplicate of persona twin: cosine 1\.000 ≥ 0\.84 to persona twin, estimated Jaccard 1\.000 ≥ 0\.9$/);
     expect(out.value.duplicateOf).toBe('twin');
     expect(JSON.parse(out.value.personaJson).enrichment.embedding).toBe('[384 floats]'); // left out of the rejected record
     // The persona passed first passes again when redelivered: it owns its claims.
     expect((await run(store, twin))[0]?.event).toBe('validated');
+  });
+
+  it('rejects the same persona under another name on its words, whatever the embedding makes of the name', async () => {
+    const persona = samplePersona();
+    const renamed = samplePersona({ id: 'renamed', name: 'Chiamaka Eze', description: persona.description.replace('Amara Okafor', 'Chiamaka Eze') });
+    const store = new MemoryStore();
+    expect((await run(store, persona))[0]?.event).toBe('validated');
+    const [out] = await run(store, renamed);
+    expect(out?.event).toBe('rejected');
+    if (out?.event !== 'rejected') return;
+    expect(out.value.duplicateOf).toBe(persona.id);
+    expect(out.value.reasons[0]?.message).toContain('estimated Jaccard 1.000 ≥ 0.9');
   });
 
   it('keeps a rejected derived persona\'s edge, pointing at the persona kept in its place', async () => {
