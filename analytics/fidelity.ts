@@ -15,7 +15,8 @@ export interface FidelityPersona {
   age: number;
   occupation: string;
   seedRelation: string;
-  demographics: Demographics | null;
+  /** The single-valued demographics: lists are not compared. */
+  demographics: Omit<Demographics, 'languages' | 'hobbies' | 'skills'> | null;
 }
 
 export interface MarginalFidelity {
@@ -172,6 +173,40 @@ export function fidelity(profile: Profile, personas: readonly FidelityPersona[],
   // Ranked by chi-square over its critical value, not by TVD: a pair of many-valued attributes has a large TVD from sampling noise alone.
   pairs.sort((a, b) => b.chiSquare / b.critical - a.chiSquare / a.critical);
   return { profile: profile.name, profileVersion: profile.version, where, personas: n, marginals, pairs };
+}
+
+/** One value of an attribute: the share of personas that have it and the share the profile's target gives it. */
+export interface ValueShare {
+  value: string;
+  observed: number;
+  target: number;
+}
+
+/** The pooled rest of an attribute's values past the `top` listed. */
+export const OTHER_VALUES = '(other)';
+
+/**
+ * Each compared attribute's observed and target shares value by value, for a chart of the one beside the
+ * other: the `top` values with the largest share on either side, largest first, the rest pooled as
+ * OTHER_VALUES (a city attribute has hundreds of values, which no chart reads).
+ */
+export function marginalShares(profile: Profile, personas: readonly FidelityPersona[], clauses: readonly WhereClause[] = [], top = 12): { attribute: string; values: ValueShare[] }[] {
+  const rows = personas.map((p) => valuesOf(profile, p));
+  return fidelityAttributes(profile).map((attribute) => {
+    const target = targetDistribution(profile, [attribute], clauses);
+    const counts = new Map<string, number>();
+    for (const r of rows) {
+      const value = r[attribute] ?? '(missing)';
+      counts.set(value, (counts.get(value) ?? 0) + 1);
+    }
+    const all = [...new Set([...target.keys(), ...counts.keys()])].map((value) => ({
+      value, observed: rows.length > 0 ? (counts.get(value) ?? 0) / rows.length : 0, target: target.get(value) ?? 0,
+    })).sort((a, b) => Math.max(b.target, b.observed) - Math.max(a.target, a.observed) || a.value.localeCompare(b.value));
+    const shown = all.slice(0, top);
+    const rest = all.slice(top);
+    if (rest.length > 0) shown.push({ value: OTHER_VALUES, observed: rest.reduce((s, v) => s + v.observed, 0), target: rest.reduce((s, v) => s + v.target, 0) });
+    return { attribute, values: shown.map((v) => ({ value: v.value, observed: round(v.observed), target: round(v.target) })) };
+  });
 }
 
 function mapRound(d: { tvd: number; jsd: number }): { tvd: number; jsd: number } {

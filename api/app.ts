@@ -13,7 +13,7 @@ import { authorize, hashApiKey, presentedKey } from './auth.ts';
 import { consoleRoutes } from './console.ts';
 import { Cursors } from './cursor.ts';
 import { ApiError, errorBody, errorHandler } from './errors.ts';
-import type { Jobs } from './jobs.ts';
+import type { Jobs, PipelineProgress } from './jobs.ts';
 import type { PreviewResult } from './preview.ts';
 import { routes } from './routes.ts';
 
@@ -32,6 +32,10 @@ export interface ApiDeps {
   remove(id: string): Promise<void>;
   embedder: Embedder;
   jobs: Jobs;
+  /** The pipeline observer jobs read their progress from; /stats/validation reads its outcomes. None without Kafka. */
+  progress: PipelineProgress | undefined;
+  /** The sampler profile /stats/fidelity compares with when the request names none (PERSONAHUB_PROFILE). */
+  defaultProfile: string;
   preview(texts: readonly string[]): Promise<PreviewResult>;
   metrics: ApiMetrics;
   logger: Logger;

@@ -35,6 +35,8 @@ export function apiDeps(p: ApiParts): ApiDeps {
     remove: p.remove,
     embedder: p.shared.embedder,
     jobs: new Jobs({ corpus: p.corpus, sink: p.sink, progress: p.progress, logger: p.logger, maxSeedChars: p.config.maxSeedChars, defaultProfile: p.config.profile, batchSize: p.jobBatchSize ?? JOB_BATCH }),
+    progress: p.progress,
+    defaultProfile: p.config.profile,
     preview: (texts) => preview(p.shared, texts),
     metrics: new ApiMetrics(),
     logger: p.logger,

@@ -5,13 +5,14 @@ import { parseSeedLines, type IngestRejection } from '../persona/seeds.ts';
 import type { PipelineObserver } from '../runtime/observer.ts';
 import type { Seed } from '../schemas/types.generated.ts';
 import type { CorpusStore, JobRecord } from '../store/query.ts';
+import { descendsFrom, seedDescendsFrom } from '../topology/index.ts';
 import { ApiError } from './errors.ts';
 
 /** Sends seeds to the seed topic (runtime/source.ts's EventSource in production). */
 export type SeedSink = (seeds: readonly Seed[]) => Promise<void>;
 
-/** What the job status reads of the pipeline: the observer's per-hop accounting and what it has seen. */
-export type PipelineProgress = Pick<PipelineObserver, 'accounting' | 'seen'>;
+/** What the API reads of the pipeline: the observer's per-hop accounting, what it has seen, and since when. */
+export type PipelineProgress = Pick<PipelineObserver, 'accounting' | 'seen' | 'since'>;
 
 export interface JobView extends JobRecord {
   duplicates?: number;
@@ -123,17 +124,23 @@ export class Jobs {
   }
 }
 
+/**
+ * A job's personas are those whose lineage roots in its seeds (topology's descendsFrom): drafted from one, or
+ * derived in a lattice rooted in one. The per-hop counts and the totals read the same set, so they agree.
+ */
 function progressOf(observer: PipelineProgress, job: JobRecord): NonNullable<JobView['progress']> {
   const seedIds = new Set(job.seedIds.slice(0, job.sent));
   const stages = observer.accounting(seedIds).map((h) => ({ hop: h.hop, in: h.in, out: h.out, pending: h.pending.length }));
-  const ofJob = <V extends { seedId: string }>(m: ReadonlyMap<string, V>): string[] => [...m].filter(([, v]) => seedIds.has(v.seedId)).map(([k]) => k);
-  const personaIds = new Set(ofJob(observer.seen.draft));
-  const deadLettered = [...observer.seen.dlq.keys()].filter((k) => seedIds.has(k) || personaIds.has(k)).length;
+  // Indexed and rejected records carry no lineage: they are the job's when their persona's draft is.
+  const personaIds = new Set([...observer.seen.draft].filter(([, p]) => descendsFrom(seedIds, p)).map(([id]) => id));
+  const jobSeeds = new Set([...observer.seen.seed].filter(([id, s]) => seedDescendsFrom(seedIds, id, s)).map(([id]) => id));
+  const ofJob = (m: ReadonlyMap<string, unknown>): number => [...m.keys()].filter((k) => personaIds.has(k)).length;
+  const deadLettered = [...observer.seen.dlq.keys()].filter((k) => jobSeeds.has(k) || seedIds.has(k) || personaIds.has(k)).length;
   const seedsSeen = [...seedIds].every((s) => observer.seen.seed.has(s));
   return {
     stages,
-    indexed: ofJob(observer.seen.indexed).length,
-    rejected: ofJob(observer.seen.rejected).length,
+    indexed: ofJob(observer.seen.indexed),
+    rejected: ofJob(observer.seen.rejected),
     deadLettered,
     // A cancelled or failed job settles on what it did send.
     settled: job.status !== 'sending' && seedsSeen && stages.every((s) => s.pending === 0),

@@ -8,8 +8,9 @@ import { ApiError } from './errors.ts';
 import { filterKey, toStoreFilter } from './filters.ts';
 import {
   Clusters, ClustersQuery, Neighbours, NeighboursQuery, Deleting, PatchBody, SampleJobBody, Submitted, ErrorBody, Health, Hits, IdParams, Job, JobBody, JobParams, ListPage, ListQuery, PersonaRecord, Preview, PreviewBody,
-  SearchBody, SimilarQuery, Stats,
+  SearchBody, SimilarQuery, Stats, Fidelity, FidelityQuery, ValidationQuery, ValidationSeries,
 } from './schemas.ts';
+import { fidelityStats, validationSeries } from './stats.ts';
 
 const Errors = { '4xx': ErrorBody };
 
@@ -123,6 +124,22 @@ export function routes(deps: ApiDeps, cursors: Cursors): FastifyPluginAsyncTypeb
 
     app.get('/stats', { config: { access: 'read' }, schema: { summary: 'Population statistics over the whole corpus.', response: { 200: Stats, ...Errors } } },
       async () => deps.corpus.stats());
+
+    app.get('/stats/fidelity', {
+      config: { access: 'read' },
+      schema: {
+        summary: 'The stored personas drawn from a sampler profile against its target: each attribute\'s observed and target shares, divergences, and every pair of attributes with the flagged ones (as `personahub report`).',
+        querystring: FidelityQuery, response: { 200: Fidelity, ...Errors },
+      },
+    }, async (request) => fidelityStats(deps.corpus, { ...request.query, profile: request.query.profile ?? deps.defaultProfile }));
+
+    app.get('/stats/validation', {
+      config: { access: 'read' },
+      schema: { summary: 'Validation outcomes over time: passed as written, repaired, rejected by reason, per time bucket.', querystring: ValidationQuery, response: { 200: ValidationSeries, ...Errors } },
+    }, async (request) => {
+      if (!deps.progress) throw new ApiError(503, 'PH_API_NO_OBSERVER', 'this API process observes no pipeline topics, so it has no validation outcomes to count');
+      return validationSeries(deps.progress, request.query.bucket);
+    });
 
     app.post('/jobs', {
       config: { access: 'write' },

@@ -169,6 +169,58 @@ export const Stats = Type.Object({
   clustered: Type.Integer(),
 });
 
+export const FidelityQuery = Type.Object({
+  profile: Type.Optional(Type.String({ pattern: '^[a-z0-9_-]{1,64}$', description: 'Sampler profile (config/profiles/<name>.yaml) the personas were drawn from. Default: PERSONAHUB_PROFILE.' })),
+  where: Type.String({ maxLength: 2000, default: '', description: 'Only personas matching the filter, compared with the profile conditioned on it (as `personahub report --where`).' }),
+  values: Type.Integer({ minimum: 1, maximum: 100, default: 12, description: 'Values listed per attribute, largest share first; the rest pooled as "(other)".' }),
+  limit: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 200_000, description: 'Personas read from the store at most, in id order.' }),
+}, { additionalProperties: false });
+
+const Share = Type.Number({ minimum: 0, maximum: 1 });
+export const Fidelity = Type.Object({
+  profile: Type.String(),
+  profileVersion: Type.String(),
+  where: Type.String(),
+  personas: Type.Integer({ description: 'Stored personas drawn from the profile (and matching `where`) that were compared.' }),
+  truncated: Type.Boolean({ description: 'More personas matched than `limit`; the first `limit` in id order were compared.' }),
+  marginals: Type.Array(Type.Object({
+    attribute: Type.String(),
+    tvd: Type.Number({ description: 'Total variation distance from the target, 0 to 1.' }),
+    jsd: Type.Number({ description: 'Jensen-Shannon divergence in bits, 0 to 1.' }),
+    coverage: Share,
+    entropy: Type.Number(),
+    targetEntropy: Type.Number(),
+    values: Type.Array(Type.Object({ value: Type.String(), observed: Share, target: Share }), { description: 'Observed and target share per value.' }),
+  })),
+  pairs: Type.Array(Type.Object({
+    pair: Type.Array(Type.String(), { minItems: 2, maxItems: 2 }),
+    tvd: Type.Number(),
+    jsd: Type.Number(),
+    chiSquare: Type.Union([Type.Number(), Type.Null()], { description: 'Against the target joint; null when infinite (a combination the target rules out was observed).' }),
+    critical: Type.Number({ description: 'Chi-square critical value at alpha 0.001.' }),
+    flagged: Type.Boolean({ description: 'Significant and a TVD of at least 0.05: the joint is off although marginals may be right.' }),
+  }), { description: 'Every pair of attributes, worst first.' }),
+});
+export type FidelityT = Static<typeof Fidelity>;
+
+export const ValidationQuery = Type.Object({
+  bucket: Type.Optional(Type.Integer({ minimum: 1, maximum: 31 * 86_400, description: 'Bucket width in seconds. Default: the narrowest of 1 s, 10 s, 1 min, 5 min, 15 min, 1 h, 6 h, 1 d, 7 d giving at most 60 buckets.' })),
+}, { additionalProperties: false });
+
+export const ValidationSeries = Type.Object({
+  since: Type.Integer({ description: 'Epoch ms from which the observer counts (0: from the beginning of the topics).' }),
+  bucketSeconds: Type.Integer(),
+  reasons: Type.Array(Type.String(), { description: 'Rejection reasons seen, most frequent first.' }),
+  buckets: Type.Array(Type.Object({
+    start: Millis,
+    passed: Type.Integer({ description: 'Validated as written.' }),
+    repaired: Type.Integer({ description: 'Validated after the validator repaired a field.' }),
+    rejected: CountMap,
+  })),
+  totals: Type.Object({ passed: Type.Integer(), repaired: Type.Integer(), rejected: CountMap }),
+}, { description: 'Counts the pipeline observer of this API process has seen since `since`: each persona once, at its latest validation; a rejected one under its first reason.' });
+export type ValidationSeriesT = Static<typeof ValidationSeries>;
+
 const SeedText = Type.String({ minLength: 1, maxLength: 100_000 });
 
 export const JobBody = Type.Object({
@@ -207,9 +259,9 @@ export const Job = Type.Object({
   updatedAt: Millis,
   progress: Type.Optional(Type.Object({
     stages: Type.Array(StageProgress),
-    indexed: Type.Integer(),
-    rejected: Type.Integer(),
-    deadLettered: Type.Integer(),
+    indexed: Type.Integer({ description: 'The job\'s personas indexed: those whose lineage roots in its seeds, lattice-derived ones included, as in `stages`.' }),
+    rejected: Type.Integer({ description: 'The job\'s personas rejected by validation, counted as `indexed` is.' }),
+    deadLettered: Type.Integer({ description: 'The job\'s seeds (expansion seeds included) and personas dead-lettered.' }),
     settled: Type.Boolean({ description: 'Every sent seed and all that came of it is accounted for at every hop.' }),
   })),
 });

@@ -1,6 +1,6 @@
 import type { Static } from 'typebox';
 import type {
-  Clusters, Hits, Job, ListPage, Neighbours, PersonaRecord, Preview, SampleJobBody, SearchBody, Stats,
+  Clusters, Fidelity, Hits, Job, ListPage, Neighbours, PersonaRecord, Preview, SampleJobBody, SearchBody, Stats, ValidationSeries,
 } from '../api/schemas.ts';
 
 export type Filters = Pick<Static<typeof SearchBody>, 'where' | 'mode' | 'depth' | 'cluster'>;
@@ -8,6 +8,8 @@ export type PersonaRecordT = Static<typeof PersonaRecord>;
 export type NeighboursT = Static<typeof Neighbours>;
 export type StatsT = Static<typeof Stats>;
 export type ClustersT = Static<typeof Clusters>;
+export type FidelityT = Static<typeof Fidelity>;
+export type ValidationSeriesT = Static<typeof ValidationSeries>;
 export type JobT = Static<typeof Job>;
 export type PreviewT = Static<typeof Preview>;
 export type HitsT = Static<typeof Hits>;
@@ -59,6 +61,8 @@ export const api = {
   neighbours: (id: string, depth: number, signal?: AbortSignal) => call<NeighboursT>('GET', `/personas/${encodeURIComponent(id)}/neighbours${query({ depth })}`, signal),
   stats: (signal?: AbortSignal) => call<StatsT>('GET', '/stats', signal),
   clusters: (members: number, signal?: AbortSignal) => call<ClustersT>('GET', `/clusters${query({ members })}`, signal),
+  fidelity: (signal?: AbortSignal) => call<FidelityT>('GET', '/stats/fidelity', signal),
+  validation: (signal?: AbortSignal) => call<ValidationSeriesT>('GET', '/stats/validation', signal),
   preview: (seeds: string[], signal?: AbortSignal) => call<PreviewT>('POST', '/preview', signal, { seeds }),
   submitJob: (seeds: string[], signal?: AbortSignal) => call<JobT>('POST', '/jobs', signal, { seeds }),
   submitSampleJob: (sample: SampleT, signal?: AbortSignal) => call<JobT>('POST', '/jobs', signal, { sample }),

@@ -70,7 +70,7 @@ export class PipelineObserver {
    * `since` (epoch ms) ignores records whose event time is older, so a run can be observed on topics
    * that hold earlier runs of the same seeds: their ids repeat, their timestamps do not.
    */
-  constructor(private readonly kafka: Kafka, private readonly serde: Serde, private readonly prefix: string, private readonly since = 0, private readonly lattice?: LatticeWatch) {
+  constructor(private readonly kafka: Kafka, private readonly serde: Serde, private readonly prefix: string, readonly since = 0, private readonly lattice?: LatticeWatch) {
     this.groupId = `${prefix}.observer.${randomUUID()}`;
   }
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { fidelityRows, type FidelityRow } from './fidelity.ts';
 import { StoreError, type SqlClient } from './index.ts';
 
 /**
@@ -424,6 +425,8 @@ export interface CorpusStore {
   submitEdit(id: string, storedVersion: number, changes: Record<string, unknown>): Promise<number | undefined>;
   clusters(membersPerCluster: number): Promise<ClusterSummary[]>;
   stats(): Promise<PopulationStats>;
+  /** The compared attributes of the personas drawn from a sampler profile (store/fidelity.ts). */
+  fidelityRows(profile: string, filter: PersonaFilter, limit: number): Promise<{ rows: FidelityRow[]; truncated: boolean }>;
   cursorSecret(): Promise<string>;
   insertApiKey(key: ApiKeyRecord & { keyHash: string }): Promise<void>;
   findApiKey(keyHash: string): Promise<ApiKeyRecord | undefined>;
@@ -446,6 +449,7 @@ export function corpusStore(sql: SqlClient): CorpusStore {
     submitEdit: (id, storedVersion, changes) => submitEdit(sql, id, storedVersion, changes),
     clusters: (n) => clusterSummaries(sql, n),
     stats: () => populationStats(sql),
+    fidelityRows: (profile, filter, limit) => fidelityRows(sql, profile, filter, limit),
     cursorSecret: () => cursorSecret(sql),
     insertApiKey: (key) => insertApiKey(sql, key),
     findApiKey: (hash) => findApiKey(sql, hash),

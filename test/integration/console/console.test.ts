@@ -12,7 +12,9 @@ interface Summary { id: string; name: string; age: number; occupation: string }
 interface Neighbours { edges: { from: string; to: string }[]; personas: Summary[] }
 interface Persona extends Summary { modalities: Record<string, unknown>; versions: unknown[] }
 interface Stats { personas: number; age: { histogram: unknown[] }; topOccupations: unknown[] }
-interface Job { progress?: { indexed: number; settled: boolean; stages: unknown[] } }
+interface Job { progress?: { indexed: number; rejected: number; deadLettered: number; settled: boolean; stages: { hop: string; in: number }[] } }
+interface Fidelity { personas: number; marginals: { attribute: string; values: unknown[] }[]; pairs: { flagged: boolean }[] }
+interface Validation { reasons: string[]; buckets: { passed: number; repaired: number; rejected: Record<string, number> }[] }
 
 /** With PH_CONSOLE_DOCS=1 the screenshots docs/API.md shows are written into docs/ as well. */
 const DOCS = process.env.PH_CONSOLE_DOCS === '1' ? resolve(import.meta.dirname, '..', '..', '..', 'docs') : undefined;
@@ -172,6 +174,27 @@ describe('web console', () => {
       expect(Number(await page.getByTestId(`chart-${name}`).getAttribute('data-bars')), name).toBe(bars);
     }
     for (const name of ['locales', 'mode', 'model', 'depth']) await ready(`chart-${name}`);
+
+    // Every validated persona of the run is a bar's worth of the stacked series: passed and repaired, then one series per rejection reason.
+    const validation = await inject<Validation>('GET', '/stats/validation');
+    expect(validation.buckets.reduce((n, b) => n + b.passed + b.repaired, 0)).toBeGreaterThan(0);
+    await ready('chart-validation');
+    const stack = page.getByTestId('chart-validation');
+    expect(Number(await stack.getAttribute('data-bars'))).toBe(validation.buckets.length);
+    expect(Number(await stack.getAttribute('data-series'))).toBe(2 + validation.reasons.length);
+
+    // Sampler personas are drawn from the default profile: each attribute charted observed beside target.
+    const fidelity = await inject<Fidelity>('GET', '/stats/fidelity');
+    expect(fidelity.personas).toBeGreaterThan(0);
+    expect(fidelity.marginals.length).toBeGreaterThan(0);
+    expect(await page.getByTestId('fidelity').locator('figure').count()).toBe(fidelity.marginals.length);
+    for (const m of fidelity.marginals) {
+      await ready(`chart-fidelity-${m.attribute}`);
+      const chart = page.getByTestId(`chart-fidelity-${m.attribute}`);
+      expect(Number(await chart.getAttribute('data-bars')), m.attribute).toBe(m.values.length);
+      expect(Number(await chart.getAttribute('data-series'))).toBe(2);
+    }
+    expect(await page.getByTestId('flagged-pair').count()).toBe(fidelity.pairs.filter((p) => p.flagged).length);
     await page.screenshot({ path: join(ARTEFACTS, 'population.png'), fullPage: true });
     if (DOCS) await copyFile(join(ARTEFACTS, 'population.png'), join(DOCS, 'console-population.png'));
   });
@@ -201,6 +224,15 @@ describe('web console', () => {
     expect(await page.getByTestId('job-indexed').textContent()).toBe(String(job.progress?.indexed));
     expect(job.progress?.indexed).toBeGreaterThan(0);
     expect(await api.store.countPersonas()).toBeGreaterThan(before);
+    // The totals count the personas the hops count, lattice-derived ones included (lattice depth 1 here): once
+    // the derived personas have settled too, every draft of the job was indexed, rejected or dead-lettered.
+    const drafts = (j: Job) => j.progress?.stages.find((s) => s.hop === 'draft→enriched')?.in ?? 0;
+    await expect.poll(async () => {
+      const now = await inject<Job>('GET', `/jobs/${jobId}`);
+      return now.progress?.settled === true && drafts(now) > seeds.length;
+    }, { timeout: STATE_TIMEOUT, interval: 250 }).toBe(true);
+    const grown = await inject<Job>('GET', `/jobs/${jobId}`);
+    expect((grown.progress?.indexed ?? 0) + (grown.progress?.rejected ?? 0) + (grown.progress?.deadLettered ?? 0)).toBe(drafts(grown));
   });
 
   it('starts a sampled-attributes job with a filter and watches it settle', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { divergences, fidelity, renderFidelity, type FidelityPersona } from '../../../analytics/fidelity.ts';
+import { divergences, fidelity, marginalShares, OTHER_VALUES, renderFidelity, type FidelityPersona } from '../../../analytics/fidelity.ts';
 import { parseWhere } from '../../../persona/filter.ts';
 import { loadProfile } from '../../../persona/profile.ts';
 import { createSampler, samplePersona } from '../../../persona/sampler.ts';
@@ -72,5 +72,21 @@ describe('population fidelity', () => {
     const unconditioned = fidelity(profile, personas);
     expect(unconditioned.marginals.find((m) => m.attribute === 'country')?.tvd).toBeGreaterThan(0.9);
     expect(unconditioned.pairs.some((p) => p.flagged)).toBe(true);
+  });
+
+  it('charts each attribute observed beside target: the top values, the rest pooled, shares summing to one on both sides', () => {
+    const personas = population(400);
+    const shares = marginalShares(profile, personas, [], 5);
+    expect(shares.map((m) => m.attribute)).toEqual(fidelity(profile, personas).marginals.map((m) => m.attribute));
+    for (const m of shares) {
+      expect(m.values.length).toBeLessThanOrEqual(6);
+      expect(m.values.reduce((s, v) => s + v.observed, 0)).toBeCloseTo(1, 2);
+      expect(m.values.reduce((s, v) => s + v.target, 0)).toBeCloseTo(1, 2);
+    }
+    const city = shares.find((m) => m.attribute === 'city');
+    expect(city?.values.at(-1)?.value).toBe(OTHER_VALUES);
+    // A persona with a value the target rules out shows it, with a target share of 0.
+    const odd = marginalShares(profile, [{ ...(personas[0] as FidelityPersona), occupation: 'lighthouse keeper of the moon' }], [], 50);
+    expect(odd.find((m) => m.attribute === 'occupation')?.values).toContainEqual({ value: 'lighthouse keeper of the moon', observed: 1, target: 0 });
   });
 });
