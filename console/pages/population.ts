@@ -50,8 +50,9 @@ function chart(s: Series, charts: Chart[]): HTMLElement {
         animation: false, maintainAspectRatio: false, indexAxis: s.horizontal ? 'y' : 'x',
         plugins: { legend: { display: s.datasets.length > 1 } },
         scales: {
-          [s.horizontal ? 'y' : 'x']: { stacked: s.stacked ?? false },
-          [s.horizontal ? 'x' : 'y']: { beginAtZero: true, stacked: s.stacked ?? false, ...(s.shares ? { max: 1 } : { ticks: { precision: 0 } }) },
+          // Every value of a horizontal chart named: Chart.js would skip labels that do not fit, and those charts are read by value.
+          [s.horizontal ? 'y' : 'x']: { stacked: s.stacked ?? false, ticks: { autoSkip: !s.horizontal } },
+          [s.horizontal ? 'x' : 'y']: { beginAtZero: true, stacked: s.stacked ?? false, ...(s.shares ? {} : { ticks: { precision: 0 } }) },
         },
       },
     }));
