@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -53,7 +54,8 @@ function asset(body: Buffer, type: string): Asset {
 export async function buildConsole(): Promise<Map<string, Asset>> {
   try {
     const result = await build({
-      entryPoints: { app: join(SOURCES, 'main.ts') },
+      // The sources in a checkout; in the container artefact, the same modules compiled by tsc beside dist/api.
+      entryPoints: { app: join(SOURCES, existsSync(join(SOURCES, 'main.ts')) ? 'main.ts' : 'main.js') },
       bundle: true,
       minify: true,
       format: 'esm',

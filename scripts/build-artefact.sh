@@ -31,8 +31,7 @@ mapfile -t dirs < <(node -e 'for (const d of require(process.argv[1]).include) c
   mkdir -p "$out/dist/$(dirname "$file")"
   cp "$root/$file" "$out/dist/$file"
 done
-# The web console goes as its sources: api/console.ts bundles them with esbuild (a production dependency) when
-# the console is first opened, from dist/console beside dist/api.
-cp -r "$root/console" "$out/dist/console"
+# The web console is compiled with the rest (dist/console, its stylesheet copied above): api/console.ts bundles
+# it with esbuild (a production dependency) when the console is first opened.
 cp "$root/scripts/healthcheck.mjs" "$out/healthcheck.mjs"
 echo "scripts/build-artefact.sh: built $out ($(du -sh "$out" | cut -f1))" >&2
