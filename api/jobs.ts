@@ -12,7 +12,7 @@ import { ApiError } from './errors.ts';
 export type SeedSink = (seeds: readonly Seed[]) => Promise<void>;
 
 /** What the API reads of the pipeline: the observer's per-hop accounting, what it has seen, and since when. */
-export type PipelineProgress = Pick<PipelineObserver, 'accounting' | 'seen' | 'since'>;
+export type PipelineProgress = Pick<PipelineObserver, 'accounting' | 'seen' | 'since' | 'latticeSettled'>;
 
 export interface JobView extends JobRecord {
   duplicates?: number;
@@ -102,7 +102,7 @@ export class Jobs {
   async get(id: string): Promise<JobView> {
     const job = await this.o.corpus.job(id);
     if (!job) throw new ApiError(404, 'PH_API_JOB_NOT_FOUND', `no job ${id}`);
-    return this.o.progress ? { ...job, progress: progressOf(this.o.progress, job) } : job;
+    return this.o.progress ? { ...job, progress: await progressOf(this.o.progress, job) } : job;
   }
 
   /** Stops sending and marks the job cancelled; a job already sent whole cannot be cancelled (409). */
@@ -128,7 +128,7 @@ export class Jobs {
  * A job's personas are those whose lineage roots in its seeds (topology's descendsFrom): drafted from one, or
  * derived in a lattice rooted in one. The per-hop counts and the totals read the same set, so they agree.
  */
-function progressOf(observer: PipelineProgress, job: JobRecord): NonNullable<JobView['progress']> {
+async function progressOf(observer: PipelineProgress, job: JobRecord): Promise<NonNullable<JobView['progress']>> {
   const seedIds = new Set(job.seedIds.slice(0, job.sent));
   const stages = observer.accounting(seedIds).map((h) => ({ hop: h.hop, in: h.in, out: h.out, pending: h.pending.length }));
   // Indexed and rejected records carry no lineage: they are the job's when their persona's draft is.
@@ -142,7 +142,7 @@ function progressOf(observer: PipelineProgress, job: JobRecord): NonNullable<Job
     indexed: ofJob(observer.seen.indexed),
     rejected: ofJob(observer.seen.rejected),
     deadLettered,
-    // A cancelled or failed job settles on what it did send.
-    settled: job.status !== 'sending' && seedsSeen && stages.every((s) => s.pending === 0),
+    // A cancelled or failed job settles on what it did send; with a lattice, once it has stopped growing.
+    settled: job.status !== 'sending' && seedsSeen && stages.every((s) => s.pending === 0) && (await observer.latticeSettled(seedIds)),
   };
 }

@@ -6,7 +6,7 @@ import { apiDeps } from '../api/deps.ts';
 import { PipelineObserver } from '../runtime/observer.ts';
 import { EventSource } from '../runtime/source.ts';
 import { openStore } from '../store/open.ts';
-import { buildEmbedder, buildKafkaClients, buildLlm } from './wiring.ts';
+import { buildEmbedder, buildKafkaClients, buildLlm, latticeWatch } from './wiring.ts';
 
 /** How far back the API's observer reads for job progress: jobs older than this show no per-hop counts after a restart. */
 const JOB_PROGRESS_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -24,7 +24,7 @@ export async function serveApi(config: Config, logger: Logger): Promise<{ app: A
   const embedder = buildEmbedder(config, llm);
   const source = await EventSource.open(kafka, serde, config.topicPrefix);
   // The observer reads every topic; the time filter keeps in memory only what recent jobs can have caused.
-  const observer = new PipelineObserver(kafka, serde, config.topicPrefix, (await store.corpus.oldestRecentJob(JOB_PROGRESS_WINDOW_MS)) ?? Date.now());
+  const observer = new PipelineObserver(kafka, serde, config.topicPrefix, (await store.corpus.oldestRecentJob(JOB_PROGRESS_WINDOW_MS)) ?? Date.now(), latticeWatch(config, store));
   await observer.start();
   const deps = apiDeps({
     config, corpus: store.corpus, store, logger,

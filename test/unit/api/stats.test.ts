@@ -12,7 +12,7 @@ function seen(validated: { at: number; repaired?: string[] }[], rejected: { at: 
   const v = new Map(validated.map((x, i) => [`v${i}`, { id: `v${i}`, validation: { validatedAt: x.at, repaired: x.repaired ?? [] } } as unknown as Validated]));
   const r = new Map(rejected.map((x, i) => [`r${i}`, { id: `r${i}`, rejectedAt: x.at, reasons: x.codes.map((code) => ({ code, message: code })) } as unknown as Rejected]));
   const empty = new Map();
-  return { since, accounting: () => [], seen: { seed: empty, draft: empty, enriched: empty, validated: v, indexed: empty, rejected: r, dlq: empty } };
+  return { since, accounting: () => [], latticeSettled: async () => true, seen: { seed: empty, draft: empty, enriched: empty, validated: v, indexed: empty, rejected: r, dlq: empty } };
 }
 
 const T = 1_700_000_000_000;

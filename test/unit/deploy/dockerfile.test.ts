@@ -51,7 +51,7 @@ describe('.dockerignore', () => {
 
   it('compiles every source folder of the layout (a new one must be added to the build and the context)', () => {
     const layout = readFileSync(path.join(ROOT, 'test', 'unit', 'layout.test.ts'), 'utf8');
-    const layers = [...layout.matchAll(/^\s{2}'?([a-z/]+)'?: \{ imports:/gm)].map((m) => (m[1] ?? '').split('/')[0]);
+    const layers = [...layout.matchAll(/^\s{2}'?([a-z/]+)'?: \{ imports:/gm)].map((m) => (m[1] ?? '').split('/')[0] ?? '');
     expect(new Set(layers).size).toBeGreaterThan(5);
     // examples/ is a consumer of the product, run by the suite, not part of the image.
     const notShipped = new Set(['examples']);
