@@ -65,7 +65,17 @@ async function sample(t: RunTopics, ctx: BenchContext, seconds: number): Promise
   const group = groupId(t.prefix, 'draft');
   const input = topicName(t.prefix, 'seed');
   try {
-    await admin.resetOffsets({ groupId: group, topic: input, earliest: true });
+    // The previous run's member may still be in the group for a moment after its process exited: the reset
+    // waits until the coordinator has let it go.
+    for (let waited = 0; ; waited += 1) {
+      try {
+        await admin.resetOffsets({ groupId: group, topic: input, earliest: true });
+        break;
+      } catch (error) {
+        if (!(error instanceof Error && /no running instances/.test(error.message)) || waited >= 120) throw error;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
     const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', '--import', 'tsx', join(REPO_ROOT, 'cli', 'main.ts'), 'processor', 'draft'], {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...benchEnv(db.url), PERSONAHUB_TOPIC_PREFIX: t.prefix },
       stdio: ['ignore', 'ignore', 'ignore'],
