@@ -55,7 +55,7 @@ import { parseSeedLines } from '../persona/seeds.ts';
 import { personaId } from '../persona/ids.ts';
 import { lineageOf } from '../persona/relations.ts';
 import { sampleAttributes } from '../persona/attributes.ts';
-import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from '../persona/prompt.ts';
+import { buildDraftMessages, DRAFT_MAX_TOKENS, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from '../persona/prompt.ts';
 import { checkPersona } from '../persona/coherence.ts';
 import type { Persona } from '../schemas/types.generated.ts';
 
@@ -199,7 +199,7 @@ async function startServer(modelsDir: string, model: ModelChoice, maxQueue: numb
     /** A request exactly as the draft stage sends it through llm/client.ts's chatJson. */
     draft: async (messages: ChatMessage[], seed: number): Promise<{ text: string; completionTokens: number; finishReason: string }> => {
       const completion = await client.chat.completions.create({
-        model: model.name, messages, max_tokens: 160, temperature: 0.7, seed,
+        model: model.name, messages, max_tokens: DRAFT_MAX_TOKENS, temperature: 0.7, seed,
         response_format: { type: 'json_schema', json_schema: { name: 'persona_draft', schema: DRAFT_OUTPUT_SCHEMA as unknown as Record<string, unknown>, strict: true } },
       });
       return { text: completion.choices[0]?.message.content ?? '', completionTokens: completion.usage?.completion_tokens ?? 0, finishReason: completion.choices[0]?.finish_reason ?? '' };

@@ -28,6 +28,9 @@ export const MODALITIES_OUTPUT_SCHEMA = {
   additionalProperties: false,
 } as const;
 
+/** Room for the longest answer the schema allows (about 1,900 characters, some 500 tokens) and the JSON around it. */
+export const MODALITIES_MAX_TOKENS = 640;
+
 /** The modalities the model writes, as the enrich stage's parser types them. */
 export interface ModalitiesOutput {
   backstory: string;

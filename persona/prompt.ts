@@ -37,6 +37,9 @@ export const DRAFT_OUTPUT_SCHEMA = {
   additionalProperties: false,
 } as const;
 
+/** The six bounded fields come to about 1,500 characters at most: some 400 tokens with the JSON around them. */
+export const DRAFT_MAX_TOKENS = 480;
+
 /** What the draft call asks for, in words: the system prompts of both draft kinds end with it; `relatedTo` says what the relation facet is about. */
 export function facetsInstruction(relatedTo: string): string {
   return 'Answer with JSON: "description" (two or three sentences), "shortPersona" (one sentence that starts with "A" or "An" and the occupation, without the name, like "A pediatric nurse who ..."), '

@@ -7,7 +7,7 @@ import type { SampledAttributes } from '../../persona/attributes.ts';
 import { samplePersona, samplerFor } from '../../persona/sampler.ts';
 import { buildRelationMessages, composeRelated, composeRelatedFacets, lineageOf, relationOf, RELATION_PROMPT_VERSION, sampleRelatedAttributes } from '../../persona/relations.ts';
 import { composeDescription, composeFacets } from '../../persona/compose.ts';
-import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from '../../persona/prompt.ts';
+import { buildDraftMessages, DRAFT_MAX_TOKENS, DRAFT_OUTPUT_SCHEMA, PROMPT_VERSION } from '../../persona/prompt.ts';
 
 // A little looser than DRAFT_OUTPUT_SCHEMA: a server that ignores the schema's bounds may overshoot them slightly, which is no reason to dead-letter the persona.
 const facet = z.string().trim().min(10).max(400);
@@ -68,8 +68,7 @@ export const draft: Processor<'draft'> = {
           schemaName: 'persona_draft',
           schema: DRAFT_OUTPUT_SCHEMA,
           parse: (v) => draftOutput.parse(v),
-          // The six bounded fields come to about 1,500 characters at most: some 400 tokens with the JSON around them.
-          maxTokens: 480,
+          maxTokens: DRAFT_MAX_TOKENS,
           temperature: 0.7,
           // The seed makes sampling reproducible per persona, which keeps the response cache effective.
           seed: Number.parseInt(id.slice(0, 8), 16),

@@ -4,7 +4,7 @@ import type { LlmClient } from '../../llm/client.ts';
 import type { Persona } from '../../schemas/types.generated.ts';
 import { PersonaHubError } from '../../core/errors.ts';
 import { modalitiesFor, type Modalities } from '../../persona/modalities.ts';
-import { buildModalitiesMessages, MODALITIES_OUTPUT_SCHEMA, toLastSentence, type ModalitiesOutput } from '../../persona/modalities-prompt.ts';
+import { buildModalitiesMessages, MODALITIES_MAX_TOKENS, MODALITIES_OUTPUT_SCHEMA, toLastSentence, type ModalitiesOutput } from '../../persona/modalities-prompt.ts';
 
 // A little looser than MODALITIES_OUTPUT_SCHEMA, as the draft stage's parser is: a server that ignores the
 // schema's bounds may overshoot them slightly; an answer missing a field or far off its bounds fails here.
@@ -27,7 +27,7 @@ async function written(p: Persona, llm: LlmClient): Promise<Modalities> {
     schemaName: 'persona_modalities',
     schema: MODALITIES_OUTPUT_SCHEMA,
     parse: (v) => modalitiesOutput.parse(v),
-    maxTokens: 640,
+    maxTokens: MODALITIES_MAX_TOKENS,
     temperature: 0.7,
     // Reproducible per persona (and version), which keeps the response cache effective.
     seed: Number.parseInt(p.id.slice(8, 16), 16) + p.version,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { sampleAttributes } from '../../../persona/attributes.ts';
-import { buildModalitiesMessages, MODALITIES_OUTPUT_SCHEMA, toLastSentence } from '../../../persona/modalities-prompt.ts';
-import { buildDraftMessages, DRAFT_OUTPUT_SCHEMA, FEW_SHOT } from '../../../persona/prompt.ts';
+import { buildModalitiesMessages, MODALITIES_MAX_TOKENS, MODALITIES_OUTPUT_SCHEMA, toLastSentence } from '../../../persona/modalities-prompt.ts';
+import { buildDraftMessages, DRAFT_MAX_TOKENS, DRAFT_OUTPUT_SCHEMA, FEW_SHOT } from '../../../persona/prompt.ts';
 import { samplePersona } from '../../helpers/samples.ts';
 
 type Bounded = { type: string; minLength?: number; maxLength?: number; minItems?: number; maxItems?: number; items?: Bounded };
@@ -39,6 +39,18 @@ describe('prompt building', () => {
         if (field.type === 'array') expect(field.maxItems).toBeLessThanOrEqual(3);
       }
     }
+  });
+
+  it('leaves room for the longest answer each schema allows, so no bounded answer is cut off at max_tokens', () => {
+    // At four characters a token (the client's own estimate), plus quotes, keys and separators per field and item.
+    const room = (schema: { properties: Record<string, unknown> }): number => Object.entries(schema.properties).reduce((n, [name, field]) => {
+      const f = field as Bounded;
+      const items = f.type === 'array' ? (f.maxItems ?? 0) : 1;
+      const each = (f.type === 'array' ? f.items?.maxLength : f.maxLength) ?? 0;
+      return n + name.length + 6 + items * (each + 4);
+    }, 2);
+    expect(DRAFT_MAX_TOKENS * 4).toBeGreaterThanOrEqual(room(DRAFT_OUTPUT_SCHEMA));
+    expect(MODALITIES_MAX_TOKENS * 4).toBeGreaterThanOrEqual(room(MODALITIES_OUTPUT_SCHEMA));
   });
 
   it('asks for the written facets, and each few-shot answer shows all of them within the bounds', () => {
