@@ -62,7 +62,7 @@ describe('HTTP API', () => {
     it('serves its OpenAPI 3.1 document and a rendered reference', async () => {
       const doc = (await get('/openapi.json', null)).json<{ openapi: string; paths: Record<string, Record<string, { security?: unknown }>> }>();
       expect(doc.openapi).toBe('3.1.0');
-      expect(Object.keys(doc.paths).sort()).toEqual(['/clusters', '/health', '/jobs', '/jobs/{id}', '/metrics', '/personas', '/personas/{id}', '/personas/{id}/neighbours', '/personas/{id}/similar', '/preview', '/ready', '/search', '/stats']);
+      expect(Object.keys(doc.paths).sort()).toEqual(['/clusters', '/health', '/jobs', '/jobs/{id}', '/metrics', '/personas', '/personas/{id}', '/personas/{id}/neighbours', '/personas/{id}/similar', '/preview', '/ready', '/search', '/stats', '/stats/fidelity', '/stats/validation']);
       expect(doc.paths['/personas']?.get?.security).toBeDefined();
       expect(doc.paths['/health']?.get?.security).toBeUndefined();
       const page = await api.app.inject({ method: 'GET', url: '/docs/' });
