@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_CHAT_MODEL, FIXTURE_EMBEDDING_MODEL, startFixtureLlm, type FixtureLlm } from '../helpers/fixture-llm.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+import { personaId } from '../../persona/ids.ts';
+import { samplePersona, samplerFor } from '../../persona/sampler.ts';
 
 /**
  * LLM mode over real HTTP with injected faults: a 429 with Retry-After and a 500 are retried and the
@@ -65,5 +67,26 @@ describe('pipeline in LLM mode against the fault-injecting fixture', () => {
     const schemaOf = (r: { body: unknown }) => (r.body as { response_format?: { json_schema?: { name?: string } } }).response_format?.json_schema?.name;
     expect(llm.requests.filter((r) => schemaOf(r) === 'persona_modalities' && r.status === 200)).toHaveLength(11);
     for (const r of seen.rejected.values()) expect(r.reasons.length).toBeGreaterThan(0);
+  });
+
+  it('dead-letters at enrich a persona whose modalities answer never parses, and keeps the others flowing', async () => {
+    const [broken, ...fine] = t.seeds(15).slice(12);
+    if (!broken) throw new Error('corpus too small');
+    // The modalities call names the persona (its sampled name), not the seed: that is what the fault matches.
+    const { name } = samplePersona(samplerFor(t.config.profile), broken.id, 0).attributes;
+    const schemaOf = (r: { body: unknown }) => (r.body as { response_format?: { json_schema?: { name?: string } } }).response_format?.json_schema?.name;
+    const modalitiesOf = (r: { body: unknown; text: string }) => schemaOf(r) === 'persona_modalities' && r.text.includes(`Name: ${name}\n`);
+    llm.setFaults({ match: modalitiesOf, sequence: ['schema_violation'], repeat: true });
+    await t.ingest([broken, ...fine]);
+    expect(await t.observer.waitUntilSettled(new Set([broken, ...fine].map((s) => s.id)), { timeoutMs: 120_000 })).toBe(true);
+
+    const { seen } = t.observer;
+    const id = personaId(broken.id, 0);
+    // Drafted, then asked three times with other sampling seeds, then PH_LLM_BAD_OUTPUT (permanent): the DLQ, from the enrich stage.
+    expect(seen.draft.has(id)).toBe(true);
+    expect(llm.requests.filter(modalitiesOf)).toHaveLength(3);
+    expect(seen.dlq.get(id)).toMatchObject({ stage: 'enrich', errorCode: 'PH_LLM_BAD_OUTPUT' });
+    expect(seen.enriched.has(id)).toBe(false);
+    for (const s of fine) expect(seen.enriched.get(personaId(s.id, 0))?.enrichment?.modalitiesSource).toBe('LLM');
   });
 });
