@@ -180,7 +180,7 @@ describe('pipeline end to end (sampler drafts, fixture embeddings, PostgreSQL st
     // Every stage caught up: what is left behind each partition's high watermark is transaction
     // markers and aborted records (a few per partition), not the 50 records.
     const lag = await metric('personahub_consumer_lag');
-    expect(new Set(lag.map((v) => v.labels.stage))).toEqual(new Set(['draft', 'enrich', 'validate', 'index']));
+    expect(new Set(lag.map((v) => v.labels.stage))).toEqual(new Set(stages.map((s) => s.name)));
     for (const v of lag) expect(v.value).toBeLessThanOrEqual(10);
     // The embeddings really came over HTTP from the fixture: one request per persona at least.
     expect(llm.requests.filter((r) => r.path === '/v1/embeddings').length).toBeGreaterThanOrEqual(50);
