@@ -239,12 +239,13 @@ program.command('clusters').description('cluster the stored personas by embeddin
   });
 
 /**
- * The main job's size. With a model: 12 seeds, each the root of a lattice of 3 related personas (two
- * relations of the seed's persona, one of the first of those: depth 2), 48 personas in all, so that the
- * default local Qwen2.5-Coder-1.5B (12-17 personas/min through the server on 2 cores, docs/BENCHMARKS.md)
- * keeps the whole command within a few minutes; sampler mode costs no model time, so it takes more seeds.
+ * The main job's size. With a model: 8 seeds, each the root of a lattice of 3 related personas (two
+ * relations of the seed's persona, one of the first of those: depth 2), 32 personas in all, each one model
+ * call (the description and its facets; the modalities derived, PERSONAHUB_MODALITIES=sampler, unless set),
+ * so that the default local Qwen2.5-Coder-1.5B on 2 cores keeps the whole command within a few minutes;
+ * sampler mode costs no model time, so it takes more seeds.
  */
-const DEMO_LLM_SEEDS = 12;
+const DEMO_LLM_SEEDS = 8;
 const DEMO_LATTICE = { depth: '2', fanout: '2', budget: '3' };
 const DEMO_SAMPLER_SEEDS = 150;
 
@@ -260,6 +261,8 @@ program.command('demo').description('the main job: stack up, topics, all stages,
       // The demo grows a small lattice unless told otherwise: each persona two relations, three derived personas per seed, two levels deep.
       PERSONAHUB_LATTICE_DEPTH: process.env.PERSONAHUB_LATTICE_DEPTH ?? DEMO_LATTICE.depth, PERSONAHUB_LATTICE_FANOUT: process.env.PERSONAHUB_LATTICE_FANOUT ?? DEMO_LATTICE.fanout,
       PERSONAHUB_LATTICE_BUDGET: process.env.PERSONAHUB_LATTICE_BUDGET ?? DEMO_LATTICE.budget,
+      // A second model call per persona for the modalities would more than double the demo's model time.
+      PERSONAHUB_MODALITIES: process.env.PERSONAHUB_MODALITIES ?? 'sampler',
     });
     const { stackUp } = await import('../stack/index.ts');
     console.log(`PersonaHub Stream demo: mode ${config.mode}, text model ${config.mode === 'llm' ? `${config.llmModel} at ${llmBaseUrl(config)}` : 'none (sampler)'}, embeddings ${config.embedder === 'llm' ? config.embeddingModel : 'hash'}`);
