@@ -3,12 +3,15 @@ import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PersonaHubError } from '../core/errors.ts';
 import { CorpusError, parsePersonaLine } from '../corpus/persona-json.ts';
+import type { LlmClient } from '../llm/client.ts';
 import { checkPersona, type Reason } from '../persona/coherence.ts';
 import { parseSeedLines } from '../persona/seeds.ts';
+import { judgePersona } from '../processors/validate/judge.ts';
 
 /**
  * `personahub check <file.jsonl>`: the validate stage's checks and repair, offered for personas made
- * elsewhere. One verdict per record on stdout, a summary on stderr.
+ * elsewhere; with `--judge`, the stage's LLM judge too, on the records the checks pass. One verdict per
+ * record on stdout, a summary on stderr.
  *
  * Exit codes: 0 when every record passed or was repaired, 2 when at least one was rejected, 1 when the
  * input could not be read or a line is not a persona (each such line is reported with its number and
@@ -21,6 +24,8 @@ export interface Verdict {
   repaired: string[];
   /** The repaired text, present only when the verdict is `repaired`. */
   description?: string;
+  /** With `--judge`, on a record the checks passed: `llm_judge` and each criterion's score, as the stage records them. */
+  judge?: string[];
 }
 
 export interface CheckSummary {
@@ -55,7 +60,7 @@ export async function openInput(file: string): Promise<NodeJS.ReadableStream> {
 
 export async function checkFile(
   input: NodeJS.ReadableStream,
-  opts: { maxDescriptionChars: number; seedTexts: ReadonlyMap<string, string> },
+  opts: { maxDescriptionChars: number; seedTexts: ReadonlyMap<string, string>; judge?: { llm: LlmClient; threshold: number } },
   out: (line: string) => void,
   err: (line: string) => void,
 ): Promise<CheckSummary> {
@@ -74,14 +79,16 @@ export async function checkFile(
       continue;
     }
     summary.records += 1;
-    const result = checkPersona(persona, {
-      maxDescriptionChars: opts.maxDescriptionChars, seedText: opts.seedTexts.get(persona.seedId), requireEnrichment: false,
-    });
+    const seedText = opts.seedTexts.get(persona.seedId);
+    const result = checkPersona(persona, { maxDescriptionChars: opts.maxDescriptionChars, seedText, requireEnrichment: false });
+    const judged = opts.judge && result.reasons.length === 0 ? await judgePersona(opts.judge.llm, result.persona, opts.judge.threshold, seedText) : undefined;
+    if (judged) result.reasons.push(...judged.reasons);
     const verdict: Verdict['verdict'] = result.reasons.length > 0 ? 'rejected' : result.repaired.length > 0 ? 'repaired' : 'passed';
     summary[verdict] += 1;
     for (const r of result.reasons) summary.byReason.set(r.code, (summary.byReason.get(r.code) ?? 0) + 1);
     const v: Verdict = { id: persona.id, verdict, reasons: result.reasons, repaired: result.repaired };
     if (verdict === 'repaired') v.description = result.persona.description;
+    if (judged) v.judge = judged.checks;
     out(JSON.stringify(v));
   }
   return summary;

@@ -16,7 +16,7 @@ import { buildReport, renderReport } from '../analytics/report.ts';
 import { defaultK, dispersion, kmeans } from '../analytics/population.ts';
 import { addCorpusCommands } from './corpus.ts';
 import { addGenerateCommands } from './generate.ts';
-import { buildKafkaClients, buildPipeline, createRunner, latticeWatch, llmBaseUrl, modelFetchOptions, openReadSide, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
+import { buildKafkaClients, buildLlm, buildPipeline, createRunner, latticeWatch, llmBaseUrl, modelFetchOptions, openReadSide, repoRoot, stackOptions, type Pipeline } from './wiring.ts';
 
 /**
  * The `personahub` command. Flags that mirror configuration keys are validated as the variables they
@@ -387,13 +387,17 @@ program.command('api-key').description('API keys (stored hashed)').command('crea
 
 program.command('check').argument('<file>', 'persona records, one JSON object per line (the Persona of schemas/persona.avsc, as `export` writes it); - for stdin')
   .option('--seeds <file>', 'the seed JSONL the personas were drafted from, so the seed-copy and seed-event checks run')
+  .option('--judge', 'also have the configured model score each record the checks pass on the LLM judge\'s rubric (PERSONAHUB_LLM_JUDGE_THRESHOLD; one call per record)')
   .description('run the validator on personas made elsewhere: a JSONL verdict per record on stdout, a summary on stderr; exit 0 all passed or repaired, 2 some rejected, 1 unreadable input or malformed lines')
-  .action(async (file: string, o: { seeds?: string }) => {
-    const { config } = setup();
+  .action(async (file: string, o: { seeds?: string; judge?: boolean }) => {
+    const { config, logger } = setup(o.judge ? { PERSONAHUB_LLM_JUDGE: 'on' } : {});
     const { checkFile, exitCodeOf, openInput, readSeedTexts, renderSummary } = await import('./check.ts');
     const input = await openInput(file);
     const seedTexts = o.seeds === undefined ? new Map<string, string>() : await readSeedTexts(await openInput(o.seeds), o.seeds, config.maxSeedChars);
-    const summary = await checkFile(input, { maxDescriptionChars: config.maxDescriptionChars, seedTexts }, (line) => process.stdout.write(`${line}\n`), (line) => console.error(line));
+    const llm = o.judge ? buildLlm(config, logger) : undefined;
+    const judge = llm ? { llm, threshold: config.llmJudgeThreshold } : undefined;
+    const summary = await checkFile(input, { maxDescriptionChars: config.maxDescriptionChars, seedTexts, ...(judge ? { judge } : {}) }, (line) => process.stdout.write(`${line}\n`), (line) => console.error(line))
+      .finally(() => llm?.close());
     console.error(renderSummary(summary));
     process.exitCode = exitCodeOf(summary);
   });

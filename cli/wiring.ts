@@ -26,9 +26,9 @@ export function llmBaseUrl(config: Config): string {
   return config.llmBaseUrl || `http://127.0.0.1:${config.llmPort}/v1`;
 }
 
-/** Whether anything calls the endpoint: the drafts (mode llm) or the embeddings (embedder llm). */
+/** Whether anything calls the endpoint: the drafts (mode llm), the embeddings (embedder llm) or the LLM judge. */
 function usesLlmEndpoint(config: Config): boolean {
-  return config.mode === 'llm' || config.embedder === 'llm';
+  return config.mode === 'llm' || config.embedder === 'llm' || config.llmJudge === 'on';
 }
 
 /** Whether `stack up` should run the local model server (the endpoint is used and none is configured). */
@@ -124,7 +124,7 @@ export async function buildPipeline(config: Config, logger: Logger, clientId: st
   const embedder = buildEmbedder(config, llm);
   const store = timedStore(await openStore(config), metrics);
   await store.migrate();
-  const ctx: SharedContext = { config, logger, llm: config.mode === 'llm' ? llm : undefined, embedder, store, now: () => Date.now() };
+  const ctx: SharedContext = { config, logger, llm: config.mode === 'llm' || config.llmJudge === 'on' ? llm : undefined, embedder, store, now: () => Date.now() };
   return {
     ctx, serde, metrics, kafka,
     async close() {

@@ -32,6 +32,7 @@ export const REASON_CODES = {
   EMBEDDING_DIMENSIONS: 'the embedding has the wrong number of dimensions',
   EMBEDDING_INVALID: 'the embedding has non-finite values or zero norm',
   BIG_FIVE_RANGE: 'a Big Five score is outside 0-1',
+  LLM_JUDGE: 'the optional LLM judge (PERSONAHUB_LLM_JUDGE) scored a rubric criterion below PERSONAHUB_LLM_JUDGE_THRESHOLD',
 } as const;
 
 export type ReasonCode = keyof typeof REASON_CODES;

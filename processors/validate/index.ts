@@ -4,13 +4,15 @@ import { dedupText, nearDuplicate } from '../../persona/dedup.ts';
 import { bandKeys, DEFAULT_MINHASH, lshParams, signatureFromBuffer, signatureOf, signatureToBuffer } from '../../persona/minhash.ts';
 import { textHash } from '../../persona/ids.ts';
 import { checkPersona } from '../../persona/coherence.ts';
+import { judgePersona } from './judge.ts';
 
 function withoutEmbedding(p: Persona): string {
   return JSON.stringify({ ...p, enrichment: p.enrichment ? { ...p.enrichment, embedding: `[${p.enrichment.embedding.length} floats]` } : null });
 }
 
 /**
- * Invariants, coherence (with one bounded repair) and duplicate removal: exact (the normalized text's
+ * Invariants, coherence (with one bounded repair), the optional LLM judge (PERSONAHUB_LLM_JUDGE; see
+ * persona/judge.ts) and duplicate removal: exact (the normalized text's
  * hash) and near (MinHash LSH candidates and nearest neighbours, confirmed by embedding cosine; see
  * persona/dedup.ts). Both are decided in the store, so every instance of this stage shares one view
  * and near twins validated at the same moment cannot both pass; a re-delivered persona finds its own
@@ -42,6 +44,10 @@ export const validate: Processor<'validate'> = {
       value: { id: input.id, seedId: input.seedId, stage: 'validate', reasons, duplicateOf, personaJson: withoutEmbedding(result.persona), rejectedAt: ctx.now() },
     }];
     if (result.reasons.length > 0) return reject(result.reasons, null);
+    // The judge before the duplicate claims: a persona it rejects must not hold a text or band claim that would
+    // turn its later, better twin away as a duplicate.
+    const judged = ctx.config.llmJudge === 'on' && ctx.llm ? await judgePersona(ctx.llm, result.persona, ctx.config.llmJudgeThreshold) : undefined;
+    if (judged && !judged.passed) return reject(judged.reasons, null);
     const owner = await ctx.store.claimSignature('text-sha256', hash, input.id);
     if (owner !== input.id) {
       await keepEdge(input, owner, ctx);
@@ -62,7 +68,7 @@ export const validate: Processor<'validate'> = {
     }
     const validated: Persona = {
       ...result.persona,
-      validation: { textHash: hash, checks: [...result.passed, 'unique_text', 'not_near_duplicate'], repaired: result.repaired, validatedAt: ctx.now() },
+      validation: { textHash: hash, checks: [...result.passed, ...(judged?.checks ?? []), 'unique_text', 'not_near_duplicate'], repaired: result.repaired, validatedAt: ctx.now() },
     };
     return [{ event: 'validated' as const, key: input.id, value: validated }];
   },

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { ChatJsonRequest, LlmClient } from '../../../llm/client.ts';
 import { hashEmbed } from '../../../llm/embedder.ts';
+import { JUDGE_CRITERION_NAMES } from '../../../persona/judge.ts';
 import { textHash } from '../../../persona/ids.ts';
 import { validate } from '../../../processors/validate/index.ts';
 import type { Persona } from '../../../schemas/types.generated.ts';
@@ -96,5 +98,51 @@ describe('validate processor', () => {
     await run(store, kept);
     expect((await run(store, derived))[0]?.event).toBe('rejected');
     expect([...store.relations.values()]).toEqual([{ from: 'parent', to: 'kept', kind: 'colleague', depth: 1, createdAt: 42 }]);
+  });
+});
+
+describe('validate processor with the LLM judge', () => {
+  const judgeLlm = (scores: Record<string, number>, calls: ChatJsonRequest<unknown>[]): LlmClient => ({
+    async chatJson<T>(req: ChatJsonRequest<T>) {
+      calls.push(req as ChatJsonRequest<unknown>);
+      const answer = Object.fromEntries(JUDGE_CRITERION_NAMES.map((c) => [c, { score: scores[c] ?? 5, reason: `${c} reason` }]));
+      return { value: req.parse(answer), model: 'judge-model', cached: false };
+    },
+    embed: async () => ({ vectors: [], model: 'x', dimensions: 0 }),
+    close: async () => {},
+  });
+  const judged = (llm: LlmClient, store = new MemoryStore(), env: Record<string, string> = { PERSONAHUB_LLM_JUDGE: 'on' }) =>
+    validate.process(samplePersona(), fakeContext({ llm, store, env }));
+
+  it('rejects a persona the judge scores below the threshold, with its reasons, and claims nothing', async () => {
+    const calls: ChatJsonRequest<unknown>[] = [];
+    const store = new MemoryStore();
+    const [out] = await judged(judgeLlm({ specificity: 2 }, calls), store);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.schemaName).toBe('persona_judge');
+    expect(calls[0]?.messages.at(-1)?.content).toContain(samplePersona().description);
+    if (out?.event !== 'rejected') throw new Error(`expected rejected, got ${out?.event}`);
+    expect(out.value.reasons).toEqual([{ code: 'LLM_JUDGE', message: 'specificity scored 2 (below 3): specificity reason' }]);
+    expect(out.value.duplicateOf).toBeNull();
+    // No text claim was taken, so a later twin of this persona is not turned away as its duplicate.
+    expect(await store.claimSignature('text-sha256', textHash(samplePersona().description), 'twin')).toBe('twin');
+  });
+
+  it('passes a persona scored at the threshold and records the scores in its checks', async () => {
+    const [out] = await judged(judgeLlm({ coherence: 3 }, []));
+    if (out?.event !== 'validated') throw new Error(`expected validated, got ${out?.event}`);
+    expect(out.value.validation?.checks).toEqual(expect.arrayContaining(['llm_judge', 'llm_judge.coherence=3', 'llm_judge.hygiene=5', 'unique_text']));
+  });
+
+  it('follows PERSONAHUB_LLM_JUDGE_THRESHOLD, and makes no call when the judge is off or the checks already rejected', async () => {
+    const [lenient] = await judged(judgeLlm({ coherence: 2 }, []), new MemoryStore(), { PERSONAHUB_LLM_JUDGE: 'on', PERSONAHUB_LLM_JUDGE_THRESHOLD: '2' });
+    expect(lenient?.event).toBe('validated');
+    const calls: ChatJsonRequest<unknown>[] = [];
+    const [off] = await judged(judgeLlm({ coherence: 1 }, calls), new MemoryStore(), {});
+    expect(off?.event).toBe('validated');
+    if (off?.event === 'validated') expect(off.value.validation?.checks).not.toContain('llm_judge');
+    const [failed] = await validate.process(samplePersona({ description: 'too short' }), fakeContext({ llm: judgeLlm({}, calls), env: { PERSONAHUB_LLM_JUDGE: 'on' } }));
+    expect(failed?.event).toBe('rejected');
+    expect(calls).toEqual([]);
   });
 });
