@@ -18,7 +18,7 @@ export type Tombstone<O extends EventName> = { [E in O]: { event: E; key: string
 export interface SharedContext {
   config: Config;
   logger: Logger;
-  /** Absent in sampler mode. */
+  /** Absent in sampler mode, unless the LLM judge (PERSONAHUB_LLM_JUDGE) is on. */
   llm: LlmClient | undefined;
   embedder: Embedder;
   store: Store;
