@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { checkPersona as parsePersona, personaLine } from '../../corpus/persona-json.ts';
 import type { Persona } from '../../schemas/types.generated.ts';
 import { seedId } from '../../persona/ids.ts';
+import { FIXTURE_CHAT_MODEL, startFixtureLlm } from '../helpers/fixture-llm.ts';
 import { samplePersona } from '../helpers/samples.ts';
 
 const run = promisify(execFile);
@@ -39,6 +40,7 @@ interface Verdict {
   reasons: { code: string; message: string }[];
   repaired: string[];
   description?: string;
+  judge?: string[];
 }
 
 const verdicts = (stdout: string): Verdict[] => stdout.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Verdict);
@@ -81,6 +83,40 @@ describe('personahub check', () => {
     const r = await personahub(['check', file('ok.jsonl', [JSON.stringify(bare), personaLine(cutOff)])]);
     expect(r.stderr).toContain('checked 2 records: 1 passed, 1 repaired, 0 rejected');
     expect(r.code).toBe(0);
+  });
+
+  it('with --judge, has the model score each record the checks pass, rejecting on a criterion below the threshold', async () => {
+    const llm = await startFixtureLlm();
+    try {
+      // Six records the checks pass; their ids seed the judge call, so the fixture scores each differently.
+      const records = ['a', 'b', 'c', 'd', 'e', 'f'].map((c) => samplePersona({ id: c.repeat(32) }));
+      const input = file('judge.jsonl', records.map(personaLine));
+      const env = { PERSONAHUB_LLM_BASE_URL: llm.baseURL, PERSONAHUB_LLM_MODEL: FIXTURE_CHAT_MODEL, PERSONAHUB_MODE: 'sampler', PERSONAHUB_EMBEDDER: 'hash', PERSONAHUB_LLM_CACHE_DIR: '' };
+      const plain = await personahub(['check', input], env);
+      expect(plain.code).toBe(0);
+      expect(llm.requests).toHaveLength(0);
+
+      const r = await personahub(['check', '--judge', input], env);
+      const out = verdicts(r.stdout);
+      expect(llm.requests.filter((q) => q.path === '/v1/chat/completions' && q.status === 200)).toHaveLength(records.length);
+      expect(out.map((v) => v.id)).toEqual(records.map((p) => p.id));
+      for (const v of out) {
+        expect(v.judge).toHaveLength(6);
+        const scores = (v.judge ?? []).slice(1).map((c) => Number(c.split('=')[1]));
+        if (v.verdict === 'rejected') {
+          expect(v.reasons.map((x) => x.code).every((c) => c === 'LLM_JUDGE')).toBe(true);
+          expect(v.reasons).toHaveLength(scores.filter((x) => x < 3).length);
+        } else {
+          expect(Math.min(...scores)).toBeGreaterThanOrEqual(3);
+        }
+      }
+      const rejected = out.filter((v) => v.verdict === 'rejected').length;
+      expect(rejected).toBeGreaterThan(0);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`LLM_JUDGE`);
+    } finally {
+      await llm.close();
+    }
   });
 
   it('runs the seed checks when given the seeds, and holds the description to PERSONAHUB_MAX_DESCRIPTION_CHARS', async () => {
