@@ -26,6 +26,12 @@ export function bigFiveFor(persona: Pick<Persona, 'id' | 'traits'>): BigFive {
   return { openness: score('openness'), conscientiousness: score('conscientiousness'), extraversion: score('extraversion'), agreeableness: score('agreeableness'), neuroticism: score('neuroticism') };
 }
 
+/** Each Big Five dimension in words: low below 0.35, high from 0.65, moderate between (the scores are 0-1). */
+export function bigFiveLabels(b: BigFive): string[] {
+  const level = (x: number): string => (x < 0.35 ? 'low' : x >= 0.65 ? 'high' : 'moderate');
+  return (['openness', 'conscientiousness', 'extraversion', 'agreeableness', 'neuroticism'] as const).map((k) => `${level(b[k])} ${k}`);
+}
+
 const HABITS = ['keeps a handwritten journal', 'walks the same route every morning', 'cooks for extended family on Sundays', 'listens to podcasts while commuting',
   'volunteers at a local food bank', 'plays chess online late at night', 'tends a balcony garden', 'runs before dawn', 'reads the news on paper',
   'repairs things instead of replacing them', 'naps after lunch', 'collects vinyl records', 'attends religious services weekly', 'goes fishing on free days'];
@@ -61,9 +67,11 @@ export function modalitiesFor(p: Persona): Modalities {
   const lifeStage = lifeStageFor(p.age);
   const looks = pickDistinct(random, LOOKS, 2);
   const appearance = `${p.age}-year-old ${p.occupation} with ${looks.join(' and ')}, ${p.traits[0] ?? 'calm'} in manner`;
+  const bigFive = bigFiveFor(p);
   return {
     lifeStage,
-    bigFive: bigFiveFor(p),
+    bigFive,
+    bigFiveLabels: bigFiveLabels(bigFive),
     habits: pickDistinct(random, HABITS, 3),
     goals: pickDistinct(random, GOALS, 2),
     mediaDiet: pickDistinct(random, MEDIA, 3),

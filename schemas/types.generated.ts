@@ -106,6 +106,8 @@ export type ModalitiesSource = 'SAMPLER' | 'LLM';
 export interface Enrichment {
   lifeStage: LifeStage;
   bigFive: BigFive;
+  /** The Big Five in words, one per dimension ("high openness", "moderate neuroticism"): low below 0.35, high from 0.65. */
+  bigFiveLabels: Array<string>;
   habits: Array<string>;
   goals: Array<string>;
   mediaDiet: Array<string>;

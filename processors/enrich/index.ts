@@ -32,10 +32,10 @@ async function written(p: Persona, llm: LlmClient): Promise<Modalities> {
     // Reproducible per persona (and version), which keeps the response cache effective.
     seed: Number.parseInt(p.id.slice(8, 16), 16) + p.version,
   });
-  const { lifeStage, bigFive } = modalitiesFor(p);
+  const { lifeStage, bigFive, bigFiveLabels } = modalitiesFor(p);
   // The prose fields reach their bounds mid-sentence at times (the server's grammar closes the string there).
   const prose = { backstory: toLastSentence(value.backstory), speakingStyle: toLastSentence(value.speakingStyle), appearance: toLastSentence(value.appearance), routines: value.routines.map(toLastSentence) };
-  return { lifeStage, bigFive, ...value, ...prose, modalitiesSource: 'LLM', modalitiesModel: model };
+  return { lifeStage, bigFive, bigFiveLabels, ...value, ...prose, modalitiesSource: 'LLM', modalitiesModel: model };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bigFiveFor, lifeStageFor, modalitiesFor } from '../../../persona/modalities.ts';
+import { bigFiveFor, bigFiveLabels, lifeStageFor, modalitiesFor } from '../../../persona/modalities.ts';
 import { samplePersona } from '../../helpers/samples.ts';
 
 describe('modalities', () => {
@@ -20,4 +20,16 @@ describe('modalities', () => {
   });
 
 
+});
+
+describe('Big Five labels', () => {
+  it('put each dimension in words, at the stated cut-offs', () => {
+    expect(bigFiveLabels({ openness: 0.34, conscientiousness: 0.35, extraversion: 0.649, agreeableness: 0.65, neuroticism: 1 }))
+      .toEqual(['low openness', 'moderate conscientiousness', 'moderate extraversion', 'high agreeableness', 'high neuroticism']);
+  });
+
+  it('come with the scores in every derived modality set', () => {
+    const m = modalitiesFor(samplePersona());
+    expect(m.bigFiveLabels).toEqual(bigFiveLabels(m.bigFive));
+  });
 });
