@@ -2,15 +2,7 @@ import { FILTER_ATTRIBUTES, parseWhere } from '../persona/filter.ts';
 import type { PersonaFilter } from '../store/query.ts';
 
 /** The filters a listing or search takes, as they arrive in a query string or body. */
-export interface FilterInput {
-  where?: string;
-  cluster?: number;
-  mode?: string;
-  model?: string;
-  depth?: number;
-  createdAfter?: number;
-  createdBefore?: number;
-}
+export type FilterInput = Omit<PersonaFilter, 'where'> & { where?: string };
 
 /**
  * Parses `where` with the filter language (a FilterError, answered as a 400, says which clause is wrong)

@@ -146,19 +146,8 @@ const LIST_KEYS: Readonly<Record<string, string>> = { trait: 'traits', language:
 const SUMMARY_COLUMNS = `p.id, p.version, p.name, p.age, p.occupation, p.locale, p.description, p.mode, p.model, p.cluster,
   (extract(epoch from p.created_at) * 1000)::float8 AS created_ms`;
 
-interface SummaryRow {
-  id: string;
-  version: number;
-  name: string;
-  age: number;
-  occupation: string;
-  locale: string;
-  description: string;
-  mode: string;
-  model: string;
-  cluster: number | null;
-  created_ms: number | string;
-}
+/** A summary as the database returns it: the creation time as epoch milliseconds, maybe as text. */
+type SummaryRow = Omit<PersonaSummary, 'createdAt'> & { created_ms: number | string };
 
 const summary = (r: SummaryRow): PersonaSummary => ({
   id: r.id, version: r.version, name: r.name, age: r.age, occupation: r.occupation, locale: r.locale, description: r.description,
