@@ -120,7 +120,10 @@ describe('stage processes started at once against a new database', () => {
       const tables = await db.query<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`);
       const columns = await db.query<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_name = 'personas' AND column_name IN ('last_delivery', 'last_outcome') ORDER BY column_name`);
       const space = await db.query<{ value: string }>(`SELECT value FROM store_meta WHERE key = 'embedding_space'`);
-      expect(tables.rows.map((r) => r.table_name)).toEqual(['dedup_signatures', 'input_claims', 'personas', 'relations', 'store_meta']);
+      expect(tables.rows.map((r) => r.table_name)).toEqual([
+        'api_jobs', 'api_keys', 'dedup_signatures', 'input_claims', 'lattice_budgets', 'lattice_expansions', 'lsh_bands', 'lsh_signatures',
+        'persona_edits', 'persona_versions', 'personas', 'relations', 'store_meta',
+      ]);
       expect(columns.rows.map((r) => r.column_name)).toEqual(['last_delivery', 'last_outcome']);
       // Both index processes checked the embedding space; the first recorded it, the second agreed.
       expect(space.rows).toEqual([{ value: 'hash-bow-384:384' }]);
