@@ -75,6 +75,9 @@ describe('LLM outage: 60 s of 503, then 429 with Retry-After: 90, then healthy',
     llm = await startFixtureLlm();
     t = await createTestPipeline({
       PERSONAHUB_MODE: 'llm', PERSONAHUB_LLM_BASE_URL: llm.baseURL, PERSONAHUB_LLM_MODEL: FIXTURE_CHAT_MODEL, PERSONAHUB_EMBEDDER: 'hash',
+      // The draft stage is the endpoint's only caller here, so the 429 the test waits for is one the draft
+      // stage met (with model-written modalities, the enrich stage's calls would meet it first).
+      PERSONAHUB_MODALITIES: 'sampler',
     });
   });
 
