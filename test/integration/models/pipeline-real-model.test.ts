@@ -22,7 +22,8 @@ describe('pipeline with the real local models', () => {
     const models = await fetchModels({ modelsDir: base.modelsDir, cacheDir: base.cacheDir, llm: TEST_LLM, logger });
     server = await buildLlmServer({
       llmModelPath: models.llm?.path ?? '', llmModelName: base.llmModel, embeddingModelPath: models.embedding.path, embeddingModelName: base.embeddingModel,
-      contextSize: 2048, maxQueue: 16, requestTimeoutMs: 120_000, maxPromptTokens: 1536, maxTokensCap: 512, logger,
+      // The cap the served model takes in `llm serve` (1024): the enrich stage asks up to 640 tokens for the modalities.
+      contextSize: 3072, maxQueue: 16, requestTimeoutMs: 120_000, maxPromptTokens: 1536, maxTokensCap: 1024, logger,
     });
     const address = await server.app.listen({ host: '127.0.0.1', port: 0 });
     t = await createTestPipeline({ ...TEST_LLM_ENV, PERSONAHUB_MODE: 'llm', PERSONAHUB_EMBEDDER: 'llm', PERSONAHUB_LLM_BASE_URL: `${address}/v1` });
@@ -41,7 +42,7 @@ describe('pipeline with the real local models', () => {
     expect(await t.observer.waitUntilSettled(seedIds, { timeoutMs: 300_000 })).toBe(true);
     const { seen } = t.observer;
     expect(t.observer.undecodable).toEqual([]);
-    expect(seen.dlq.size).toBe(0);
+    expect([...seen.dlq.values()].map((d) => `${d.stage}: ${d.errorCode}: ${d.errorMessage}`)).toEqual([]);
     expect(seen.draft.size).toBe(4);
     for (const p of seen.draft.values()) {
       expect(p.provenance).toMatchObject({ mode: 'LLM', model: base.llmModel });
