@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApi, type TestApi } from '../../helpers/api.ts';
+import { until } from '../../helpers/faults.ts';
 import { createTestPipeline, type TestPipeline } from '../../helpers/pipeline.ts';
 
 interface Summary { id: string; age: number; occupation: string; mode: string; cluster: number | null }
@@ -388,6 +389,10 @@ describe('HTTP API', () => {
     });
 
     it('previews personas from the same processors without sending or storing anything', async () => {
+      // What earlier tests sent (a cancelled job's first batch among it) finishes first, so the counts below
+      // change only if the preview itself sends or stores something.
+      const sent = new Set(t.observer.seen.seed.keys());
+      await until(() => t.observer.settled(sent), 300_000, 'the earlier tests\' seeds indexed');
       const before = await api.store.countPersonas();
       const seedsSeen = t.observer.seen.seed.size;
       const seeds = ['A hospice nurse writes about night shifts and chess by post.', 'A forum thread on repairing 1970s synthesizers.', 'A recipe blog for fermented hot sauces.'];
