@@ -110,9 +110,11 @@ describe.each(variants)('store contract: $name', ({ open }) => {
     expect(rows.map((r) => r.id)).toEqual([...rows.map((r) => r.id)].sort());
     expect(rows.every((r) => r.embedding.length === 384)).toBe(true);
     await store.setClusters(rows.map((r, i) => ({ id: r.id, cluster: i % 2 })));
-    const hits = await store.search(rows[1]?.embedding ?? [], 1);
-    expect(hits[0]?.id).toBe(rows[1]?.id);
-    expect(hits[0]?.cluster).toBe(1);
+    // Other personas of this file may share the text, so the vector: the row is among the nearest, tied or not.
+    const hits = await store.search(rows[1]?.embedding ?? [], 100);
+    const nearest = hits.filter((h) => h.score >= (hits[0]?.score ?? 1) - 1e-6);
+    expect(nearest.map((h) => h.id)).toContain(rows[1]?.id);
+    expect(hits.find((h) => h.id === rows[1]?.id)?.cluster).toBe(1);
   });
 
   it('records the embedding space once and refuses another model or size', async () => {
