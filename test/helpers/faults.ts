@@ -112,11 +112,18 @@ export async function scrape(port: number, name: string, labels: Record<string, 
   return sum;
 }
 
-/** Polls `check` until it holds; fails with `what` after the timeout (a hang guard, not a speed check). */
-export async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+/**
+ * Polls `check` until it holds; fails with `what` after the timeout (a hang guard, not a speed check).
+ * `explain`, when given, describes the state at the timeout inside the error itself: CI keeps only the
+ * tail of a run, where the failure is, not the logs printed before it.
+ */
+export async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, explain?: () => Promise<unknown> | unknown): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    if (Date.now() > deadline) {
+      const state = explain ? `; state: ${JSON.stringify(await explain())}` : '';
+      throw new Error(`timed out waiting for: ${what}${state}`);
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
 }

@@ -209,6 +209,34 @@ export function seedRange(t: TestPipeline, from: number, count: number): Seed[] 
   return parsed.seeds;
 }
 
+/**
+ * Feeds a fault test seeds from `seedRange`, wave after wave, remembering every seed it sent so the
+ * audit can account for each: `ingested` is what was sent, `next` how many.
+ */
+export class SeedFeed {
+  readonly ingested = new Set<string>();
+  next = 0;
+
+  constructor(private readonly t: TestPipeline, private readonly wave: number) {}
+
+  async send(count = this.wave): Promise<void> {
+    const seeds = seedRange(this.t, this.next, count);
+    this.next += count;
+    for (const s of seeds) this.ingested.add(s.id);
+    await this.t.ingest(seeds);
+  }
+
+  /** Sends a wave when everything sent so far has settled, so work keeps coming whatever the machine's speed. */
+  async keepBusy(): Promise<void> {
+    if (this.t.observer.settled(this.ingested)) await this.send();
+  }
+
+  /** Sends the rest up to `total` seeds, in waves of at most 500. */
+  async upTo(total: number): Promise<void> {
+    while (this.next < total) await this.send(Math.min(500, total - this.next));
+  }
+}
+
 /** A process's whole /metrics text ('' when unreachable). */
 export async function metricsText(port: number): Promise<string> {
   try {
@@ -226,6 +254,16 @@ export function metricSum(text: string, name: string, filter: (line: string) => 
     if (filter(line)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
+}
+
+/** Inputs a stage process has decoded but whose outputs it has not committed (from its /metrics text): > 0 while it holds a chunk. */
+export function heldInputs(text: string): number {
+  return metricSum(text, 'personahub_events_consumed_total') - metricSum(text, 'personahub_events_produced_total') - metricSum(text, 'personahub_inputs_skipped_total');
+}
+
+/** Input partitions a stage process has committed a chunk of (the runner sets their lag gauge after each commit). */
+export function committedInputPartitions(text: string): number {
+  return new Set(text.split('\n').filter((l) => l.startsWith('personahub_consumer_lag{')).map((l) => /partition="(\d+)"/.exec(l)?.[1])).size;
 }
 
 /** The part of kafkajs' internal Cluster the offset probe uses (kafkajs 2.2.4). */

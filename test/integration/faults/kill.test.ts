@@ -6,7 +6,7 @@ import { stage as stageSpec, stages, topicName, type EventName, type StageName }
 import { expectNothingLostOrDuplicated, StageFleet, until, type StageProcess } from '../../helpers/faults.ts';
 import { spawnCli, stopChild, type TestPipeline } from '../../helpers/pipeline.ts';
 import type { Seed } from '../../../schemas/types.generated.ts';
-import { abortedIn, committedLogObserver, createTestPipelineGuarded, metricsText, metricSum, OffsetProbe, pipelineTopics, prng, readLog, readTopics, seedRange, type LogRecord, type RecordState } from '../../helpers/transactions.ts';
+import { abortedIn, committedInputPartitions, committedLogObserver, createTestPipelineGuarded, heldInputs, metricsText, metricSum, OffsetProbe, pipelineTopics, prng, readLog, readTopics, SeedFeed, seedRange, type LogRecord, type RecordState } from '../../helpers/transactions.ts';
 
 /**
  * kill -9: the four stages run as separate processes; a seeded PRNG picks a stage and a moment, and
@@ -60,21 +60,9 @@ describe('kill -9 of stage processes mid-transaction', () => {
 
   it(`loses and duplicates nothing over ${KILLS} kills of random stages at random moments`, async () => {
     console.log(`[kill] PRNG seed ${seed} (replay with PH_KILL_SEED=${seed})`);
-    const ingested = new Set<string>();
-    let next = 0;
-    const ingestWave = async (count = WAVE) => {
-      const wave = seedRange(t, next, count);
-      next += count;
-      for (const s of wave) ingested.add(s.id);
-      await t.ingest(wave);
-    };
-    await ingestWave();
-
-    /** Inputs the process has decoded but whose outputs it has not committed: > 0 while it holds a chunk. */
-    const held = (text: string) => metricSum(text, 'personahub_events_consumed_total')
-      - metricSum(text, 'personahub_events_produced_total') - metricSum(text, 'personahub_inputs_skipped_total');
-    /** Input partitions the process has committed a chunk of (it sets their lag gauge after each commit). */
-    const committedPartitions = (text: string) => new Set(text.split('\n').filter((l) => l.startsWith('personahub_consumer_lag{')).map((l) => /partition="(\d+)"/.exec(l)?.[1])).size;
+    const feed = new SeedFeed(t, WAVE);
+    const { ingested } = feed;
+    await feed.send();
     // Aborts the runner makes itself (a failed commit is aborted and retried): counted so that aborted
     // records can be told apart from the kills' when there were any.
     const commitRetries = (text: string) => metricSum(text, 'personahub_retries_total', (l) => l.includes('reason="commit:'));
@@ -91,7 +79,7 @@ describe('kill -9 of stage processes mid-transaction', () => {
         let victim: StageProcess | undefined;
         let text = '';
         let open: { topic: string; partition: number; from: number; to: number }[] = [];
-        const wavesBefore = next;
+        const wavesBefore = feed.next;
         let probes = 0;
         // The moment: the stage holds a chunk (judged by its metrics), and once it is frozen (SIGSTOP) its
         // output partitions show a transaction with records in the log (last stable offset < log end).
@@ -100,19 +88,20 @@ describe('kill -9 of stage processes mid-transaction', () => {
         // A moment without one is let go (SIGCONT) and another is drawn; after MAX_PROBES, it dies anyway.
         for (let attempt = 0; ; attempt += 1) {
           await until(async () => {
-            if (t.observer.settled(ingested)) await ingestWave(); // work keeps coming, whatever the speed
+            await feed.keepBusy(); // work keeps coming, whatever the speed
             victim = fleet.of(stage)[0];
             if (!victim) return false;
             text = await metricsText(victim.metricsPort);
-            return held(text) > 0 && committedPartitions(text) === t.config.partitions;
-          }, 300_000, `${stage} holding a chunk`).catch(async (error: unknown) => {
-            const state = await Promise.all(fleet.processes.map(async (p) => {
+            return heldInputs(text) > 0 && committedInputPartitions(text) === t.config.partitions;
+          }, 300_000, `${stage} holding a chunk`, async () => ({
+            processes: await Promise.all(fleet.processes.map(async (p) => {
               const m = await metricsText(p.metricsPort);
-              return { stage: p.stage, pid: p.child.pid, held: held(m), committedPartitions: committedPartitions(m), up: m !== '' };
-            }));
-            console.log(`[kill] stuck: ${JSON.stringify({ state, unexpectedExits: fleet.unexpectedExits, pending: t.observer.accounting(ingested).map((h) => [h.hop, h.pending.length]) })}`);
-            throw error;
-          });
+              return { stage: p.stage, pid: p.child.pid, held: heldInputs(m), committedPartitions: committedInputPartitions(m), up: m !== '' };
+            })),
+            unexpectedExits: fleet.unexpectedExits,
+            kills,
+            pending: t.observer.accounting(ingested).map((h) => [h.hop, h.pending.length, h.pending.slice(0, 3)]),
+          }));
           if (!victim) throw new Error('unreachable');
           victim.child.kill('SIGSTOP');
           probes += 1;
@@ -122,7 +111,7 @@ describe('kill -9 of stage processes mid-transaction', () => {
           await sleep(Math.floor(random() * 300));
         }
         runnerAborts += commitRetries(text);
-        kills.push({ stage, held: held(text), open, probes, seedsMeanwhile: next - wavesBefore });
+        kills.push({ stage, held: heldInputs(text), open, probes, seedsMeanwhile: feed.next - wavesBefore });
         await fleet.stop(victim, 'SIGKILL');
         await fleet.start(stage);
       }
@@ -131,7 +120,7 @@ describe('kill -9 of stage processes mid-transaction', () => {
     }
     console.log(`[kill] ${kills.length} kills: ${kills.map((x) => `${x.stage}(held ${x.held}, ${x.probes} freeze(s), ${x.seedsMeanwhile} seeds fed meanwhile, ${x.open.length > 0 ? 'in an open transaction' : 'no transaction open'})`).join(', ')}`);
 
-    while (next < MIN_SEEDS) await ingestWave(Math.min(500, MIN_SEEDS - next));
+    await feed.upTo(MIN_SEEDS);
     expect(await t.observer.waitUntilSettled(ingested, { timeoutMs: 600_000 }), 'settled as the observer sees it').toBe(true);
     // The audit reads the log itself, each record judged by the marker that ends its transaction, and
     // waits until that settles; the live observer (a kafkajs read_committed consumer, like the stages)
@@ -194,15 +183,9 @@ describe('kill -9 of the all-in-one process', () => {
   });
 
   it('loses and duplicates nothing when `personahub run` is killed inside a transaction and restarted', async () => {
-    const ingested = new Set<string>();
-    let next = 0;
-    const ingestWave = async (count: number) => {
-      const wave = seedRange(t, next, count);
-      next += count;
-      for (const s of wave) ingested.add(s.id);
-      await t.ingest(wave);
-    };
-    await ingestWave(300);
+    const feed = new SeedFeed(t, 100);
+    const { ingested } = feed;
+    await feed.send(300);
     child = spawnCli(t, ['run']);
     const outputs = new Set(stageNames.flatMap((s) => outputsOf(s).map((e) => topicName(t.prefix, e))));
     type Range = { topic: string; partition: number; from: number; to: number };
@@ -218,7 +201,7 @@ describe('kill -9 of the all-in-one process', () => {
       try {
         // Frozen at moments until one has a transaction open with records in the log; work keeps coming.
         await until(async () => {
-          if (t.observer.settled(ingested)) await ingestWave(100);
+          await feed.keepBusy();
           if (!child || t.observer.seen.draft.size === 0) return false;
           child.kill('SIGSTOP');
           open = (await probe.ends()).filter((e) => outputs.has(e.topic) && e.lso < e.hw).map((e) => ({ topic: e.topic, partition: e.partition, from: e.lso, to: e.hw }));

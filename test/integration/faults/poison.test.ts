@@ -240,7 +240,20 @@ describe('poison mix: >1000 bad events of six kinds on two topics, stages as pro
       const { observer } = t;
       // A bad event is done once it is dead-lettered, or (a defect the assertions below report) once it was processed as good.
       const outcome = (b: Bad): boolean => observer.seen.dlq.has(b.dlqKey) || (b.topic === 'seed' ? observer.seen.draft.has(personaId(b.dlqKey, 0)) : observer.seen.enriched.has(b.dlqKey));
-      await until(() => bad.every(outcome) && observer.settled(goodIds), HANG_GUARD_MS, 'every bad event with an outcome and every good seed accounted for at every hop');
+      await until(() => bad.every(outcome) && observer.settled(goodIds), HANG_GUARD_MS, 'every bad event with an outcome and every good seed accounted for at every hop', async () => {
+        const missing = bad.filter((b) => !outcome(b));
+        return {
+          missing: missing.length,
+          missingByClass: Object.fromEntries([...new Set(missing.map((b) => `${b.topic}.${b.cls}`))].map((c) => [c, missing.filter((b) => `${b.topic}.${b.cls}` === c).length])),
+          firstMissing: missing.slice(0, 3).map((b) => ({ key: b.dlqKey, bytes: (b.message.value as Buffer).subarray(0, 12).toString('hex'), length: (b.message.value as Buffer).length })),
+          dlqRecords: observer.records.dlq,
+          pending: observer.accounting(goodIds).map((h) => [h.hop, h.pending.length]),
+          exits: fleet?.unexpectedExits,
+          retries: await fleet?.metric('personahub_retries_total'),
+          deadLettered: await fleet?.metric('personahub_events_dead_lettered_total'),
+          notReady: notReady.slice(0, 5),
+        };
+      });
       watching = false;
       await watcher;
       expect(notReady.filter((r) => /breaker|unavailable/.test(r)), 'no breaker opened').toEqual([]);

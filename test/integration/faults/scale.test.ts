@@ -7,7 +7,7 @@ import { producerConfig } from '../../../runtime/kafka.ts';
 import { groupId, stages, topicName } from '../../../topology/index.ts';
 import { expectNothingLostOrDuplicated, StageFleet, until, type StageProcess } from '../../helpers/faults.ts';
 import type { TestPipeline } from '../../helpers/pipeline.ts';
-import { committedLogObserver, createTestPipelineGuarded, metricsText, metricSum, OffsetProbe, pipelineTopics, readLog, readTopics, seedRange } from '../../helpers/transactions.ts';
+import { committedInputPartitions, committedLogObserver, createTestPipelineGuarded, heldInputs, metricsText, metricSum, OffsetProbe, pipelineTopics, readLog, readTopics, SeedFeed, seedRange } from '../../helpers/transactions.ts';
 
 const stageNames = stages.map((s) => s.name);
 const PARTITIONS = 3;
@@ -64,21 +64,12 @@ describe('scaling a stage out and in mid-run', () => {
   });
 
   it('loses and duplicates nothing while two enrich instances join and leave', async () => {
-    const ingested = new Set<string>();
-    let next = 0;
-    const ingestWave = async (count = WAVE) => {
-      const wave = seedRange(t, next, count);
-      next += count;
-      for (const s of wave) ingested.add(s.id);
-      await t.ingest(wave);
-    };
-    /** Keeps work coming whatever the machine's speed: a new wave whenever everything so far is through. */
-    const keepBusy = async () => {
-      if (t.observer.settled(ingested)) await ingestWave();
-    };
+    const feed = new SeedFeed(t, WAVE);
+    const { ingested } = feed;
+    const keepBusy = () => feed.keepBusy();
     const enriched = async (p: StageProcess) => metricSum(await metricsText(p.metricsPort), 'personahub_events_produced_total');
 
-    await ingestWave();
+    await feed.send();
     const [first] = fleet.of('enrich');
     if (!first) throw new Error('no enrich instance');
     await until(async () => (await keepBusy(), (await enriched(first)) > 0), 300_000, 'the first enrich instance committing');
@@ -91,13 +82,13 @@ describe('scaling a stage out and in mid-run', () => {
     const byExtras = await Promise.all(extras.map(enriched));
 
     // Scale in while there is work in flight: both leave gracefully.
-    await ingestWave();
+    await feed.send();
     expect(await Promise.all(extras.map((p) => fleet.stop(p, 'SIGTERM'))), 'exit codes of the stopped instances').toEqual([0, 0]);
     await until(async () => (await keepBusy(), JSON.stringify(await assignments(t, 'enrich')) === JSON.stringify([[0, 1, 2]])), 300_000, 'enrich back on one instance');
     const beforeScaleIn = await enriched(first);
     await until(async () => (await keepBusy(), (await enriched(first)) > beforeScaleIn), 300_000, 'the first instance committing again');
 
-    while (next < MIN_SEEDS) await ingestWave(Math.min(500, MIN_SEEDS - next));
+    await feed.upTo(MIN_SEEDS);
     await settledLog(t, ingested);
     console.log(`[scale] seeds ${ingested.size}; enriched by the two extra instances before they left: ${byExtras.join(', ')}; by the first instance: ${await enriched(first)}`);
     expect(await fleet.stopAll('SIGTERM')).toEqual(stageNames.map(() => 0));
@@ -273,18 +264,9 @@ describe('a zombie that wakes before the new owner first commits', () => {
   });
 
   it('cannot commit what the partition\'s new owner commits again', async () => {
-    const ingested = new Set<string>();
-    let next = 0;
-    const ingestWave = async (count = WAVE) => {
-      const wave = seedRange(t, next, count);
-      next += count;
-      for (const s of wave) ingested.add(s.id);
-      await t.ingest(wave);
-    };
-    const held = (m: string) => metricSum(m, 'personahub_events_consumed_total') - metricSum(m, 'personahub_events_produced_total') - metricSum(m, 'personahub_inputs_skipped_total');
-    const committedPartitions = (m: string) => new Set(m.split('\n').filter((l) => l.startsWith('personahub_consumer_lag{')).map((l) => /partition="(\d+)"/.exec(l)?.[1])).size;
+    const feed = new SeedFeed(t, WAVE);
     const enrichedTopic = topicName(t.prefix, 'enriched');
-    await ingestWave();
+    await feed.send();
     const [zombie] = fleet.of('enrich');
     if (!zombie) throw new Error('no enrich instance');
 
@@ -293,9 +275,9 @@ describe('a zombie that wakes before the new owner first commits', () => {
     let open: { partition: number; from: number; to: number }[] = [];
     try {
       await until(async () => {
-        if (t.observer.settled(ingested)) await ingestWave();
+        await feed.keepBusy();
         const m = await metricsText(zombie.metricsPort);
-        if (!(held(m) > 0 && committedPartitions(m) === PARTITIONS)) return false;
+        if (!(heldInputs(m) > 0 && committedInputPartitions(m) === PARTITIONS)) return false;
         zombie.child.kill('SIGSTOP');
         open = (await probe.ends()).filter((e) => e.lso < e.hw).map((e) => ({ partition: e.partition, from: e.lso, to: e.hw }));
         if (open.length > 0) return true;
@@ -315,7 +297,7 @@ describe('a zombie that wakes before the new owner first commits', () => {
       await db.query("SELECT identity FROM input_claims WHERE stage = 'enrich' FOR UPDATE");
       const owner = await fleet.start('enrich');
       await until(async () => JSON.stringify(await assignments(t, 'enrich')) === JSON.stringify([[0, 1, 2]]), 300_000, 'the new instance owning every partition (the frozen one expired)');
-      await until(async () => held(await metricsText(owner.metricsPort)) > 0, 300_000, 'the new owner holding a chunk');
+      await until(async () => heldInputs(await metricsText(owner.metricsPort)) > 0, 300_000, 'the new owner holding a chunk');
 
       zombie.child.kill('SIGCONT');
       const inZombieTransaction = (r: { partition: number; offset: string }) => open.some((o) => o.partition === r.partition && Number(r.offset) >= o.from && Number(r.offset) < o.to);
@@ -331,7 +313,8 @@ describe('a zombie that wakes before the new owner first commits', () => {
       await db.end();
     }
 
-    while (next < 600) await ingestWave();
+    await feed.upTo(600);
+    const { ingested } = feed;
     const audit = await settledLog(t, ingested);
     console.log(`[zombie] enriched records ${audit.records.enriched} for ${audit.seen.enriched.size} personas`);
     expect(await fleet.stopAll('SIGTERM')).toEqual(stageNames.map(() => 0));
