@@ -127,9 +127,9 @@ export const backlogBenchmark: Benchmark = {
   name: 'backlog',
   title: 'Memory under backlog: the draft stage process facing a queued backlog',
   async run(ctx: BenchContext) {
-    const big = ctx.smoke ? 10_000 : 1_000_000;
-    const small = ctx.smoke ? 500 : 2_000;
-    const seconds = ctx.smoke ? 8 : 60;
+    const big = ctx.smoke ? 4_000 : 1_000_000;
+    const small = ctx.smoke ? 400 : 2_000;
+    const seconds = ctx.smoke ? 5 : 60;
     const repeats = 2;
     const python = await benchPython(ctx.cacheDir);
     const env = benchEnv(loadConfig().databaseUrl);

@@ -26,7 +26,7 @@ interface Results {
   smoke: boolean;
   machine: { cores: number; memoryGiB: number };
   versions: Record<string, string>;
-  benchmarks: { name: string; title: string; figures: Figure[]; params: Record<string, unknown> }[];
+  benchmarks: { name: string; title: string; figures: Figure[]; params: Record<string, unknown>; seconds: number }[];
 }
 
 async function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -62,6 +62,7 @@ describe('bench --smoke', () => {
     expect(results.machine.cores).toBeGreaterThan(0);
     expect(results.versions.kafkajs).toMatch(/^\d+\.\d+\.\d+$/);
     expect(results.benchmarks.map((b) => b.name)).toEqual(EXPECTED);
+    console.log(`[bench smoke] seconds per benchmark: ${results.benchmarks.map((b) => `${b.name} ${b.seconds.toFixed(0)}`).join(', ')}`);
     for (const b of results.benchmarks) {
       expect(b.figures.length, b.name).toBeGreaterThan(0);
       for (const f of b.figures) {
