@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ChatJsonRequest, LlmClient } from '../../../llm/client.ts';
 import { personaId } from '../../../persona/ids.ts';
 import { DRAFT_OUTPUT_SCHEMA } from '../../../persona/prompt.ts';
-import { draft } from '../../../processors/draft/index.ts';
+import { draft, draftPlans, draftRequest } from '../../../processors/draft/index.ts';
 import { fakeContext } from '../../helpers/context.ts';
 import { draftAnswer, sampleSeed } from '../../helpers/samples.ts';
 
@@ -48,5 +48,26 @@ describe('LLM mode', () => {
     expect(() => calls[0]?.parse({ ...draftAnswer('A grounded persona description that is long enough to pass.'), leisure: 'x'.repeat(401) })).toThrow();
     expect(() => calls[0]?.parse({ description: 'too short' })).toThrow();
     expect(() => calls[0]?.parse({ text: 'wrong field' })).toThrow();
+  });
+
+  it('sends for each persona what draftPlans and draftRequest give, which the llm-e2e benchmark\'s bare loop sends', async () => {
+    const calls: ChatJsonRequest<unknown>[] = [];
+    const llm: LlmClient = {
+      async chatJson<T>(req: ChatJsonRequest<T>) {
+        calls.push(req as ChatJsonRequest<unknown>);
+        return { value: req.parse(draftAnswer('A grounded persona description that is long enough to pass the length check.')), model: 'fake-model', cached: false };
+      },
+      embed: async () => ({ vectors: [], model: 'x', dimensions: 0 }),
+      close: async () => {},
+    };
+    const ctx = fakeContext({ llm, env: { PERSONAHUB_MODE: 'llm', PERSONAHUB_PERSONAS_PER_SEED: '2' } });
+    await draft.process(sampleSeed(), ctx);
+    const expected = draftPlans(sampleSeed(), ctx.config).map((plan) => draftRequest(plan, personaId(sampleSeed().id, plan.index)));
+    expect(expected).toHaveLength(2);
+    // The functions are the stage's own, so everything but the parse closure is equal; two personas, two prompts.
+    const data = <T>(reqs: ChatJsonRequest<T>[]) => reqs.map(({ parse: _, ...rest }) => rest);
+    expect(data(calls)).toEqual(data(expected));
+    expect(calls[0]?.seed).not.toBe(calls[1]?.seed);
+    expect(calls[0]?.messages.at(-1)?.content).not.toBe(calls[1]?.messages.at(-1)?.content);
   });
 });
