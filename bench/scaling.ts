@@ -32,7 +32,7 @@ import { round, scaled, spread, type Scaled, type Spread } from './scaling-model
  * graphs over them, have their real byte size) with the lattice one level deep, then
  *  - every table the store wrote, with its indexes and TOAST (pg_total_relation_size), per persona;
  *  - every topic's records (key and Avro value as produced) and the broker's log segments, per event;
- *  - the Parquet and JSONL export of the indexed personas, per persona;
+ *  - the Parquet and JSONL export of the indexed personas, per persona (Parquet again with dense vectors: see denseEmbeddings);
  *  - the prompts the draft, relate, modalities and judge calls would send for these same events, rendered
  *    through the local model's chat template and counted with its tokenizer (and the answers' size, from the
  *    prompts' own worked examples and the sampler's text in the answer's shape).
@@ -282,6 +282,18 @@ async function measureTokens(config: Config, seeds: Seed[], drafts: Persona[], e
   }
 }
 
+/** Gives every stored persona a dense vector of uniform floats in place of its hash embedding (after the store's sizes are taken). */
+async function denseEmbeddings(url: string): Promise<void> {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    // The outer reference makes the subquery run per row, so each persona gets its own vector.
+    await client.query(`UPDATE personas p SET embedding = ARRAY(SELECT random() - 0.5 + 0 * length(p.id) FROM generate_series(1, vector_dims(p.embedding)))::real[]::vector`);
+  } finally {
+    await client.end();
+  }
+}
+
 function fileSize(path: string): number {
   return statSync(path).size;
 }
@@ -326,6 +338,7 @@ async function main(): Promise<void> {
     let parquet: number;
     let jsonl: number;
     let exported: number;
+    let parquetDense: number;
     try {
       const pq = await exportCorpus({ source: store, format: 'parquet', out: join(work, 'corpus.parquet'), dimensions: cfg.embeddingDimensions, pageSize: 1000 });
       const jl = await exportCorpus({ source: store, format: 'jsonl', out: join(work, 'corpus.jsonl'), dimensions: cfg.embeddingDimensions, pageSize: 1000 });
@@ -333,6 +346,13 @@ async function main(): Promise<void> {
       jsonl = fileSize(join(work, 'corpus.jsonl'));
       exported = pq.rows;
       if (jl.rows !== pq.rows) throw new BenchError('PH_BENCH_EXPORT', `parquet ${pq.rows} rows, jsonl ${jl.rows}`);
+      // The hash embedder's vectors are sparse (a bag of hashed words), which Parquet's compression shrinks far
+      // below a real model's dense floats; the same rows with dense vectors are the size to extrapolate from.
+      // PostgreSQL's and Kafka's sizes need no such correction: pgvector stores vectors uncompressed, Avro
+      // writes 4 bytes a float.
+      await denseEmbeddings(db.url);
+      await exportCorpus({ source: store, format: 'parquet', out: join(work, 'dense.parquet'), dimensions: cfg.embeddingDimensions, pageSize: 1000 });
+      parquetDense = fileSize(join(work, 'dense.parquet'));
     } finally {
       await store.close();
     }
@@ -363,7 +383,7 @@ async function main(): Promise<void> {
         enrichedWithModelModalities: { valueBytes: spread(llmShaped), note: 'enriched events of this run with the modalities prompt\'s worked answer in place of the sampler\'s (LLM mode\'s shape)' },
         segmentsNote: segments ? 'log segments of the local broker (uncompressed producers; batch headers and transaction markers included)' : 'broker data directory not readable here',
       },
-      corpus: { rows: exported, parquet: scaled(parquet, exported), jsonl: scaled(jsonl, exported) },
+      corpus: { rows: exported, parquet: scaled(parquet, exported), parquetDenseEmbeddings: scaled(parquetDense, exported), jsonl: scaled(jsonl, exported) },
       tokens,
     };
     writeFileSync(args.out, `${JSON.stringify(result, null, 2)}\n`);
