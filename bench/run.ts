@@ -9,6 +9,7 @@ import { dedupBenchmark } from './dedup/dedup.bench.ts';
 import { llmSaturationBenchmark } from './llm/saturation.bench.ts';
 import { backlogBenchmark } from './backlog/backlog.bench.ts';
 import { pipelineBenchmark } from './runner/pipeline.bench.ts';
+import { clientsBenchmark } from './runner/clients.bench.ts';
 import { searchBenchmark } from './search/search.bench.ts';
 import { runnerBenchmark } from './runner/runner.bench.ts';
 import { BenchError, gitCommit, machine, packageVersions, REPO_ROOT, type Benchmark, type BenchOutcome, type Figure, type Machine } from './harness.ts';
@@ -21,7 +22,7 @@ import { BenchError, gitCommit, machine, packageVersions, REPO_ROOT, type Benchm
  */
 
 /** In the order issue 19 lists them by priority; the name is what `--only` takes. */
-const BENCHMARKS: readonly Benchmark[] = [dedupBenchmark, runnerBenchmark, pipelineBenchmark, llmSaturationBenchmark, searchBenchmark, backlogBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [dedupBenchmark, runnerBenchmark, pipelineBenchmark, clientsBenchmark, llmSaturationBenchmark, searchBenchmark, backlogBenchmark];
 
 interface Results {
   command: string;

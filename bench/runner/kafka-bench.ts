@@ -90,6 +90,15 @@ export async function benchDatabase(base: Config): Promise<{ url: string; drop()
   };
 }
 
+/** What a raw pipe moves: from which topic to which, as which group, and the record it writes per input. */
+export interface RawPipeOptions {
+  group: string;
+  input: string;
+  output: string;
+  config: Config;
+  record: (key: Buffer | null) => { key: Buffer | null; value: Buffer };
+}
+
 export interface RawPipe {
   /** Outputs made visible by committed transactions so far. */
   readonly committed: number;
@@ -102,7 +111,7 @@ export interface RawPipe {
  * chunk of CHUNK records one transaction: one send of the chunk's outputs (the bytes `output` gives for each
  * input), sendOffsets, commit. No decoding, no encoding, no store, no metrics.
  */
-export async function startRawPipe(kafka: Kafka, o: { group: string; input: string; output: string; config: Config; record: (key: Buffer | null) => { key: Buffer | null; value: Buffer } }): Promise<RawPipe> {
+export async function startRawPipe(kafka: Kafka, o: RawPipeOptions): Promise<RawPipe> {
   const producers = new Map<number, Promise<Producer>>();
   const producerFor = (partition: number): Promise<Producer> => {
     let p = producers.get(partition);
