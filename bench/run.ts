@@ -11,6 +11,7 @@ import { backlogBenchmark } from './backlog/backlog.bench.ts';
 import { pipelineBenchmark } from './runner/pipeline.bench.ts';
 import { clientsBenchmark } from './runner/clients.bench.ts';
 import { searchBenchmark } from './search/search.bench.ts';
+import { embedE2eBenchmark } from './embed/embed-e2e.bench.ts';
 import { runnerBenchmark } from './runner/runner.bench.ts';
 import { BenchError, gitCommit, machine, packageVersions, REPO_ROOT, type Benchmark, type BenchOutcome, type Figure, type Machine } from './harness.ts';
 
@@ -22,7 +23,7 @@ import { BenchError, gitCommit, machine, packageVersions, REPO_ROOT, type Benchm
  */
 
 /** In the order issue 19 lists them by priority; the name is what `--only` takes. */
-const BENCHMARKS: readonly Benchmark[] = [dedupBenchmark, runnerBenchmark, pipelineBenchmark, clientsBenchmark, llmSaturationBenchmark, searchBenchmark, backlogBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [dedupBenchmark, runnerBenchmark, pipelineBenchmark, clientsBenchmark, llmSaturationBenchmark, embedE2eBenchmark, searchBenchmark, backlogBenchmark];
 
 interface Results {
   command: string;
