@@ -7,6 +7,7 @@ import { PersonaHubError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import { dedupBenchmark } from './dedup/dedup.bench.ts';
 import { llmSaturationBenchmark } from './llm/saturation.bench.ts';
+import { llmE2eBenchmark } from './llm/e2e.bench.ts';
 import { backlogBenchmark } from './backlog/backlog.bench.ts';
 import { pipelineBenchmark } from './runner/pipeline.bench.ts';
 import { clientsBenchmark } from './runner/clients.bench.ts';
@@ -23,7 +24,7 @@ import { BenchError, gitCommit, machine, packageVersions, REPO_ROOT, type Benchm
  */
 
 /** In the order issue 19 lists them by priority; the name is what `--only` takes. */
-const BENCHMARKS: readonly Benchmark[] = [dedupBenchmark, runnerBenchmark, pipelineBenchmark, clientsBenchmark, llmSaturationBenchmark, embedE2eBenchmark, searchBenchmark, backlogBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [dedupBenchmark, runnerBenchmark, pipelineBenchmark, clientsBenchmark, llmSaturationBenchmark, llmE2eBenchmark, embedE2eBenchmark, searchBenchmark, backlogBenchmark];
 
 interface Results {
   command: string;

@@ -9,7 +9,7 @@ import { personahubEnv } from '../helpers/pipeline.ts';
 const run = promisify(execFile);
 
 /** Every benchmark the harness must run, by the name `--only` takes. */
-const EXPECTED = ['dedup', 'runner', 'pipeline', 'clients', 'llm', 'embed-e2e', 'search', 'backlog'];
+const EXPECTED = ['dedup', 'runner', 'pipeline', 'clients', 'llm', 'llm-e2e', 'embed-e2e', 'search', 'backlog'];
 
 interface Figure {
   id: string;
