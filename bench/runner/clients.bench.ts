@@ -114,6 +114,7 @@ export const clientsBenchmark: Benchmark = {
     const confluent = bctx.smoke ? undefined : await confluentClient(bctx.cacheDir, true, bctx.logger);
     const sides: Side[] = bctx.smoke ? ['kafkajs', 'platformatic'] : ['kafkajs', 'platformatic', ...(confluent ? (['confluent'] as const) : []), 'runner'];
     const rates = new Map<Side, number[]>(sides.map((s) => [s, []]));
+    const cpu = new Map<Side, number[]>(sides.map((s) => [s, []]));
     let r: Repeat | undefined;
     try {
       for (let rep = 0; rep < repeats; rep += 1) {
@@ -124,7 +125,12 @@ export const clientsBenchmark: Benchmark = {
         }
         for (let k = 0; k < sides.length; k += 1) {
           const side = sides[(rep + k) % sides.length] as Side;
+          // The process's CPU time over the whole side (connect to stop, librdkafka's threads included): what each
+          // client costs per event, a figure the machine's load moves far less than a rate.
+          const before = process.cpuUsage();
           rates.get(side)?.push(side === 'runner' ? await runnerSide(r, n) : await rawSide(side, r, rep, n, confluent));
+          const used = process.cpuUsage(before);
+          cpu.get(side)?.push((used.user + used.system) / 1000 / (n / 1000));
         }
       }
     } finally {
@@ -132,10 +138,13 @@ export const clientsBenchmark: Benchmark = {
     }
     const of = (side: Side) => rates.get(side) ?? [];
     const vsKafkajs = (side: Side) => of(side).map((x, i) => x / (of('kafkajs')[i] ?? Number.NaN));
+    const cpuOf = (side: Side) => cpu.get(side) ?? [];
     const figures: Figure[] = [];
     const labels: Record<Side, string> = { kafkajs: 'raw pipe, kafkajs', platformatic: 'raw pipe, @platformatic/kafka', confluent: 'raw pipe, @confluentinc/kafka-javascript', runner: 'runner (kafkajs), identity processor' };
     for (const side of sides.filter((s) => s !== 'kafkajs')) figures.push(figure(`${side}_ratio`, `${labels[side]} / raw pipe, kafkajs`, 'x', vsKafkajs(side)));
     for (const side of sides) figures.push(figure(side, labels[side], 'events/s', of(side)));
+    for (const side of sides.filter((s) => s !== 'kafkajs')) figures.push(figure(`${side}_cpu_ratio`, `${labels[side]}: CPU per event / kafkajs's`, 'x', cpuOf(side).map((x, i) => x / (cpuOf('kafkajs')[i] ?? Number.NaN))));
+    for (const side of sides) figures.push(figure(`${side}_cpu`, `${labels[side]}: CPU per 1,000 events`, 'ms', cpuOf(side)));
     const config = loadConfig();
     const versions = packageVersions(['kafkajs', '@platformatic/kafka']);
     return {
@@ -146,7 +155,7 @@ export const clientsBenchmark: Benchmark = {
       figures,
       notes: [
         'Every side: read_committed, one transactional producer per input partition, one transaction per chunk of 16 inputs of one partition (one send of the outputs, the offsets sent in the transaction, commit), at most the configured partitions at a time; outputs are the same bytes, keyed by the input key, partitioned by murmur2.',
-        'A repeat\'s topics, database and 2.6 KB inputs are made before timing and shared by the sides (each its own consumer group); a rate counts from the first committed output to the last, so group joins are outside it.',
+        'A repeat\'s topics, database and 2.6 KB inputs are made before timing and shared by the sides (each its own consumer group); a rate counts from the first committed output to the last, so group joins are outside it. CPU is this process\'s (user and system, all threads) from connecting to stopping, group joins included, so it also counts what a client spends waiting in its poll loops.',
         '@platformatic/kafka delivers one stream of all partitions, so its pipe cuts chunks per partition itself; @confluentinc/kafka-javascript is driven through its kafkajs-compatible API, built from source into the cache dir by the first full run (bench/runner/confluent-pipe.ts says why it is no dependency).',
       ],
     };
