@@ -15,13 +15,13 @@ import { CHUNK, type RawPipe, type RawPipeOptions } from './kafka-bench.ts';
 export async function startPlatformaticPipe(o: RawPipeOptions): Promise<RawPipe> {
   const base = { clientId: o.group, bootstrapBrokers: o.config.kafkaBrokers.split(','), retries: 10, retryDelay: 20 };
   const consumer = new Consumer({ ...base, groupId: o.group, sessionTimeout: o.config.sessionTimeoutMs, autocommit: false, isolationLevel: FetchIsolationLevels.READ_COMMITTED });
-  const producers = new Map<number, Promise<Producer>>();
-  const producerFor = (partition: number): Promise<Producer> => {
+  // Connected on first use: a transaction's first request connects the producer and initialises its id.
+  const producers = new Map<number, Producer>();
+  const producerFor = (partition: number): Producer => {
     let p = producers.get(partition);
     if (!p) {
       // The same murmur2 as the Java client and kafkajs' DefaultPartitioner, so outputs land where theirs do.
-      const producer = new Producer({ ...base, transactionalId: `${o.group}.${partition}`, idempotent: true, partitioner: compatibilityPartitioner });
-      p = Promise.resolve(producer);
+      p = new Producer({ ...base, transactionalId: `${o.group}.${partition}`, idempotent: true, partitioner: compatibilityPartitioner });
       producers.set(partition, p);
     }
     return p;
@@ -48,7 +48,7 @@ export async function startPlatformaticPipe(o: RawPipeOptions): Promise<RawPipe>
   const transact = async (partition: number, chunk: Message[]): Promise<void> => {
     const last = chunk[chunk.length - 1];
     if (!last) return;
-    const producer = await producerFor(partition);
+    const producer = producerFor(partition);
     await slot();
     try {
       const tx = await producer.beginTransaction();
@@ -109,7 +109,7 @@ export async function startPlatformaticPipe(o: RawPipeOptions): Promise<RawPipe>
       await stream.close();
       await Promise.all(lanes.values());
       await consumer.close();
-      for (const p of producers.values()) await (await p).close();
+      for (const p of producers.values()) await p.close();
     },
   };
 }
