@@ -231,9 +231,9 @@ export const searchBenchmark: Benchmark = {
   name: 'search',
   title: 'Vector search: HNSW vs exact scan, PostgreSQL + pgvector and PGlite',
   async run(ctx: BenchContext) {
-    const small: Scale = ctx.smoke ? { id: '10k', personas: 400, queries: 20, repeats: 2 } : { id: '10k', personas: 10_000, queries: 200, repeats: 3 };
+    const small: Scale = ctx.smoke ? { id: '10k', personas: 200, queries: 10, repeats: 2 } : { id: '10k', personas: 10_000, queries: 200, repeats: 3 };
     // Fewer queries and repeats at 100k: an exact scan there answers a few queries a second.
-    const large: Scale = ctx.smoke ? { id: '100k', personas: 800, queries: 10, repeats: 2 } : { id: '100k', personas: 100_000, queries: 50, repeats: 2 };
+    const large: Scale = ctx.smoke ? { id: '100k', personas: 500, queries: 10, repeats: 2 } : { id: '100k', personas: 100_000, queries: 50, repeats: 2 };
     const base = loadConfig();
     const db = await benchDatabase(base);
     const config = loadConfig(benchEnv(db.url));
