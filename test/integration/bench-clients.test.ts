@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../core/logger.ts';
-import { loadConfig } from '../../config/index.ts';
 import { topicName, type EventName } from '../../topology/index.ts';
-import { confluentClient, startConfluentPipe, type ConfluentClient } from '../../bench/runner/confluent-pipe.ts';
 import { dropTopics, fill, freshTopics, rateUntil, startRawPipe, sumCommitted, type RawPipe, type RawPipeOptions, type RunTopics } from '../../bench/runner/kafka-bench.ts';
 import { startPlatformaticPipe } from '../../bench/runner/platformatic-pipe.ts';
 import { personahubEnv } from '../helpers/pipeline.ts';
@@ -12,13 +10,13 @@ import { personahubEnv } from '../helpers/pipeline.ts';
  * moved exactly once into a committed transaction, the group's offsets committed in it (so a restart would
  * not redo anything), and each output on the partition its key gives under the Java client's murmur2, as
  * kafkajs writes it. Checked here against the real broker, each pipe writing to a topic of its own.
- * The confluent pipe is checked where the bench installed its client (it is built by the first full run).
+ * The confluent pipe is not checked here: its client is built from source by the first full bench run (about
+ * ten minutes on 2 cores), which the suite does not pay; `npm run bench -- --only clients` runs it.
  */
 
 const N = 200;
 const logger = createLogger({ level: 'warn', name: 'bench-clients-test' });
 let t: RunTopics;
-let confluent: ConfluentClient | undefined;
 /** key → the input's partition (filled by kafkajs' DefaultPartitioner). */
 const inputPartition = new Map<string, number>();
 
@@ -44,7 +42,6 @@ beforeAll(async () => {
     } }).catch(reject);
   });
   await consumer.disconnect();
-  confluent = await confluentClient(loadConfig().cacheDir, false, logger);
 }, 120_000);
 
 afterAll(async () => {
@@ -101,11 +98,5 @@ describe('the clients benchmark\'s raw pipes', () => {
 
   it('@platformatic/kafka does the same', async () => {
     await check('platformatic', 'enriched', startPlatformaticPipe);
-  }, 180_000);
-
-  it('@confluentinc/kafka-javascript does the same, where the bench installed it', async (ctx) => {
-    const client = confluent;
-    if (!client) return ctx.skip('not installed: `npm run bench -- --only clients` builds it into the cache dir');
-    await check('confluent', 'validated', (o) => startConfluentPipe(client, o));
   }, 180_000);
 });
