@@ -129,7 +129,7 @@ export const backlogBenchmark: Benchmark = {
   async run(ctx: BenchContext) {
     const big = ctx.smoke ? 4_000 : 1_000_000;
     const small = ctx.smoke ? 400 : 2_000;
-    const seconds = ctx.smoke ? 5 : 60;
+    const seconds = ctx.smoke ? 5 : 50;
     const repeats = 2;
     const python = await benchPython(ctx.cacheDir);
     const env = benchEnv(loadConfig().databaseUrl);

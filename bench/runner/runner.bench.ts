@@ -166,7 +166,7 @@ export const runnerBenchmark: Benchmark = {
   name: 'runner',
   title: 'Runner overhead: each stage through the runner (identity and real processor) vs a raw kafkajs transactional pipe',
   async run(bctx: BenchContext) {
-    const n = bctx.smoke ? 64 : 2_000;
+    const n = bctx.smoke ? 64 : 1_500;
     const repeats = bctx.smoke ? 2 : 3;
     const [raw, identity, real] = await takeTurns(repeats, [() => pass('raw', bctx, n), () => pass('identity', bctx, n), () => pass('processor', bctx, n)]);
     if (!raw || !identity || !real) throw new BenchError('PH_BENCH_EMPTY', 'a side did not run');
