@@ -46,7 +46,7 @@ function readerType(event: EventName): avro.Type {
 
 export type SerdeErrorCode = 'PH_SERDE_DECODE' | 'PH_SERDE_ENCODE' | 'PH_SERDE_REGISTER' | 'PH_SERDE_REGISTRY_UNAVAILABLE' | 'PH_EVENT_TOO_LARGE' | 'PH_SERDE_INVALID_UTF8';
 
-/** A schema registration left unanswered this long is sent again, up to REGISTER_ATTEMPTS times in all. */
+/** A write to the registry (a registration, a compatibility level) left unanswered this long is sent again, up to REGISTER_ATTEMPTS times in all. */
 const REGISTER_TIMEOUT_MS = 10_000;
 const REGISTER_ATTEMPTS = 3;
 
@@ -183,31 +183,35 @@ export class Serde implements SerdePort {
   }
 
   private async registerRaw(subject: string, schema: string): Promise<number> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        const response = await this.fetch(`${this.registryUrl}/subjects/${encodeURIComponent(subject)}/versions`, {
-          method: 'POST',
-          headers: this.headers,
-          body: JSON.stringify({ schema: JSON.stringify(JSON.parse(schema)), schemaType: 'AVRO' }),
-          signal: AbortSignal.timeout(REGISTER_TIMEOUT_MS),
-        });
-        if (!response.ok) throw new Error(`HTTP ${response.status} ${await response.text()}`);
-        return ((await response.json()) as { id: number }).id;
-      } catch (error) {
-        // Only an unanswered request is tried again; an answer that refuses the schema stays refused.
-        if (!(error instanceof Error && error.name === 'TimeoutError') || attempt >= REGISTER_ATTEMPTS) throw error;
-      }
-    }
+    const response = await this.write(`${this.registryUrl}/subjects/${encodeURIComponent(subject)}/versions`, 'POST',
+      JSON.stringify({ schema: JSON.stringify(JSON.parse(schema)), schemaType: 'AVRO' }));
+    if (!response.ok) throw new Error(`HTTP ${response.status} ${await response.text()}`);
+    return ((await response.json()) as { id: number }).id;
   }
 
   private async setCompatibility(subject: string, level: 'BACKWARD'): Promise<void> {
-    const response = await this.fetch(`${this.registryUrl}/config/${encodeURIComponent(subject)}`, {
-      method: 'PUT',
-      headers: this.headers,
-      body: JSON.stringify({ compatibility: level }),
-      signal: AbortSignal.timeout(10_000),
-    });
+    const response = await this.write(`${this.registryUrl}/config/${encodeURIComponent(subject)}`, 'PUT', JSON.stringify({ compatibility: level }));
     if (!response.ok) throw new SerdeError('PH_SERDE_REGISTER', `setting ${level} on ${subject} failed: HTTP ${response.status} ${await response.text()}`);
+  }
+
+  /**
+   * One idempotent write to the registry, with a deadline of REGISTER_TIMEOUT_MS, sent again when left
+   * unanswered, up to REGISTER_ATTEMPTS times in all; an answer that refuses it stays refused. Unanswered is
+   * judged by the deadline's signal, not by the error's name: fetch raises a TimeoutError, node:https (the
+   * path with a CA file) an AbortError.
+   */
+  private async write(url: string, method: 'POST' | 'PUT', body: string): Promise<Response> {
+    for (let attempt = 1; ; attempt += 1) {
+      const signal = AbortSignal.timeout(REGISTER_TIMEOUT_MS);
+      try {
+        const response = await this.fetch(url, { method, headers: this.headers, body, signal });
+        // The body is read here, under the same deadline, so an answer cut off midway is sent again too.
+        const text = await response.text();
+        return new Response([204, 205, 304].includes(response.status) ? null : text, { status: response.status, statusText: response.statusText });
+      } catch (error) {
+        if (!signal.aborted || attempt >= REGISTER_ATTEMPTS) throw error;
+      }
+    }
   }
 
   /** Looks up the ids of schemas registered by `topics init`; processors never register. */

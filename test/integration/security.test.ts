@@ -30,6 +30,7 @@ import { loadConfig, type Config } from '../../config/index.ts';
 import { createLogger } from '../../core/logger.ts';
 import { createKafka, producerConfig } from '../../runtime/kafka.ts';
 import { Serde } from '../../runtime/serde.ts';
+import { events, topicName } from '../../topology/index.ts';
 import { KAFKA_READY_LINE, kafkaPaths, newClusterId, renderLog4j2, renderServerProperties } from '../../stack/kafka.ts';
 import { findJava } from '../../stack/java.ts';
 import { openStore } from '../../store/open.ts';
@@ -163,6 +164,8 @@ interface Seen { method: string; path: string; authorized: boolean }
 let registryProxy: HttpsServer | undefined;
 let registryProxyUrl = '';
 const registryRequests: Seen[] = [];
+/** Requests (method and path prefix) the proxy takes and never answers, once each: a registry leaving a write unanswered. */
+const unanswered: { method: string; path: string }[] = [];
 
 async function startRegistryProxy(): Promise<void> {
   const upstream = new URL(stack.registryUrl);
@@ -171,6 +174,11 @@ async function startRegistryProxy(): Promise<void> {
   registryProxy = createHttpsServer({ key, cert }, (req, res) => {
     const authorized = req.headers.authorization === expected;
     registryRequests.push({ method: req.method ?? '', path: req.url ?? '', authorized });
+    const swallow = unanswered.findIndex((u) => u.method === req.method && (req.url ?? '').startsWith(u.path));
+    if (swallow >= 0) {
+      unanswered.splice(swallow, 1);
+      return;
+    }
     if (!authorized) {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="registry"', 'content-type': 'application/json' }).end('{"error_code":401,"message":"Unauthorized"}');
       return;
@@ -384,6 +392,23 @@ describe('schema registry over https with basic auth', () => {
     expect([...methods].some((m) => m.startsWith('GET /apis/ccompat/v7/schemas/ids/N'))).toBe(true);
     expect(registryRequests.every((r) => r.authorized)).toBe(true);
   });
+
+  it('sends a compatibility level or a registration left unanswered again, over https with the CA file', async () => {
+    registryRequests.length = 0;
+    const base = new URL(registryProxyUrl).pathname;
+    // registerAll's first writes: the seed topic's key subject (its compatibility level, then its schema).
+    const subject = (suffix: string) => encodeURIComponent(`${topicName(prefix, 'seed')}-${suffix}`);
+    unanswered.push({ method: 'PUT', path: `${base}/config/${subject('key')}` }, { method: 'POST', path: `${base}/subjects/${subject('key')}/` });
+    const ids = await secured().registerAll();
+    expect(unanswered, 'both writes were met and left unanswered').toEqual([]);
+    expect(ids.size).toBe(Object.keys(events).length * 2);
+    const sent = (method: string, path: string) => registryRequests.filter((r) => r.method === method && r.path.startsWith(path)).length;
+    // The unanswered ones went twice; the next subject's once.
+    expect(sent('PUT', `${base}/config/${subject('key')}`)).toBe(2);
+    expect(sent('POST', `${base}/subjects/${subject('key')}/`)).toBe(2);
+    expect(sent('PUT', `${base}/config/${subject('value')}`)).toBe(1);
+    expect(sent('POST', `${base}/subjects/${subject('value')}/`)).toBe(1);
+  }, 120_000);
 
   it('a wrong password is refused: HTTP 401 on registration, the registry unavailable on lookups', async () => {
     const wrong = secured('wrong');
