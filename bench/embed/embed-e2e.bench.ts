@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { LlamaEmbeddingContext } from 'node-llama-cpp';
 import pg from 'pg';
@@ -10,7 +9,7 @@ import { loadLlama } from '../../models/server/engine.ts';
 import { EMBEDDING_MODEL } from '../../models/weights/fetch.ts';
 import { openStore } from '../../store/open.ts';
 import { topicName, type StageName } from '../../topology/index.ts';
-import { BenchError, figure, rate, REPO_ROOT, takeTurns, timed, type Benchmark, type BenchContext, type Figure } from '../harness.ts';
+import { BenchError, figure, freePort, rate, REPO_ROOT, takeTurns, timed, type Benchmark, type BenchContext, type Figure } from '../harness.ts';
 import { benchDatabase, dropTopics, fill, freshTopics, type RunTopics } from '../runner/kafka-bench.ts';
 import { benchEnv } from '../runner/runner.bench.ts';
 import { benchSeeds } from '../runner/seeds.ts';
@@ -61,18 +60,6 @@ interface PassResult {
   texts: string[];
   /** The stage whose process used the most CPU, and its profile trimmed to the pass (start-up and shutdown left out). */
   hottest: { stage: StageName; profile: string };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function get(url: string): Promise<{ ok: boolean; text: string }> {

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { buildLlm, buildPipeline, createRunner } from '../../cli/wiring.ts';
 import { loadConfig } from '../../config/index.ts';
@@ -10,7 +9,7 @@ import type { RunningStage } from '../../runtime/runner.ts';
 import type { Seed } from '../../schemas/types.generated.ts';
 import { topicName, type StageName } from '../../topology/index.ts';
 import { FIXTURE_CHAT_MODEL, FIXTURE_EMBEDDING_MODEL, startFixtureLlm } from '../../test/helpers/fixture-llm.ts';
-import { BenchError, figure, median, REPO_ROOT, takeTurns, type Benchmark, type BenchContext, type Figure } from '../harness.ts';
+import { BenchError, figure, freePort, median, REPO_ROOT, takeTurns, type Benchmark, type BenchContext, type Figure } from '../harness.ts';
 import { benchDatabase, dropTopics, fill, freshTopics } from '../runner/kafka-bench.ts';
 import { benchEnv } from '../runner/runner.bench.ts';
 import { benchSeeds } from '../runner/seeds.ts';
@@ -48,18 +47,6 @@ interface Endpoint {
   scrape?: () => Promise<string>;
   model: string;
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** `personahub llm serve` in a child process on a port of its own, as `stack up` runs it, ready when it lists its models. */
