@@ -18,7 +18,7 @@ export function readSchema(file: string): string {
 const stringType = avro.Type.forSchema('string');
 
 /** Network-level failures, which the registry client reports as status 400 with the socket error in the message. */
-const UNREACHABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|socket hang up|timeout/i;
+const UNREACHABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|UND_ERR_SOCKET|socket hang up|other side closed|timeout/i;
 
 /**
  * A registry call that failed: unreachable, overloaded, refusing our credentials or answering 5xx is the
@@ -49,6 +49,21 @@ export type SerdeErrorCode = 'PH_SERDE_DECODE' | 'PH_SERDE_ENCODE' | 'PH_SERDE_R
 /** A write to the registry (a registration, a compatibility level) left unanswered this long is sent again, up to REGISTER_ATTEMPTS times in all. */
 const REGISTER_TIMEOUT_MS = 10_000;
 const REGISTER_ATTEMPTS = 3;
+/** The pause before a write is sent again, times the attempt: a registry that hung up is given a moment. */
+const REGISTER_BACKOFF_MS = 500;
+/** Answers from a gateway in front of the registry, not from the registry: the write was not judged. */
+const GATEWAY_STATUSES = new Set([502, 503, 504]);
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A request whose connection failed or was dropped before any answer: fetch wraps the socket error as its cause. */
+function dropped(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth += 1) {
+    const code = 'code' in e && typeof e.code === 'string' ? e.code : '';
+    if (UNREACHABLE.test(`${code} ${e.message}`)) return true;
+  }
+  return false;
+}
 
 export class SerdeError extends PersonaHubError {
   constructor(code: SerdeErrorCode, message: string, options: { cause?: unknown; transient?: boolean } = {}) {
@@ -195,22 +210,29 @@ export class Serde implements SerdePort {
   }
 
   /**
-   * One idempotent write to the registry, with a deadline of REGISTER_TIMEOUT_MS, sent again when left
-   * unanswered, up to REGISTER_ATTEMPTS times in all; an answer that refuses it stays refused. Unanswered is
-   * judged by the deadline's signal, not by the error's name: fetch raises a TimeoutError, node:https (the
-   * path with a CA file) an AbortError.
+   * One idempotent write to the registry, with a deadline of REGISTER_TIMEOUT_MS, sent again up to
+   * REGISTER_ATTEMPTS times in all when it met the registry's passing state rather than an answer about
+   * it: left unanswered (judged by the deadline's signal, not the error's name: fetch raises a
+   * TimeoutError, node:https, the path with a CA file, an AbortError), the connection dropped without an
+   * answer (Apicurio now and then hangs up on a write), or a gateway in front saying the registry is
+   * not there (502, 503, 504). Any other answer, a refusal included, is returned as it is.
    */
   private async write(url: string, method: 'POST' | 'PUT', body: string): Promise<Response> {
     for (let attempt = 1; ; attempt += 1) {
       const signal = AbortSignal.timeout(REGISTER_TIMEOUT_MS);
+      let response: Response;
       try {
-        const response = await this.fetch(url, { method, headers: this.headers, body, signal });
+        const answer = await this.fetch(url, { method, headers: this.headers, body, signal });
         // The body is read here, under the same deadline, so an answer cut off midway is sent again too.
-        const text = await response.text();
-        return new Response([204, 205, 304].includes(response.status) ? null : text, { status: response.status, statusText: response.statusText });
+        const text = await answer.text();
+        response = new Response([204, 205, 304].includes(answer.status) ? null : text, { status: answer.status, statusText: answer.statusText });
       } catch (error) {
-        if (!signal.aborted || attempt >= REGISTER_ATTEMPTS) throw error;
+        if (attempt >= REGISTER_ATTEMPTS || !(signal.aborted || dropped(error))) throw error;
+        await sleep(REGISTER_BACKOFF_MS * attempt);
+        continue;
       }
+      if (attempt >= REGISTER_ATTEMPTS || !GATEWAY_STATUSES.has(response.status)) return response;
+      await sleep(REGISTER_BACKOFF_MS * attempt);
     }
   }
 

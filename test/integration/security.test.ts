@@ -164,8 +164,12 @@ interface Seen { method: string; path: string; authorized: boolean }
 let registryProxy: HttpsServer | undefined;
 let registryProxyUrl = '';
 const registryRequests: Seen[] = [];
-/** Requests (method and path prefix) the proxy takes and never answers, once each: a registry leaving a write unanswered. */
-const unanswered: { method: string; path: string }[] = [];
+/**
+ * Requests (method and path prefix) the proxy fails once each, the ways a registry or the gateway in front
+ * of it fail a write now and then: taken and never answered, the connection dropped without an answer,
+ * or 502 (the registry hung up on the gateway).
+ */
+const faults: { method: string; path: string; fault: 'unanswered' | 'hang-up' | 'bad-gateway' }[] = [];
 
 async function startRegistryProxy(): Promise<void> {
   const upstream = new URL(stack.registryUrl);
@@ -174,9 +178,11 @@ async function startRegistryProxy(): Promise<void> {
   registryProxy = createHttpsServer({ key, cert }, (req, res) => {
     const authorized = req.headers.authorization === expected;
     registryRequests.push({ method: req.method ?? '', path: req.url ?? '', authorized });
-    const swallow = unanswered.findIndex((u) => u.method === req.method && (req.url ?? '').startsWith(u.path));
-    if (swallow >= 0) {
-      unanswered.splice(swallow, 1);
+    const faulty = faults.findIndex((u) => u.method === req.method && (req.url ?? '').startsWith(u.path));
+    if (faulty >= 0) {
+      const [{ fault }] = faults.splice(faulty, 1) as [(typeof faults)[number]];
+      if (fault === 'hang-up') req.socket.destroy();
+      if (fault === 'bad-gateway') res.writeHead(502).end('socket hang up');
       return;
     }
     if (!authorized) {
@@ -393,21 +399,25 @@ describe('schema registry over https with basic auth', () => {
     expect(registryRequests.every((r) => r.authorized)).toBe(true);
   });
 
-  it('sends a compatibility level or a registration left unanswered again, over https with the CA file', async () => {
+  it('sends a compatibility level or a registration again when left unanswered, hung up on or answered 502, over https with the CA file', async () => {
     registryRequests.length = 0;
     const base = new URL(registryProxyUrl).pathname;
-    // registerAll's first writes: the seed topic's key subject (its compatibility level, then its schema).
-    const subject = (suffix: string) => encodeURIComponent(`${topicName(prefix, 'seed')}-${suffix}`);
-    unanswered.push({ method: 'PUT', path: `${base}/config/${subject('key')}` }, { method: 'POST', path: `${base}/subjects/${subject('key')}/` });
+    // registerAll's first writes: the seed topic's key subject (its compatibility level, then its schema), then its value subject's.
+    const subject = (event: 'seed' | 'draft', suffix: string) => encodeURIComponent(`${topicName(prefix, event)}-${suffix}`);
+    const config = (event: 'seed' | 'draft', suffix: string) => `${base}/config/${subject(event, suffix)}`;
+    const versions = (event: 'seed' | 'draft', suffix: string) => `${base}/subjects/${subject(event, suffix)}/`;
+    faults.push(
+      { method: 'PUT', path: config('seed', 'key'), fault: 'unanswered' }, { method: 'POST', path: versions('seed', 'key'), fault: 'unanswered' },
+      { method: 'PUT', path: config('seed', 'value'), fault: 'hang-up' }, { method: 'POST', path: versions('seed', 'value'), fault: 'bad-gateway' },
+    );
     const ids = await secured().registerAll();
-    expect(unanswered, 'both writes were met and left unanswered').toEqual([]);
+    expect(faults, 'every fault was met').toEqual([]);
     expect(ids.size).toBe(Object.keys(events).length * 2);
     const sent = (method: string, path: string) => registryRequests.filter((r) => r.method === method && r.path.startsWith(path)).length;
-    // The unanswered ones went twice; the next subject's once.
-    expect(sent('PUT', `${base}/config/${subject('key')}`)).toBe(2);
-    expect(sent('POST', `${base}/subjects/${subject('key')}/`)).toBe(2);
-    expect(sent('PUT', `${base}/config/${subject('value')}`)).toBe(1);
-    expect(sent('POST', `${base}/subjects/${subject('value')}/`)).toBe(1);
+    // Each failed write went twice; the next topic's once.
+    expect([config('seed', 'key'), config('seed', 'value')].map((p) => sent('PUT', p))).toEqual([2, 2]);
+    expect([versions('seed', 'key'), versions('seed', 'value')].map((p) => sent('POST', p))).toEqual([2, 2]);
+    expect([sent('PUT', config('draft', 'key')), sent('POST', versions('draft', 'key'))]).toEqual([1, 1]);
   }, 120_000);
 
   it('a wrong password is refused: HTTP 401 on registration, the registry unavailable on lookups', async () => {
