@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
+import type { PoolClient } from 'pg';
 import type { Config } from '../config/index.ts';
 import { maskUrl } from '../core/secrets.ts';
 import { StoreError, type Query, type SqlClient, type Store } from './index.ts';
@@ -125,6 +126,29 @@ export async function openPostgresClient(url: string, ssl?: ConnectionOptions): 
       `cannot open the store at ${target}: ${maskUrl(messageOf(cause))}${hint}`, { cause, transient: classified.transient });
   }
 
+  /**
+   * A client of the pool's own, for statements that must share a session. The pool listens for a
+   * client's errors only while it is idle (pool.query listens during its one query): a connection that
+   * drops between two statements of a checked-out client emits 'error' with nobody listening, which
+   * kills the process (a stage crashed so when PostgreSQL restarted mid-transaction). The error is
+   * delivered all the same, to the statement in flight or the next one, so the listener only keeps the
+   * process alive. It goes when the client goes back to the pool (which listens again); a client
+   * released to be destroyed keeps it, since its ending may still report an error.
+   */
+  const checkout = async (): Promise<PoolClient> => {
+    const client = await pool.connect().catch((error: unknown) => {
+      throw classifyStoreError(error, target);
+    });
+    const ignore = () => {};
+    client.on('error', ignore);
+    const release = client.release.bind(client);
+    client.release = (destroy?: Error | boolean) => {
+      if (!destroy) client.off('error', ignore);
+      release(destroy);
+    };
+    return client;
+  };
+
   return {
     async query<T extends object>(sql: string, params?: unknown[]) {
       try {
@@ -134,9 +158,7 @@ export async function openPostgresClient(url: string, ssl?: ConnectionOptions): 
       }
     },
     async exclusive(lock, statements) {
-      const client = await pool.connect().catch((error: unknown) => {
-        throw classifyStoreError(error, target);
-      });
+      const client = await checkout();
       let current = 'SELECT pg_advisory_lock($1::bigint)';
       try {
         // Session-level and on this one connection, so every statement runs while it is held.
@@ -156,9 +178,7 @@ export async function openPostgresClient(url: string, ssl?: ConnectionOptions): 
       client.release();
     },
     async transaction(work) {
-      const client = await pool.connect().catch((error: unknown) => {
-        throw classifyStoreError(error, target);
-      });
+      const client = await checkout();
       const query: Query = async <T extends object>(sql: string, params?: unknown[]) => {
         try {
           return (await client.query(sql, params)).rows as T[];

@@ -185,7 +185,11 @@ async function restartCase(name: string, outage: (c: Case) => Promise<void>, che
     const unguard = guardStack(log);
     let settled: boolean;
     try {
-      settled = await t.observer.waitUntilSettled(c.seedIds, { timeoutMs: SETTLE_TIMEOUT_MS });
+      settled = await t.observer.waitUntilSettled(c.seedIds, {
+        timeoutMs: SETTLE_TIMEOUT_MS,
+        // A stage process that died (a crash on the outage) leaves its hop pending forever: say so at once.
+        onTick: () => expect(fleet.unexpectedExits, 'stage processes that exited by themselves').toEqual([]),
+      });
     } finally {
       await unguard();
     }

@@ -136,6 +136,22 @@ describe('postgres store: a dropped connection', () => {
     expect(await client.query<{ one: number }>('SELECT 1 AS one')).toEqual([{ one: 1 }]);
   });
 
+  it('fails a transaction whose connection dropped between two statements as PH_STORE_UNAVAILABLE, and lives on', async () => {
+    // The session ends while the transaction holds its client and no statement is in flight: the client
+    // then reports the drop as an 'error' event, which killed the process when nobody listened.
+    const failed = rejection(client.transaction(async (query) => {
+      const [own] = await query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      expect(await terminateBackends(`AND pid = ${Number(own?.pid)}`)).toBe(1);
+      while ((await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [own?.pid])).rowCount !== 0) await new Promise((r) => setTimeout(r, 50));
+      // The client has read the server's goodbye (or the socket's end) once a round trip of its own would have.
+      await admin.query('SELECT 1');
+      await new Promise((r) => setTimeout(r, 200));
+      return query('SELECT 1');
+    }));
+    expect(await failed).toMatchObject({ code: 'PH_STORE_UNAVAILABLE', transient: true, dependency: 'store' });
+    expect(await client.query<{ one: number }>('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+  });
+
   it('replaces idle connections the server ended (as after a restart) on the next query', async () => {
     // Several idle connections in the pool, then every one of them ended by the server.
     await Promise.all(Array.from({ length: 4 }, () => client.query('SELECT pg_sleep(0.05)')));
