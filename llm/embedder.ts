@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { GroupCommit } from '../core/group-commit.ts';
 import { normalize } from '../core/vector.ts';
 import type { LlmClient } from './client.ts';
 
@@ -8,15 +9,21 @@ export interface Embedder {
   embed(texts: string[]): Promise<number[][]>;
 }
 
-/** Embeddings from the configured OpenAI-compatible endpoint (the local MiniLM server by default). */
+/**
+ * Embeddings from the configured OpenAI-compatible endpoint (the local MiniLM server by default).
+ * Concurrent calls (the enrich stage embeds each persona of a chunk on its own) go as one request: an
+ * embedding server computes a batch in about the time of a few single texts.
+ */
 export function llmEmbedder(llm: LlmClient, model: string): Embedder {
+  const requests = new GroupCommit(async (texts: string[]) => (await llm.embed(texts)).vectors, EMBED_BATCH);
   return {
     model,
-    async embed(texts) {
-      return (await llm.embed(texts)).vectors;
-    },
+    embed: (texts) => Promise.all(texts.map((t) => requests.call(t))),
   };
 }
+
+/** Texts per embedding request at most. */
+const EMBED_BATCH = 64;
 
 const TOKEN = /[\p{L}\p{N}]+/gu;
 

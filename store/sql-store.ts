@@ -1,6 +1,7 @@
 import type { Persona } from '../schemas/types.generated.ts';
+import { GroupCommit } from '../core/group-commit.ts';
 import { readPersona, readPersonasAfter } from './corpus.ts';
-import { claimNearDuplicate, DEDUP_DDL, type NearCandidate, type NearClaim } from './dedup.ts';
+import { claimNearDuplicates, DEDUP_DDL, type NearCandidate, type NearClaim, type NearDecision, type NearOutcome } from './dedup.ts';
 import { addRelation, expansionGrants, LATTICE_DDL, latticeTables, neighbours, reserveExpansion, type LatticeEdge } from './lattice.ts';
 import { StoreError, type InputClaim, type SearchHit, type SqlClient, type Store, type UpsertOutcome } from './index.ts';
 import { CORPUS_STATEMENTS, corpusStore, deletePersona, type CorpusStore } from './query.ts';
@@ -19,10 +20,36 @@ const CHANGES_ROW = `(personas.version < EXCLUDED.version
   OR (personas.version = EXCLUDED.version AND (personas.description, personas.model, personas.embedding_model)
       IS DISTINCT FROM (EXCLUDED.description, EXCLUDED.model, EXCLUDED.embedding_model)))`;
 
+/** Parameters per row of the personas upsert (see upsertRow). */
+const UPSERT_COLUMNS = 17;
+
+/** A persona to upsert, with its enrichment (checked present) and the delivery writing it. */
+interface Upsert { p: Persona; e: NonNullable<Persona['enrichment']>; delivery: string }
+
+/** One persona's row of the personas upsert, in its column order. */
+function upsertRow({ p, e, delivery }: Upsert): unknown[] {
+  // The enrichment time stays among the modalities and the lattice lineage beside the generation
+  // facts, so a persona read back (show, export) is the one indexed.
+  const { embedding, embeddingModel, ...modalities } = e;
+  return [
+    p.id, p.version, p.seedId, p.name, p.age, p.occupation, p.locale, p.description,
+    // Demographics flattened into the attributes document, under the filter language's names (lists plural),
+    // so filters read them there; the sampler profile beside the other generation facts.
+    // The written facets there too, under their own key: text that describes the persona, not a modality of it.
+    JSON.stringify({ traits: p.traits, seedRelation: p.seedRelation, validation: p.validation, facets: p.facets, ...p.demographics }),
+    JSON.stringify(modalities), p.provenance.mode, p.provenance.model, toVector(embedding), embeddingModel,
+    JSON.stringify({ seedId: p.seedId, generationIndex: p.generationIndex, promptVersion: p.provenance.promptVersion, lineage: p.lineage,
+      samplerProfile: p.provenance.samplerProfile, samplerProfileVersion: p.provenance.samplerProfileVersion }),
+    p.provenance.createdAt, delivery,
+  ];
+}
+
 /** Both stores share these statements; only the connection differs. */
 export class SqlStore implements Store {
   /** What the HTTP API reads and keeps (store/query.ts), over the same connection. */
   readonly corpus: CorpusStore;
+  /** The embedding space last found to match the store's (see checkEmbeddingSpace). */
+  private spaceChecked: string | undefined;
 
   constructor(readonly kind: 'postgres' | 'pglite', private readonly sql: SqlClient, private readonly dimensions: number) {
     this.corpus = corpusStore(sql);
@@ -74,11 +101,15 @@ export class SqlStore implements Store {
     if (dimensions !== this.dimensions) {
       throw new StoreError('PH_STORE_EMBEDDING_MISMATCH', `embedder ${model} makes ${dimensions}-dim vectors but the store is configured for ${this.dimensions} (PERSONAHUB_EMBEDDING_DIMENSIONS)`);
     }
+    // The space is written once and never changes, so a space found to match stays matched: the index
+    // stage checks every persona's, and after the first that costs no round trip.
+    if (this.spaceChecked === `${model}:${dimensions}`) return;
     await this.sql.query(`INSERT INTO store_meta (key, value) VALUES ('embedding_space', $1) ON CONFLICT (key) DO NOTHING`, [`${model}:${dimensions}`]);
     const [row] = await this.sql.query<{ value: string }>(`SELECT value FROM store_meta WHERE key = 'embedding_space'`);
     if (row && row.value !== `${model}:${dimensions}`) {
       throw new StoreError('PH_STORE_EMBEDDING_MISMATCH', `the store holds vectors of ${row.value} but the embedder is ${model}:${dimensions}; mixing embedding spaces breaks search. Use the same PERSONAHUB_EMBEDDING_MODEL, or a new database`);
     }
+    this.spaceChecked = `${model}:${dimensions}`;
   }
 
   async claimInputs(stage: string, claims: readonly InputClaim[]): Promise<Map<string, string>> {
@@ -109,55 +140,95 @@ export class SqlStore implements Store {
     await this.sql.query('DELETE FROM input_claims WHERE stage = $1 AND identity = $2 AND delivery = $3', [stage, identity, delivery]);
   }
 
+  /** Concurrent upserts (a chunk's personas, PERSONAHUB_MAX_IN_FLIGHT at a time) go as one statement. */
+  private readonly upserts = new GroupCommit((batch: Upsert[]) => this.upsertMany(batch));
+
   async upsertPersona(p: Persona, delivery: string): Promise<UpsertOutcome> {
     const e = p.enrichment;
     if (!e) throw new StoreError('PH_STORE_NOT_ENRICHED', `persona ${p.id} has no enrichment; only validated personas are indexed`);
-    // The enrichment time stays among the modalities and the lattice lineage beside the generation
-    // facts, so a persona read back (show, export) is the one indexed.
-    const { embedding, embeddingModel, ...modalities } = e;
-    // One statement. The row records the delivery that last changed it and the outcome it got. The
-    // update runs when the row changes, or when the delivery that last changed it writes it again (a
-    // redo after its Kafka transaction aborted: same record, same content, so the values it sets are
-    // the ones already there); RETURNING last_outcome then says INSERTED, UPDATED, or the redone
-    // write's original outcome. Any other delivery finding the row unchanged updates nothing: no row
-    // comes back, which is UNCHANGED.
-    const rows = await this.sql.query<{ last_outcome: 'INSERTED' | 'UPDATED' }>(
-      `INSERT INTO personas (id, version, seed_id, name, age, occupation, locale, description, attributes, modalities, mode, model,
-         embedding, embedding_model, lineage, created_at, last_delivery, last_outcome)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10::jsonb,$11,$12,$13::vector,$14,$15::jsonb,to_timestamp($16 / 1000.0),$17,'INSERTED')
-       ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, name = EXCLUDED.name, age = EXCLUDED.age,
-         occupation = EXCLUDED.occupation, locale = EXCLUDED.locale, description = EXCLUDED.description,
-         attributes = EXCLUDED.attributes, modalities = EXCLUDED.modalities, mode = EXCLUDED.mode, model = EXCLUDED.model,
-         embedding = EXCLUDED.embedding, embedding_model = EXCLUDED.embedding_model,
-         indexed_at = CASE WHEN ${CHANGES_ROW} THEN now() ELSE personas.indexed_at END,
-         last_delivery = EXCLUDED.last_delivery,
-         last_outcome = CASE WHEN ${CHANGES_ROW} THEN 'UPDATED' ELSE personas.last_outcome END
-       WHERE ${CHANGES_ROW} OR personas.last_delivery = EXCLUDED.last_delivery
-       RETURNING last_outcome`,
-      [
-        p.id, p.version, p.seedId, p.name, p.age, p.occupation, p.locale, p.description,
-        // Demographics flattened into the attributes document, under the filter language's names (lists plural),
-        // so filters read them there; the sampler profile beside the other generation facts.
-        // The written facets there too, under their own key: text that describes the persona, not a modality of it.
-        JSON.stringify({ traits: p.traits, seedRelation: p.seedRelation, validation: p.validation, facets: p.facets, ...p.demographics }),
-        JSON.stringify(modalities), p.provenance.mode, p.provenance.model, toVector(embedding), embeddingModel,
-        JSON.stringify({ seedId: p.seedId, generationIndex: p.generationIndex, promptVersion: p.provenance.promptVersion, lineage: p.lineage,
-          samplerProfile: p.provenance.samplerProfile, samplerProfileVersion: p.provenance.samplerProfileVersion }),
-        p.provenance.createdAt, delivery,
-      ],
-    );
-    return rows[0]?.last_outcome ?? 'UNCHANGED';
+    return this.upserts.call({ p, e, delivery });
   }
 
-  async claimSignature(kind: string, signature: string, personaId: string): Promise<string> {
-    await this.sql.query('INSERT INTO dedup_signatures (kind, signature, persona_id) VALUES ($1,$2,$3) ON CONFLICT (kind, signature) DO NOTHING', [kind, signature, personaId]);
-    const [row] = await this.sql.query<{ persona_id: string }>('SELECT persona_id FROM dedup_signatures WHERE kind = $1 AND signature = $2', [kind, signature]);
-    if (!row) throw new StoreError('PH_STORE_SIGNATURE', `signature ${kind}:${signature} vanished after insert`, { transient: true });
-    return row.persona_id;
+  /**
+   * One statement per round. Each row records the delivery that last changed it and the outcome it got.
+   * The update runs when the row changes, or when the delivery that last changed it writes it again (a
+   * redo after its Kafka transaction aborted: same record, same content, so the values it sets are the
+   * ones already there); RETURNING then says INSERTED, UPDATED, or the redone write's original outcome.
+   * Any other delivery finding the row unchanged updates nothing: no row comes back, which is UNCHANGED.
+   * ON CONFLICT DO UPDATE may not touch a row twice in one statement, so a persona twice in the batch
+   * (two copies delivered together) goes in the next round, after its first copy.
+   */
+  private async upsertMany(batch: Upsert[]): Promise<UpsertOutcome[]> {
+    const outcomes: UpsertOutcome[] = new Array<UpsertOutcome>(batch.length).fill('UNCHANGED');
+    let rest = batch.map((b, i) => ({ ...b, i }));
+    while (rest.length > 0) {
+      const ids = new Set<string>();
+      const round: typeof rest = [];
+      const later: typeof rest = [];
+      for (const r of rest) {
+        (ids.has(r.p.id) ? later : round).push(r);
+        ids.add(r.p.id);
+      }
+      const values = round.map((_, k) => {
+        const $ = (n: number) => `$${k * UPSERT_COLUMNS + n}`;
+        return `(${$(1)},${$(2)},${$(3)},${$(4)},${$(5)},${$(6)},${$(7)},${$(8)},${$(9)}::jsonb,${$(10)}::jsonb,${$(11)},${$(12)},${$(13)}::vector,${$(14)},${$(15)}::jsonb,to_timestamp(${$(16)} / 1000.0),${$(17)},'INSERTED')`;
+      });
+      const rows = await this.sql.query<{ id: string; last_outcome: 'INSERTED' | 'UPDATED' }>(
+        `INSERT INTO personas (id, version, seed_id, name, age, occupation, locale, description, attributes, modalities, mode, model,
+           embedding, embedding_model, lineage, created_at, last_delivery, last_outcome)
+         VALUES ${values.join(',\n')}
+         ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, name = EXCLUDED.name, age = EXCLUDED.age,
+           occupation = EXCLUDED.occupation, locale = EXCLUDED.locale, description = EXCLUDED.description,
+           attributes = EXCLUDED.attributes, modalities = EXCLUDED.modalities, mode = EXCLUDED.mode, model = EXCLUDED.model,
+           embedding = EXCLUDED.embedding, embedding_model = EXCLUDED.embedding_model,
+           indexed_at = CASE WHEN ${CHANGES_ROW} THEN now() ELSE personas.indexed_at END,
+           last_delivery = EXCLUDED.last_delivery,
+           last_outcome = CASE WHEN ${CHANGES_ROW} THEN 'UPDATED' ELSE personas.last_outcome END
+         WHERE ${CHANGES_ROW} OR personas.last_delivery = EXCLUDED.last_delivery
+         RETURNING id, last_outcome`,
+        round.flatMap(upsertRow),
+      );
+      const outcome = new Map(rows.map((r) => [r.id, r.last_outcome]));
+      for (const r of round) outcomes[r.i] = outcome.get(r.p.id) ?? 'UNCHANGED';
+      rest = later;
+    }
+    return outcomes;
   }
 
-  claimNearDuplicate<V extends { duplicateOf: string | undefined }>(claim: NearClaim, decide: (candidates: readonly NearCandidate[]) => V) {
-    return claimNearDuplicate(this.sql, claim, decide);
+  /** Concurrent claims (a chunk's personas) go as one pair of statements. */
+  private readonly signatureClaims = new GroupCommit((batch: { kind: string; signature: string; personaId: string }[]) => this.claimSignatures(batch));
+
+  claimSignature(kind: string, signature: string, personaId: string): Promise<string> {
+    return this.signatureClaims.call({ kind, signature, personaId });
+  }
+
+  /** The first claim of a signature wins, an earlier call's or the batch's own first (DO NOTHING keeps it). */
+  private async claimSignatures(batch: { kind: string; signature: string; personaId: string }[]): Promise<string[]> {
+    const kinds = batch.map((b) => b.kind);
+    const signatures = batch.map((b) => b.signature);
+    await this.sql.query(
+      `INSERT INTO dedup_signatures (kind, signature, persona_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+       ON CONFLICT (kind, signature) DO NOTHING`, [kinds, signatures, batch.map((b) => b.personaId)]);
+    const rows = await this.sql.query<{ kind: string; signature: string; persona_id: string }>(
+      'SELECT d.kind, d.signature, d.persona_id FROM dedup_signatures d JOIN unnest($1::text[], $2::text[]) AS c(kind, signature) USING (kind, signature)',
+      [kinds, signatures]);
+    const owner = new Map(rows.map((r) => [`${r.kind}\u0000${r.signature}`, r.persona_id]));
+    return batch.map((b) => {
+      const id = owner.get(`${b.kind}\u0000${b.signature}`);
+      if (id === undefined) throw new StoreError('PH_STORE_SIGNATURE', `signature ${b.kind}:${b.signature} vanished after insert`, { transient: true });
+      return id;
+    });
+  }
+
+  /** Concurrent decisions (a chunk's personas) go as one transaction: see claimNearDuplicates. */
+  private readonly nearClaims = new GroupCommit((batch: NearDecision[]) => claimNearDuplicates(this.sql, batch));
+
+  async claimNearDuplicate<V extends { duplicateOf: string | undefined }>(claim: NearClaim, decide: (candidates: readonly NearCandidate[]) => V): Promise<NearOutcome<V>> {
+    // The batch's decisions are typed alike; this call's own verdict is kept here, as its own type.
+    let verdict: V | undefined;
+    const outcome = await this.nearClaims.call({ claim, decide: (candidates) => (verdict = decide(candidates)) });
+    if ('already' in outcome || verdict === undefined) return { duplicateOf: undefined, already: true };
+    return verdict;
   }
 
   reserveExpansion(parentId: string, rootSeedId: string, want: number, budget: number): Promise<number> {

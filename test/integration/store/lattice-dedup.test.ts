@@ -38,11 +38,11 @@ const params = lshParams(0.9, 128);
 const thresholds = { jaccard: 0.9, cosine: 0.9 };
 
 /** What the validate stage asks the store for one description (hash embeddings: the same words, the same vector). */
-function claimFor(store: Store, id: string, description: string) {
+function claimFor(store: Store, id: string, description: string, neighbours = 0) {
   const signature = signatureOf(description);
   const embedding = hashEmbed(description, 384);
   return store.claimNearDuplicate(
-    { personaId: id, signature: signatureToBuffer(signature), bandKeys: bandKeys(signature, params), embedding, neighbours: 0 },
+    { personaId: id, signature: signatureToBuffer(signature), bandKeys: bandKeys(signature, params), embedding, neighbours },
     (candidates) => nearDuplicate(signature, embedding, candidates.map((c) => ({ id: c.id, embedding: c.embedding, signature: c.signature && signatureFromBuffer(c.signature) })), thresholds),
   );
 }
@@ -76,6 +76,27 @@ describe('near-duplicate claims across two instances', () => {
       await b.close();
     }
   }, 600_000);
+
+  it('decides claims made together in one instance (one batch) one after the other: of twins the first passes', async () => {
+    const [a, b] = await openFresh();
+    try {
+      const text = (round: number) => Array.from({ length: 40 }, (_, i) => `v${round}y${i}`).join(' ');
+      await b.close();
+      expect(await claimFor(a, 'earlier', text(99), 5)).toMatchObject({ duplicateOf: undefined });
+      for (let round = 0; round < 20; round += 1) {
+        const twin = text(round).replace(`v${round}y39`, `twin${round}`);
+        // Made in one turn of the event loop, so the store decides them as one batch, in this order.
+        const verdicts = await Promise.all([
+          claimFor(a, `r${round}`, text(round), 5), claimFor(a, `r${round}twin`, twin, 5),
+          claimFor(a, `r${round}other`, text(round + 100), 5), claimFor(a, `r${round}`, text(round), 5),
+          claimFor(a, `r${round}late`, text(99), 5),
+        ]);
+        expect(verdicts.map((v) => v.duplicateOf ?? ('already' in v ? 'already' : 'passed'))).toEqual(['passed', `r${round}`, 'passed', 'already', 'earlier']);
+      }
+    } finally {
+      await a.close();
+    }
+  });
 
   it('passes a persona again when it is decided again (a redelivery), and distinct personas both', async () => {
     const [a, b] = await openFresh();

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { GroupCommit } from '../../../core/group-commit.ts';
+
+/** A served batch's inputs, in the order served; each batch waits on `gate` when one is set. */
+function recorder(answer: (n: number) => number = (n) => n * 10) {
+  const batches: number[][] = [];
+  let gate: Promise<void> | undefined;
+  const group = new GroupCommit(async (inputs: number[]) => {
+    batches.push([...inputs]);
+    if (gate) await gate;
+    return inputs.map(answer);
+  }, 4);
+  return { batches, group, hold: (p: Promise<void> | undefined) => { gate = p; } };
+}
+
+describe('GroupCommit', () => {
+  it('serves calls made together as one batch, each caller getting its own result', async () => {
+    const { batches, group } = recorder();
+    expect(await Promise.all([1, 2, 3].map((n) => group.call(n)))).toEqual([10, 20, 30]);
+    expect(batches).toEqual([[1, 2, 3]]);
+  });
+
+  it('groups the calls that arrive while a batch is served into the next, at most maxBatch at a time', async () => {
+    const { batches, group, hold } = recorder();
+    let open!: () => void;
+    hold(new Promise<void>((resolve) => { open = resolve; }));
+    const first = group.call(1);
+    // The first batch is being served (and held) before the others arrive.
+    while (batches.length === 0) await new Promise((r) => setImmediate(r));
+    const later = [2, 3, 4, 5, 6, 7].map((n) => group.call(n));
+    hold(undefined);
+    open();
+    expect(await Promise.all([first, ...later])).toEqual([10, 20, 30, 40, 50, 60, 70]);
+    expect(batches).toEqual([[1], [2, 3, 4, 5], [6, 7]]);
+  });
+
+  it('serves each input of a failed batch alone, so only the bad one fails, with its own error', async () => {
+    const batches: number[][] = [];
+    const group = new GroupCommit(async (inputs: number[]) => {
+      batches.push([...inputs]);
+      if (inputs.includes(13)) throw new Error(`unlucky ${inputs.join(',')}`);
+      return inputs.map((n) => n + 1);
+    });
+    const results = await Promise.allSettled([12, 13, 14].map((n) => group.call(n)));
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([13, 'unlucky 13', 15]);
+    expect(batches).toEqual([[12, 13, 14], [12], [13], [14]]);
+  });
+
+  it('fails a batch answered with the wrong number of results rather than handing out wrong ones', async () => {
+    const group = new GroupCommit(async (inputs: number[]) => inputs.slice(1));
+    await expect(group.call(1)).rejects.toThrow(/a batch of 1 was answered with 0 results/);
+  });
+});
