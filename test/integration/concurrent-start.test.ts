@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/index.ts';
 import { createTestPipeline, stopChild, type TestPipeline } from '../helpers/pipeline.ts';
 import type { StageName } from '../../topology/index.ts';
+import { freePort } from '../helpers/faults.ts';
 
 /**
  * Scaling out from nothing: several stage processes started at the same moment against a database
@@ -23,16 +23,6 @@ interface Started {
   child: ChildProcess;
   /** Everything the process logged (logs go to stderr), for the assertions and for failure messages. */
   output: () => string;
-}
-
-/** A port nobody listens on right now; each process serves /health on its own. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return address.port;
 }
 
 /** Like spawnCli, but keeps the process's log output so a failed start says why. */

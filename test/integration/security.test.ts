@@ -35,6 +35,7 @@ import { KAFKA_READY_LINE, kafkaPaths, newClusterId, renderLog4j2, renderServerP
 import { findJava } from '../../stack/java.ts';
 import { openStore } from '../../store/open.ts';
 import { samplePersona } from '../helpers/samples.ts';
+import { freePort } from '../helpers/faults.ts';
 
 const run = promisify(execFile);
 const logger = createLogger({ level: 'silent', name: 'security-test' });
@@ -76,16 +77,6 @@ async function makeCerts(): Promise<Certs> {
     ca: f('ca.pem'), otherCa: f('other-ca.pem'), server: f('server.pem'), serverKey: f('server.key'), serverKeystore: f('server-keystore.pem'),
     db: f('db.pem'), dbKey: f('db.key'), client: f('client.pem'), clientKey: f('client.key'),
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = createTcpServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 // ---- the suite's own broker ---------------------------------------------------------------------

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPipeline, type TestPipeline } from '../../helpers/pipeline.ts';
+import { freePort } from '../../helpers/faults.ts';
 
 /** The ```sh blocks of one README section, in order. */
 export function shellBlocks(markdown: string, heading: string): string[] {
@@ -36,15 +36,6 @@ function jsonDocuments(text: string): Record<string, unknown>[] {
     }
   }
   return docs;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 /**
