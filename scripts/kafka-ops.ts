@@ -19,6 +19,9 @@ type Admin = ReturnType<ReturnType<typeof createKafka>['admin']>;
 
 export class OpsError extends Error {}
 
+/** How long rotate-dlq's copy may take to join its consumer group before it gives up, deleting nothing. */
+const JOIN_TIMEOUT_MS = 120_000;
+
 export interface ResetOptions {
   group: string;
   topic: string;
@@ -93,9 +96,16 @@ export async function rotateDlq(kafka: ReturnType<typeof createKafka>, admin: Ad
   const consumer = kafka.consumer({ groupId, readUncommitted: false, allowAutoTopicCreation: false });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   const high = new Map(watermarks.map((w) => [w.partition, BigInt(w.high)]));
+  // Per partition, the offset up to which the DLQ was read and copied: only that much is deleted afterwards.
+  const reached = new Map(watermarks.map((w) => [w.partition, BigInt(w.low)]));
   const done = new Set(watermarks.filter((w) => BigInt(w.high) <= BigInt(w.low)).map((w) => w.partition));
   let copied = 0;
-  let lastProgress = Date.now();
+  // Idle time counts from the consumer's joining its group, not from the start: joining can take longer
+  // than the idle window on a loaded machine, and nothing read then is not "the tail was markers".
+  let lastProgress: number | undefined;
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    lastProgress = Date.now();
+  });
   await producer.connect();
   await consumer.connect();
   try {
@@ -110,11 +120,18 @@ export async function rotateDlq(kafka: ReturnType<typeof createKafka>, admin: Ad
           copied += messages.length;
           lastProgress = Date.now();
         }
-        if (batch.messages.some((m) => BigInt(m.offset) >= limit - 1n)) done.add(batch.partition);
+        // lastOffset counts the transaction markers and aborted records the batch skipped, too.
+        const next = BigInt(batch.lastOffset()) + 1n;
+        reached.set(batch.partition, next < limit ? next : limit);
+        if (next >= limit) done.add(batch.partition);
       },
     });
-    // Done when every partition reached its watermark, or nothing came for 10 s (the tail was markers).
-    while (done.size < watermarks.length && Date.now() - lastProgress < 10_000) await new Promise((r) => setTimeout(r, 200));
+    // Done when every partition reached its watermark, or, once joined, nothing came for 10 s (the tail was markers).
+    const started = Date.now();
+    while (done.size < watermarks.length && (lastProgress === undefined || Date.now() - lastProgress < 10_000)) {
+      if (lastProgress === undefined && Date.now() - started > JOIN_TIMEOUT_MS) throw new OpsError(`the copy's consumer did not join its group within ${JOIN_TIMEOUT_MS / 1000} s: nothing was deleted; is the broker reachable?`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   } finally {
     await consumer.disconnect();
     await producer.disconnect();
@@ -130,8 +147,10 @@ export async function rotateDlq(kafka: ReturnType<typeof createKafka>, admin: Ad
   }
   if (archived !== copied) throw new OpsError(`the archive ${archive} holds ${archived} records, ${copied} were copied: the DLQ is left as it was`);
   if (!o.copyOnly) {
-    await admin.deleteTopicRecords({ topic: dlq, partitions: watermarks.map((w) => ({ partition: w.partition, offset: w.high })) });
-    summary.truncated = true;
+    // Up to what was read, partition by partition: a partition the copy did not reach keeps its records.
+    const partitions = watermarks.map((w) => ({ partition: w.partition, offset: String(reached.get(w.partition) ?? BigInt(w.low)) })).filter((p) => p.offset !== watermarks.find((w) => w.partition === p.partition)?.low);
+    if (partitions.length > 0) await admin.deleteTopicRecords({ topic: dlq, partitions });
+    summary.truncated = partitions.length === pending.length;
   }
   return summary;
 }
