@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -54,4 +55,16 @@ export async function benchPython(cacheDir: string, python = 'python3'): Promise
   await runTool(venvPython, ['-m', 'pip', 'install', '--no-index', '--no-deps', '--disable-pip-version-check', '--no-input', ...WHEELS.map((w) => join(wheels, w))], { ...errors, what: 'installing the bench wheels' });
   await writeStamp(stamp, expected);
   return venvPython;
+}
+
+/** Runs one of the bench's Python scripts (a plot) with `args`, `input` as JSON on its stdin; fails with its stderr's tail. */
+export async function runPythonScript(python: string, script: string, args: readonly string[], input: unknown): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(python, [script, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new BenchError('PH_BENCH_PLOT', `${script} exited with ${code}: ${err.slice(-1000)}`))));
+    child.stdin.end(JSON.stringify(input));
+  });
 }

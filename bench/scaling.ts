@@ -20,7 +20,7 @@ import type { PipelineMetrics } from '../runtime/metrics.ts';
 import type { Persona, Seed } from '../schemas/types.generated.ts';
 import { openStore } from '../store/open.ts';
 import { topicName, type EventName, type StageName } from '../topology/index.ts';
-import { BenchError, gitCommit, machine, packageVersions, REPO_ROOT } from './harness.ts';
+import { BenchError, gitCommit, machine, packageVersions, REPO_ROOT, segmentBytes, tableSizes } from './harness.ts';
 import { benchDatabase, dropTopics, fill, freshTopics, type RunTopics } from './runner/kafka-bench.ts';
 import { benchEnv } from './runner/runner.bench.ts';
 import { benchSeeds } from './runner/seeds.ts';
@@ -102,37 +102,6 @@ async function runPipeline(t: RunTopics): Promise<Counts> {
   }
 }
 
-interface TableSize { table: string; rows: number; heapBytes: number; indexBytes: number; toastBytes: number; totalBytes: number; indexes: Record<string, number> }
-
-async function tableSizes(url: string): Promise<TableSize[]> {
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
-    const tables = await client.query<{ table: string; heap: string; idx: string; total: string }>(
-      `SELECT c.relname AS table, pg_relation_size(c.oid) AS heap, pg_indexes_size(c.oid) AS idx, pg_total_relation_size(c.oid) AS total
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY c.relname`,
-    );
-    const indexes = await client.query<{ table: string; index: string; bytes: string }>(
-      'SELECT relname AS table, indexrelname AS index, pg_relation_size(indexrelid) AS bytes FROM pg_stat_user_indexes ORDER BY relname, indexrelname',
-    );
-    const out: TableSize[] = [];
-    for (const r of tables.rows) {
-      // Exact counts: the planner's reltuples is an estimate, and these tables are small enough to count.
-      const rows = Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM "${r.table}"`)).rows[0]?.n ?? 0);
-      const heap = Number(r.heap);
-      const idx = Number(r.idx);
-      const total = Number(r.total);
-      out.push({
-        table: r.table, rows, heapBytes: heap, indexBytes: idx, toastBytes: total - heap - idx, totalBytes: total,
-        indexes: Object.fromEntries(indexes.rows.filter((i) => i.table === r.table).map((i) => [i.index, Number(i.bytes)])),
-      });
-    }
-    return out;
-  } finally {
-    await client.end();
-  }
-}
-
 interface TopicRecords { records: number; keyBytes: Spread; valueBytes: Spread; values: Buffer[] }
 
 /** Reads every committed record of the run's topics back, as a consumer downstream would (read_committed). */
@@ -164,25 +133,6 @@ async function readTopics(t: RunTopics, expected: Map<EventName, number>): Promi
     await consumer.disconnect();
   }
   return new Map([...raw].map(([e, r]) => [e, { records: r.values.length, keyBytes: spread(r.keys), valueBytes: spread(r.values.map((v) => v.length)), values: r.values }]));
-}
-
-/** The broker's log segments of the run's topics (only on a local broker, whose data directory this process can read). */
-function segmentBytes(config: Config, prefix: string): Record<string, number> | undefined {
-  const dir = join(config.home, 'kafka', 'data');
-  let entries: string[];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return undefined;
-  }
-  const out: Record<string, number> = {};
-  for (const e of entries.filter((name) => name.startsWith(`${prefix}.`))) {
-    const topic = e.replace(/-\d+$/, '');
-    // .log files only: the offset and time indexes are preallocated sparse files whose size says nothing.
-    const logs = readdirSync(join(dir, e)).filter((f) => f.endsWith('.log'));
-    out[topic] = (out[topic] ?? 0) + logs.reduce((s, f) => s + statSync(join(dir, e, f)).size, 0);
-  }
-  return out;
 }
 
 interface Tokenizer { count(messages: readonly ChatMessage[]): number[]; text(s: string): number }

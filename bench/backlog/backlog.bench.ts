@@ -1,11 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/index.ts';
 import { groupId, topicName } from '../../topology/index.ts';
-import { BenchError, figure, median, REPO_ROOT, takeTurns, type Benchmark, type BenchContext } from '../harness.ts';
-import { benchPython } from '../python.ts';
-import { benchDatabase, dropTopics, fill, freshTopics, sumCommitted, type RunTopics } from '../runner/kafka-bench.ts';
+import { BenchError, figure, median, REPO_ROOT, rssMiB, takeTurns, type Benchmark, type BenchContext } from '../harness.ts';
+import { benchPython, runPythonScript } from '../python.ts';
+import { benchDatabase, dropTopics, fillSeeds, freshTopics, sumCommitted, type RunTopics } from '../runner/kafka-bench.ts';
 import { benchEnv } from '../runner/runner.bench.ts';
 import { benchSeeds } from '../runner/seeds.ts';
 
@@ -24,25 +23,11 @@ interface Sampled {
   processed: number;
 }
 
-/** The child's resident set from /proc (the bench's own memory is not in it). */
-function rssMiB(pid: number): number | undefined {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** A topic set with `n` distinct seeds queued on the seed topic, written in slices so the bench never holds them all. */
 async function queued(env: Record<string, string>, ctx: BenchContext, n: number): Promise<RunTopics> {
   const t = await freshTopics(env, ctx.logger);
   const slice = 20_000;
-  for (let from = 0; from < n; from += slice) {
-    const records: { key: Buffer; value: Buffer }[] = [];
-    for (const s of benchSeeds(`${t.prefix}-${from}`, Math.min(slice, n - from))) records.push({ key: await t.serde.encodeKey('seed', s.id), value: await t.serde.encodeValue('seed', s) });
-    await fill(t.kafka, topicName(t.prefix, 'seed'), records);
-  }
+  for (let from = 0; from < n; from += slice) await fillSeeds(t, benchSeeds(`${t.prefix}-${from}`, Math.min(slice, n - from)));
   return t;
 }
 
@@ -113,14 +98,7 @@ function slopePerMinute(points: readonly [number, number][]): number {
 }
 
 async function plot(python: string, file: string, title: string, series: { label: string; points: [number, number][] }[]): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(python, [join(REPO_ROOT, 'bench', 'backlog', 'plot.py'), file], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new BenchError('PH_BENCH_PLOT', `plot.py exited with ${code}: ${err.slice(-1000)}`))));
-    child.stdin.end(JSON.stringify({ title, limitMiB: LIMIT_MIB, series }));
-  });
+  await runPythonScript(python, join(REPO_ROOT, 'bench', 'backlog', 'plot.py'), [file], { title, limitMiB: LIMIT_MIB, series });
 }
 
 export const backlogBenchmark: Benchmark = {

@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LlamaEmbeddingContext } from 'node-llama-cpp';
 import pg from 'pg';
@@ -7,9 +6,11 @@ import { buildEmbedder, buildLlm } from '../../cli/wiring.ts';
 import { loadConfig } from '../../config/index.ts';
 import { loadLlama } from '../../models/server/engine.ts';
 import { EMBEDDING_MODEL } from '../../models/weights/fetch.ts';
-import { openStore } from '../../store/open.ts';
 import { topicName, type StageName } from '../../topology/index.ts';
-import { BenchError, figure, freePort, rate, REPO_ROOT, takeTurns, timed, type Benchmark, type BenchContext, type Figure } from '../harness.ts';
+import {
+  BenchError, figure, freePort, httpGet, metricSum, migrateStore, processCpuSeconds, rate, spawnChild, startModelServer, stopChild, takeTurns, timed, waitFor,
+  type Benchmark, type BenchContext, type Child, type Figure,
+} from '../harness.ts';
 import { benchDatabase, dropTopics, fill, freshTopics, type RunTopics } from '../runner/kafka-bench.ts';
 import { benchEnv } from '../runner/runner.bench.ts';
 import { benchSeeds } from '../runner/seeds.ts';
@@ -34,8 +35,6 @@ const POLL_MS = 250;
 const BARE_BATCH = 32;
 /** Texts the bare loop embeds (the first of those indexed): at one or two a second on a loaded machine, more only adds minutes. */
 const BARE_TEXTS = 24;
-/** The text model the benchmark's model server must load beside the embedder (it embeds only): the smallest. */
-const SERVER_TEXT_MODEL = 'qwen2.5-coder-0.5b';
 
 type Side = 'hash' | 'llm';
 
@@ -62,103 +61,6 @@ interface PassResult {
   hottest: { stage: StageName; profile: string };
 }
 
-async function get(url: string): Promise<{ ok: boolean; text: string }> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-    return { ok: res.ok, text: await res.text() };
-  } catch {
-    return { ok: false, text: '' };
-  }
-}
-
-/** Sum of the series of `name` in a Prometheus text whose labels contain `labels` (e.g. `topic="x"`). */
-function metricSum(text: string, name: string, labels = ''): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (line.includes(labels)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
-
-/** utime + stime of a process from /proc, in seconds (Linux clock ticks are 100 Hz). */
-function processCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-interface Child {
-  name: string;
-  child: ChildProcess;
-  log: string;
-}
-
-function spawnChild(ctx: BenchContext, name: string, args: string[], env: Record<string, string>): Child {
-  const log = join(ctx.workDir, `${name}.log`);
-  const child = spawn(process.execPath, args, {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.stderr?.pipe(createWriteStream(log));
-  return { name, child, log };
-}
-
-function exitedEarly(c: Child): BenchError | undefined {
-  if (c.child.exitCode === null && c.child.signalCode === null) return undefined;
-  let tail = '';
-  try {
-    tail = readFileSync(c.log, 'utf8').split('\n').slice(-5).join('\n');
-  } catch {
-    tail = '(no log)';
-  }
-  return new BenchError('PH_BENCH_CHILD_EXIT', `${c.name} exited (${c.child.exitCode ?? c.child.signalCode}) before the pass ended: ${tail}`);
-}
-
-/** SIGTERM, as a deployment stops a stage: it commits what it holds, exits 0, and --cpu-prof writes its profile. */
-async function stopChild(c: Child): Promise<void> {
-  if (c.child.exitCode !== null || c.child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => c.child.once('exit', () => resolve()));
-  c.child.kill('SIGTERM');
-  const killer = setTimeout(() => c.child.kill('SIGKILL'), 60_000);
-  await exited;
-  clearTimeout(killer);
-}
-
-async function waitFor(what: string, children: readonly Child[], check: () => Promise<boolean>): Promise<void> {
-  const deadline = performance.now() + TIMEOUT_MS;
-  for (;;) {
-    if (await check()) return;
-    for (const c of children) {
-      const early = exitedEarly(c);
-      if (early) throw early;
-    }
-    if (performance.now() > deadline) throw new BenchError('PH_BENCH_TIMEOUT', `${what}: not done after ${TIMEOUT_MS / 1000} s`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-}
-
-/** The run's model server: `personahub llm serve` on a port of its own, so no one else's requests share it. */
-async function startModelServer(ctx: BenchContext): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
-  const port = await freePort();
-  const c = spawnChild(ctx, 'llm-serve', ['--import', 'tsx', 'cli/main.ts', 'llm', 'serve'], {
-    ...benchEnv(loadConfig().databaseUrl), PERSONAHUB_LLM_PORT: String(port), PERSONAHUB_LOCAL_LLM: SERVER_TEXT_MODEL, PERSONAHUB_LOG_LEVEL: 'warn',
-  });
-  const url = `http://127.0.0.1:${port}/v1`;
-  await waitFor('model server start', [c], async () => (await get(`${url}/models`)).ok);
-  return { url, pid: c.child.pid ?? 0, stop: () => stopChild(c) };
-}
-
-async function migrate(url: string): Promise<void> {
-  const store = await openStore(loadConfig({ ...benchEnv(url) }));
-  try {
-    await store.migrate();
-  } finally {
-    await store.close();
-  }
-}
-
 async function pass(ctx: BenchContext, side: Side, n: number, server: { url: string; pid: number }, passNo: number): Promise<PassResult> {
   const db = await benchDatabase(loadConfig());
   const env = { ...benchEnv(db.url), PERSONAHUB_EMBEDDER: side, PERSONAHUB_LLM_BASE_URL: server.url };
@@ -166,7 +68,7 @@ async function pass(ctx: BenchContext, side: Side, n: number, server: { url: str
   const children: Child[] = [];
   try {
     // Migrated before the stages start, so four processes never race to create the same tables.
-    await migrate(db.url);
+    await migrateStore(loadConfig(benchEnv(db.url)));
     t = await freshTopics(env, ctx.logger);
     const profileDir = join(ctx.workDir, `profiles-${passNo}-${side}`);
     mkdirSync(profileDir, { recursive: true });
@@ -179,11 +81,11 @@ async function pass(ctx: BenchContext, side: Side, n: number, server: { url: str
       }));
     }
     const url = (name: StageName, path: string) => `http://127.0.0.1:${ports.get(name) ?? 0}${path}`;
-    await waitFor(`${side} stages ready`, children, async () => (await Promise.all(HOPS.map(async (name) => (await get(url(name, '/health/ready'))).ok))).every(Boolean));
+    await waitFor(`${side} stages ready`, children, async () => (await Promise.all(HOPS.map(async (name) => (await httpGet(url(name, '/health/ready'))).ok))).every(Boolean), TIMEOUT_MS, POLL_MS);
 
     const records: { key: Buffer; value: Buffer }[] = [];
     for (const seed of benchSeeds(t.prefix, n)) records.push({ key: await t.serde.encodeKey('seed', seed.id), value: await t.serde.encodeValue('seed', seed) });
-    const cpuAtFill = new Map(await Promise.all(HOPS.map(async (name) => [name, metricSum((await get(url(name, '/metrics'))).text, 'personahub_process_cpu_seconds_total')] as const)));
+    const cpuAtFill = new Map(await Promise.all(HOPS.map(async (name) => [name, metricSum((await httpGet(url(name, '/metrics'))).text, 'personahub_process_cpu_seconds_total')] as const)));
     const serverCpuBefore = processCpuSeconds(server.pid);
     const fromUs = Number(process.hrtime.bigint() / 1000n);
     await fill(t.kafka, topicName(t.prefix, 'seed'), records);
@@ -199,7 +101,7 @@ async function pass(ctx: BenchContext, side: Side, n: number, server: { url: str
     let ended = 0;
     await waitFor(`${side} pipeline`, children, async () => {
       const at = performance.now();
-      await Promise.all(HOPS.map(async (name) => texts.set(name, (await get(url(name, '/metrics'))).text)));
+      await Promise.all(HOPS.map(async (name) => texts.set(name, (await httpGet(url(name, '/metrics'))).text)));
       for (const name of HOPS) {
         const produced = metricSum(texts.get(name) ?? '', 'personahub_events_produced_total');
         if (metricSum(texts.get(name) ?? '', 'personahub_events_consumed_total') > 0 && !first.has(name)) first.set(name, at);
@@ -212,7 +114,7 @@ async function pass(ctx: BenchContext, side: Side, n: number, server: { url: str
         && metricSum(texts.get('index') ?? '', 'personahub_events_produced_total') >= metricSum(validate, 'personahub_events_produced_total', validatedTopic);
       if (done) ended = at;
       return done;
-    });
+    }, TIMEOUT_MS, POLL_MS);
     const serverCpuSeconds = processCpuSeconds(server.pid) - serverCpuBefore;
     const toUs = Number(process.hrtime.bigint() / 1000n);
     const seedsPerSecond = n / (Math.max(ended - (started ?? ended), POLL_MS) / 1000);
@@ -298,7 +200,7 @@ export const embedE2eBenchmark: Benchmark = {
     const n = ctx.smoke ? 8 : 60;
     const repeats = 2;
     const threadTexts = ctx.smoke ? 4 : BARE_TEXTS;
-    const server = await startModelServer(ctx);
+    const server = await startModelServer(ctx, benchEnv(loadConfig().databaseUrl));
     const results: Record<Side, PassResult[]> = { hash: [], llm: [] };
     let bare: number[] = [];
     let passNo = 0;

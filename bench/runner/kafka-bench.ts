@@ -6,6 +6,8 @@ import type { Logger } from '../../core/logger.ts';
 import { initTopics } from '../../runtime/admin.ts';
 import { createKafka } from '../../runtime/kafka.ts';
 import { Serde } from '../../runtime/serde.ts';
+import type { Seed } from '../../schemas/types.generated.ts';
+import { topicName } from '../../topology/index.ts';
 import { BenchError } from '../harness.ts';
 
 /**
@@ -56,6 +58,13 @@ export async function fill(kafka: Kafka, topic: string, records: readonly { key:
   } finally {
     await producer.disconnect();
   }
+}
+
+/** Encodes seeds as `personahub ingest` would and writes them to the run's seed topic. */
+export async function fillSeeds(t: RunTopics, seeds: readonly Seed[]): Promise<void> {
+  const records: { key: Buffer; value: Buffer }[] = [];
+  for (const s of seeds) records.push({ key: await t.serde.encodeKey('seed', s.id), value: await t.serde.encodeValue('seed', s) });
+  await fill(t.kafka, topicName(t.prefix, 'seed'), records);
 }
 
 /** A database of the benchmark's own (the runner claims inputs in the store), dropped at the end. */

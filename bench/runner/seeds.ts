@@ -19,11 +19,15 @@ function seedTexts(): string[] {
 /**
  * `n` distinct seeds from the bundled texts, made by the ingest parser itself (so they are what `personahub
  * ingest` sends), with `salt` as their source so that one run's seed ids are never another's (the store claims
- * inputs by id). Past the bundled texts, a round number keeps each text distinct.
+ * inputs by id). Past the bundled texts, a round number keeps each text distinct. `first` numbers the first
+ * text, so that slices of one long sequence, each made apart, are distinct from one another too.
  */
-export function benchSeeds(salt: string, n: number): Seed[] {
+export function benchSeeds(salt: string, n: number, first = 0): Seed[] {
   const texts = seedTexts();
-  const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ text: `${texts[i % texts.length] ?? ''}${i >= texts.length ? ` (round ${Math.floor(i / texts.length)})` : ''}` }));
+  const lines = Array.from({ length: n }, (_, k) => {
+    const i = first + k;
+    return JSON.stringify({ text: `${texts[i % texts.length] ?? ''}${i >= texts.length ? ` (round ${Math.floor(i / texts.length)})` : ''}` });
+  });
   const { seeds } = parseSeedLines(lines, { source: `bench-${salt}`, format: 'jsonl', maxChars: 100_000, now: 1_700_000_000_000 });
   if (seeds.length !== n) throw new BenchError('PH_BENCH_SEEDS', `the ingest parser kept ${seeds.length} of ${n} bench seeds`);
   return seeds;
