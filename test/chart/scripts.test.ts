@@ -112,14 +112,21 @@ describe('on the local stack', () => {
       if (Date.now() > deadline) throw new Error(`${topic}: no leader for every partition after 60 s`);
       await new Promise((res) => setTimeout(res, 250));
     }
-    const producer = kafka.producer();
+    // Idempotent: a send retried after a timeout on a loaded broker that had written it must not write it twice
+    // (a plain producer did, and the DLQ then held 7 records of 5).
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     await producer.send({ topic, acks: -1, messages: records.map((r, i) => ({ ...r, partition: i % partitions, timestamp: String(Date.parse('2026-01-01T00:00:00Z') + i * 60_000) })) });
     await producer.disconnect();
     // Wait until the records show in the offsets a fresh client reads (leaders may be moving on a churned cluster).
     const until = Date.now() + 60_000;
     const total = async () => (await admin.fetchTopicOffsets(topic)).reduce((n, w) => n + Number(w.high) - Number(w.low), 0);
-    while ((await total().catch(() => -1)) !== records.length && Date.now() < until) await new Promise((res) => setTimeout(res, 250));
+    let n = await total().catch(() => -1);
+    while (n !== records.length && Date.now() < until) {
+      if (n > records.length) throw new Error(`${topic}: ${n} records after writing ${records.length}`);
+      await new Promise((res) => setTimeout(res, 250));
+      n = await total().catch(() => -1);
+    }
   }
 
   beforeAll(async () => {
