@@ -6,6 +6,7 @@ import { MATH_WORD_PROBLEM, SAMPLE_TOPIC, sampleKey, type PersonaSample } from '
 import { topicName } from '../../../topology/index.ts';
 import { FIXTURE_CHAT_MODEL, startFixtureLlm, type FixtureLlm } from '../../helpers/fixture-llm.ts';
 import { createTestPipeline, stopChild, type TestPipeline } from '../../helpers/pipeline.ts';
+import { producerConfig } from '../../../runtime/kafka.ts';
 
 /** Every committed record of a topic, read from the start by a fresh read_committed consumer, until `count` have arrived. */
 async function readAll(kafka: Kafka, topic: string, count: number, timeoutMs: number): Promise<{ key: string; value: Buffer | null; partition: number; offset: string }[]> {
@@ -108,7 +109,8 @@ describe('example consumer: a synthetic sample per validated persona', () => {
 
   it('turns a tombstone for a persona into a tombstone for its sample, resuming from its committed position', async () => {
     const gone = validated[0] ?? '';
-    const producer = t.pipeline.kafka.producer();
+    // Idempotent: a retried send must not write the tombstone twice (the sample topic would then carry two).
+    const producer = t.pipeline.kafka.producer(producerConfig({ idempotent: true, maxInFlightRequests: 1 }));
     await producer.connect();
     await producer.send({ topic: topicName(t.prefix, 'validated'), messages: [{ key: await t.pipeline.serde.encodeKey('validated', gone), value: null }] });
     await producer.disconnect();
