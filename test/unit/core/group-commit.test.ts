@@ -9,7 +9,7 @@ function recorder(answer: (n: number) => number = (n) => n * 10) {
     batches.push([...inputs]);
     if (gate) await gate;
     return inputs.map(answer);
-  }, 4);
+  }, 4, 1);
   return { batches, group, hold: (p: Promise<void> | undefined) => { gate = p; } };
 }
 
@@ -20,7 +20,7 @@ describe('GroupCommit', () => {
     expect(batches).toEqual([[1, 2, 3]]);
   });
 
-  it('groups the calls that arrive while a batch is served into the next, at most maxBatch at a time', async () => {
+  it('with one batch at a time, groups the calls that arrive while a batch is served into the next, at most maxBatch at a time', async () => {
     const { batches, group, hold } = recorder();
     let open!: () => void;
     hold(new Promise<void>((resolve) => { open = resolve; }));
@@ -32,6 +32,29 @@ describe('GroupCommit', () => {
     open();
     expect(await Promise.all([first, ...later])).toEqual([10, 20, 30, 40, 50, 60, 70]);
     expect(batches).toEqual([[1], [2, 3, 4, 5], [6, 7]]);
+  });
+
+  it('serves at most maxConcurrent batches at once; the calls arriving meanwhile wait for one to finish', async () => {
+    const batches: number[][] = [];
+    const gates: (() => void)[] = [];
+    const group = new GroupCommit(async (inputs: number[]) => {
+      batches.push([...inputs]);
+      await new Promise<void>((resolve) => gates.push(resolve));
+      return inputs;
+    }, 64, 2);
+    const first = group.call(1);
+    while (batches.length < 1) await new Promise((r) => setImmediate(r));
+    const second = group.call(2);
+    while (batches.length < 2) await new Promise((r) => setImmediate(r));
+    const rest = [3, 4, 5].map((n) => group.call(n));
+    for (let i = 0; i < 5; i += 1) await new Promise((r) => setImmediate(r));
+    // Two batches held, the third waits for a free slot.
+    expect(batches).toEqual([[1], [2]]);
+    gates.shift()?.();
+    while (batches.length < 3) await new Promise((r) => setImmediate(r));
+    expect(batches[2]).toEqual([3, 4, 5]);
+    for (const open of gates.splice(0)) open();
+    expect(await Promise.all([first, second, ...rest])).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('serves each input of a failed batch alone, so only the bad one fails, with its own error', async () => {
