@@ -148,7 +148,10 @@ export async function rotateDlq(kafka: ReturnType<typeof createKafka>, admin: Ad
   if (archived !== copied) throw new OpsError(`the archive ${archive} holds ${archived} records, ${copied} were copied: the DLQ is left as it was`);
   if (!o.copyOnly) {
     // Up to what was read, partition by partition: a partition the copy did not reach keeps its records.
-    const partitions = watermarks.map((w) => ({ partition: w.partition, offset: String(reached.get(w.partition) ?? BigInt(w.low)) })).filter((p) => p.offset !== watermarks.find((w) => w.partition === p.partition)?.low);
+    const partitions = watermarks.flatMap((w) => {
+      const to = reached.get(w.partition) ?? BigInt(w.low);
+      return to > BigInt(w.low) ? [{ partition: w.partition, offset: String(to) }] : [];
+    });
     if (partitions.length > 0) await admin.deleteTopicRecords({ topic: dlq, partitions });
     summary.truncated = partitions.length === pending.length;
   }

@@ -82,7 +82,12 @@ export function claimNearDuplicates<V extends { duplicateOf: string | undefined 
     // A NULL key marks a persona of this batch recorded already.
     const recorded = new Set(bands.filter((r) => r.band_key === null).map((r) => r.persona_id));
     const byKey = new Map<string, string[]>();
-    for (const r of bands) if (r.band_key !== null) byKey.set(r.band_key, [...(byKey.get(r.band_key) ?? []), r.persona_id]);
+    for (const r of bands) {
+      if (r.band_key === null) continue;
+      const ids = byKey.get(r.band_key);
+      if (ids) ids.push(r.persona_id);
+      else byKey.set(r.band_key, [r.persona_id]);
+    }
     const bandIds = [...new Set([...byKey.values()].flat())];
     const stored = new Map<string, CandidateRow>();
     if (bandIds.length > 0) {
@@ -100,7 +105,9 @@ export function claimNearDuplicates<V extends { duplicateOf: string | undefined 
       );
       for (const r of rows) {
         const at = wanting[Number(r.ord) - 1]?.i ?? -1;
-        near.set(at, [...(near.get(at) ?? []), r]);
+        const rowsAt = near.get(at);
+        if (rowsAt) rowsAt.push(r);
+        else near.set(at, [r]);
       }
     }
 

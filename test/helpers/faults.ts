@@ -1,9 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { expect } from 'vitest';
 import type { StageName } from '../../topology/index.ts';
+import { freePort } from '../../bench/harness.ts';
 import type { TestPipeline } from './pipeline.ts';
+
+/** The benchmarks' free-port probe, which the fault tests' helpers and tests use too. */
+export { freePort };
 
 /**
  * Stage processes for fault tests: each `personahub processor <stage>` runs as its own child with
@@ -13,18 +16,6 @@ export interface StageProcess {
   stage: StageName;
   child: ChildProcess;
   metricsPort: number;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export class StageFleet {
