@@ -1,5 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { StageName } from '../../topology/index.ts';
 import { freePort } from '../../bench/harness.ts';
@@ -18,6 +20,25 @@ export interface StageProcess {
   metricsPort: number;
 }
 
+/**
+ * Where a child process's output goes: nowhere by default; PH_TEST_CHILD_LOGS=true passes its stderr
+ * through, and PH_TEST_CHILD_LOGS=<directory> keeps its whole output (the JSON logs) in
+ * `<directory>/<name>-<pid>.log`, to read after a failure.
+ */
+export function childLogs(child: ChildProcess, name: string): void {
+  const where = process.env.PH_TEST_CHILD_LOGS;
+  if (where && where !== 'true') {
+    mkdirSync(where, { recursive: true });
+    const file = createWriteStream(join(where, `${name}-${child.pid ?? 'unknown'}.log`));
+    child.stdout?.pipe(file);
+    child.stderr?.pipe(file);
+    return;
+  }
+  child.stdout?.resume();
+  if (where === 'true') child.stderr?.pipe(process.stderr);
+  else child.stderr?.resume();
+}
+
 export class StageFleet {
   readonly processes: StageProcess[] = [];
   /** Exits the fleet did not ask for, with their codes: a fault test fails on any. */
@@ -30,8 +51,9 @@ export class StageFleet {
     const metricsPort = await freePort();
     const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'processor', stage], {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_OPTIONS: process.env.NODE_OPTIONS ?? '', ...this.t.env, ...this.env, PERSONAHUB_METRICS_PORT: String(metricsPort) },
-      stdio: ['ignore', 'ignore', process.env.PH_TEST_CHILD_LOGS === 'true' ? 'inherit' : 'ignore'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    childLogs(child, stage);
     child.once('exit', (code, signal) => {
       if (!this.stopping.has(child)) this.unexpectedExits.push({ stage, code, signal });
     });

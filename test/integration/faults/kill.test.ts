@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { producerConfig } from '../../../runtime/kafka.ts';
 import { stage as stageSpec, stages, topicName, type EventName, type StageName } from '../../../topology/index.ts';
 import { expectNothingLostOrDuplicated, StageFleet, until, type StageProcess } from '../../helpers/faults.ts';
+import { startLatencyProxy, type LatencyProxy } from '../../helpers/latency-proxy.ts';
 import { spawnCli, stopChild, type TestPipeline } from '../../helpers/pipeline.ts';
 import type { Seed } from '../../../schemas/types.generated.ts';
 import { abortedIn, committedInputPartitions, committedLogObserver, createTestPipelineGuarded, heldInputs, metricsText, metricSum, OffsetProbe, pipelineTopics, prng, readLog, readTopics, SeedFeed, seedRange, type LogRecord, type RecordState } from '../../helpers/transactions.ts';
@@ -12,7 +13,8 @@ import { abortedIn, committedInputPartitions, committedLogObserver, createTestPi
  * kill -9: the four stages run as separate processes; a seeded PRNG picks a stage and a moment, and
  * the stage's process is killed with SIGKILL while it holds a chunk (consumed, not yet committed,
  * judged by its own metrics), then a new one is started in its place: at least KILLS times over a
- * run of at least MIN_SEEDS seeds. The moment is refined with SIGSTOP: frozen, the process is killed
+ * run of at least MIN_SEEDS seeds. The stage processes reach the store through a proxy that delays
+ * its answers (STORE_LATENCY_MS), so every chunk is held at least that long, on any machine. The moment is refined with SIGSTOP: frozen, the process is killed
  * if its output partitions show a transaction of its own with records in the log (last stable offset
  * below the log end), otherwise it is let go and another moment drawn (MAX_PROBES times at most).
  *
@@ -33,6 +35,8 @@ const MIN_SEEDS = 2_000;
 const WAVE = 100;
 /** SIGSTOPs per kill looking for an open transaction before the process is killed wherever it is. */
 const MAX_PROBES = 20;
+/** Added to every answer of the store to the stage processes: each chunk they take is held at least this long. */
+const STORE_LATENCY_MS = 100;
 const stageNames = stages.map((s) => s.name);
 const outputsOf = (s: StageName): readonly EventName[] => stageSpec(s).outputs;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -42,6 +46,7 @@ describe('kill -9 of stage processes mid-transaction', () => {
   const random = prng(seed);
   let t: TestPipeline;
   let fleet: StageFleet;
+  let slowStore: LatencyProxy | undefined;
 
   beforeAll(async () => {
     t = await createTestPipelineGuarded({
@@ -49,12 +54,19 @@ describe('kill -9 of stage processes mid-transaction', () => {
       // The broker's minimum: a killed member's partitions are handed over after this, not after 30 s.
       PERSONAHUB_SESSION_TIMEOUT_MS: '6000',
     });
-    fleet = new StageFleet(t);
+    // Every chunk claims its inputs in the store, so with the store STORE_LATENCY_MS away each stage
+    // holds each chunk at least that long: the moment the kills wait for lasts long enough to be seen
+    // by a poll, on a fast machine as on a slow one. (Without it the hash embedder's enrich finished
+    // a wave between two polls, and one kill waited 300 s for a moment it never saw.)
+    const database = new URL(t.env.PERSONAHUB_DATABASE_URL ?? '');
+    slowStore = await startLatencyProxy({ host: database.hostname, port: Number(database.port) }, STORE_LATENCY_MS);
+    fleet = new StageFleet(t, { PERSONAHUB_DATABASE_URL: slowStore.through(database.toString()) });
     await fleet.startAll(stageNames);
   });
 
   afterAll(async () => {
     await fleet?.stopAll('SIGKILL');
+    await slowStore?.close();
     await t?.close();
   });
 
@@ -96,7 +108,7 @@ describe('kill -9 of stage processes mid-transaction', () => {
           }, 300_000, `${stage} holding a chunk`, async () => ({
             processes: await Promise.all(fleet.processes.map(async (p) => {
               const m = await metricsText(p.metricsPort);
-              return { stage: p.stage, pid: p.child.pid, held: heldInputs(m), committedPartitions: committedInputPartitions(m), up: m !== '' };
+              return { stage: p.stage, pid: p.child.pid, held: heldInputs(m), committedPartitions: committedInputPartitions(m), retries: metricSum(m, 'personahub_retries_total'), up: m !== '' };
             })),
             unexpectedExits: fleet.unexpectedExits,
             kills,
