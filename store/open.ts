@@ -76,6 +76,9 @@ export function classifyStoreError(error: unknown, target: string, sql?: string)
   return new StoreError('PH_STORE_QUERY', `query failed on ${target}${statement}: ${detail}`, { cause: error });
 }
 
+/** How long the server lets a session sit idle inside a transaction before ending it (see openPostgresClient). */
+const IDLE_IN_TRANSACTION_MS = 60_000;
+
 /** A lost CREATE DATABASE race: 42P04 duplicate_database, or 23505 when both inserted into pg_database at once. */
 const DATABASE_EXISTS: ReadonlySet<string> = new Set(['42P04', '23505']);
 
@@ -83,10 +86,22 @@ const DATABASE_EXISTS: ReadonlySet<string> = new Set(['42P04', '23505']);
  * A pool on the PostgreSQL server at `url`, creating the database first if it does not exist. Every
  * failed query or connect rejects with a classified StoreError (see classifyStoreError).
  */
-export async function openPostgresClient(url: string, ssl?: ConnectionOptions): Promise<SqlClient> {
+export async function openPostgresClient(url: string, ssl?: ConnectionOptions, o: { idleInTransactionMs?: number } = {}): Promise<SqlClient> {
   const { default: pg } = await import('pg');
   const target = maskUrl(url);
-  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 10_000, ...(ssl ? { ssl } : {}) });
+  const pool = new pg.Pool({
+    connectionString: url, max: 4, connectionTimeoutMillis: 10_000, ...(ssl ? { ssl } : {}),
+    // A session that stops talking in the middle of a transaction (its process frozen, its answer lost
+    // on the way) would keep the transaction's locks, the near-duplicate claim's advisory locks among
+    // them, and every other instance deciding those band keys would wait for it forever. The server
+    // ends such a session; its client then fails its next statement as a broken connection (transient,
+    // retried). No transaction of the store waits on anything but its own statements, so an idle
+    // minute inside one is never legitimate.
+    idle_in_transaction_session_timeout: o.idleInTransactionMs ?? IDLE_IN_TRANSACTION_MS,
+    // A server that vanished without closing its connections (a host lost, a network partition) is
+    // found by TCP keepalive instead of being waited on for ever.
+    keepAlive: true,
+  });
   // An idle client dropped by the server (restart, admin command) must not crash the process: the
   // pool discards it (as it does a client whose query failed on a broken connection) and connects
   // anew for the next query, so the pool is usable again as soon as the server is.

@@ -163,6 +163,37 @@ describe('postgres store: a dropped connection', () => {
   });
 });
 
+describe('postgres store: a session stuck inside a transaction', () => {
+  it('is ended by the server, so its locks go to the session waiting for them and its own next statement fails as transient', async () => {
+    const { url } = newDatabase();
+    const stuck = await openPostgresClient(url, undefined, { idleInTransactionMs: 500 });
+    const waiter = new pg.Client(url);
+    try {
+      await waiter.connect();
+      let locked!: () => void;
+      let taken!: () => void;
+      const lockHeld = new Promise<void>((r) => (locked = r));
+      const lockTaken = new Promise<void>((r) => (taken = r));
+      const failed = rejection(stuck.transaction(async (query) => {
+        await query('SELECT pg_advisory_xact_lock(7)');
+        locked();
+        // The transaction goes quiet until the other session has its lock, which it can only get once
+        // the server has ended this session: nothing here depends on how long anything takes.
+        await lockTaken;
+        return query('SELECT 1');
+      }));
+      await lockHeld;
+      await waiter.query('SELECT pg_advisory_lock(7)');
+      taken();
+      expect(await failed).toMatchObject({ code: 'PH_STORE_UNAVAILABLE', transient: true, dependency: 'store' });
+      expect(await stuck.query<{ one: number }>('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    } finally {
+      await waiter.end();
+      await stuck.close();
+    }
+  });
+});
+
 describe('postgres store: several instances starting at once against a new database', () => {
   it('all create it, migrate it and use it; the migration lock is released afterwards', async () => {
     const { name, url } = newDatabase();
