@@ -1,3 +1,5 @@
+// First: V8's heap settings, before any other module allocates (see heap.ts).
+import './heap.ts';
 import { createReadStream, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
