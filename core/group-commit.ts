@@ -1,3 +1,5 @@
+import { PersonaHubError } from './errors.ts';
+
 /**
  * Group commit: calls that arrive while batches are being served wait, and go together as the next
  * batch, so N concurrent callers cost a few round trips instead of N, and a lone caller waits for
@@ -9,8 +11,12 @@
  *
  * `serve` answers a batch in order, one result per input. When a batch of several fails, each input is
  * served again on its own, so one bad input fails alone with its own error and its batch mates
- * succeed; an outage fails each of them, with the error of its own attempt.
+ * succeed. A failure that reports its dependency unavailable (a transient PersonaHubError naming it: an
+ * outage, a rate limit) is about the dependency, not an input: every caller gets it at once, rather than
+ * N more requests being sent to a server that is down or asking for fewer.
  */
+const unavailable = (error: unknown): boolean => error instanceof PersonaHubError && error.transient && error.dependency !== undefined;
+
 export class GroupCommit<I, O> {
   private queue: { input: I; resolve: (value: O) => void; reject: (error: unknown) => void }[] = [];
   private inFlight = 0;
@@ -42,7 +48,7 @@ export class GroupCommit<I, O> {
       if (out.length !== batch.length) throw new Error(`a batch of ${batch.length} was answered with ${out.length} results`);
       batch.forEach((b, i) => b.resolve(out[i] as O));
     } catch (error) {
-      if (batch.length === 1) batch[0]?.reject(error);
+      if (batch.length === 1 || unavailable(error)) for (const b of batch) b.reject(error);
       else await Promise.all(batch.map((b) => this.serve([b.input]).then(([out]) => b.resolve(out as O), b.reject)));
     } finally {
       this.inFlight -= 1;

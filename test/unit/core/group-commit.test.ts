@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { PersonaHubError } from '../../../core/errors.ts';
 import { GroupCommit } from '../../../core/group-commit.ts';
 
 /** A served batch's inputs, in the order served; each batch waits on `gate` when one is set. */
@@ -67,6 +68,18 @@ describe('GroupCommit', () => {
     const results = await Promise.allSettled([12, 13, 14].map((n) => group.call(n)));
     expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([13, 'unlucky 13', 15]);
     expect(batches).toEqual([[12, 13, 14], [12], [13], [14]]);
+  });
+
+  it('fails every input of a batch at once when the dependency is unavailable, instead of asking it again for each', async () => {
+    const batches: number[][] = [];
+    const down = new PersonaHubError('PH_LLM_UNAVAILABLE', 'the embedding server is down', { transient: true, dependency: 'llm' });
+    const group = new GroupCommit(async (inputs: number[]) => {
+      batches.push([...inputs]);
+      throw down;
+    });
+    const results = await Promise.allSettled([1, 2, 3].map((n) => group.call(n)));
+    expect(results.map((r) => (r.status === 'rejected' ? r.reason : r.value))).toEqual([down, down, down]);
+    expect(batches).toEqual([[1, 2, 3]]);
   });
 
   it('fails a batch answered with the wrong number of results rather than handing out wrong ones', async () => {
