@@ -5,7 +5,7 @@ import type { Logger } from '../../core/logger.ts';
 import { exists } from '../../stack/download.ts';
 import { runTool } from '../../stack/exec.ts';
 import { BenchError } from '../harness.ts';
-import { CHUNK, type RawPipe, type RawPipeOptions } from './kafka-bench.ts';
+import { pipeChunks, type ChunkBatchPayload, type RawPipe, type RawPipeOptions } from './kafka-bench.ts';
 
 /**
  * startRawPipe's semantics with @confluentinc/kafka-javascript (librdkafka underneath) through its
@@ -21,21 +21,10 @@ export const CONFLUENT_VERSION = '1.10.1';
 const PACKAGE = '@confluentinc/kafka-javascript';
 
 /** The subset of the client's kafkajs-compatible API the pipe uses (the package's types are not in the project). */
-interface CkMessage {
-  key: Buffer | null;
-  offset: string;
-}
-interface CkBatchPayload {
-  batch: { partition: number; messages: CkMessage[] };
-  resolveOffset(offset: string): void;
-  heartbeat(): Promise<void>;
-  isRunning(): boolean;
-  isStale(): boolean;
-}
 interface CkConsumer {
   connect(): Promise<void>;
   subscribe(o: { topics: string[] }): Promise<void>;
-  run(o: { eachBatchAutoResolve: boolean; partitionsConsumedConcurrently: number; eachBatch: (p: CkBatchPayload) => Promise<void> }): Promise<void>;
+  run(o: { eachBatchAutoResolve: boolean; partitionsConsumedConcurrently: number; eachBatch: (p: ChunkBatchPayload) => Promise<void> }): Promise<void>;
   disconnect(): Promise<void>;
 }
 interface CkProducer {
@@ -126,26 +115,13 @@ export async function startConfluentPipe(client: ConfluentClient, o: RawPipeOpti
   await consumer.subscribe({ topics: [o.input] });
   await consumer.run({
     eachBatchAutoResolve: false, partitionsConsumedConcurrently: o.config.partitionConcurrency,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-      const producer = await producerFor(batch.partition);
-      for (let i = 0; i < batch.messages.length; i += CHUNK) {
-        if (!isRunning() || isStale()) return;
-        const chunk = batch.messages.slice(i, i + CHUNK);
-        const last = chunk[chunk.length - 1];
-        if (!last) continue;
-        const txn = await producer.transaction();
-        try {
-          await txn.send({ topic: o.output, messages: chunk.map((m) => o.record(m.key)) });
-          await txn.sendOffsets({ consumer, topics: [{ topic: o.input, partitions: [{ partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }] }] });
-          await txn.commit();
-        } catch (error) {
-          await txn.abort().catch(() => {});
-          throw error;
-        }
-        committed += chunk.length;
-        resolveOffset(last.offset);
-        await heartbeat();
-      }
+    eachBatch: async (payload) => {
+      const producer = await producerFor(payload.batch.partition);
+      await pipeChunks(payload, o, () => producer.transaction(), {
+        send: (messages) => ({ topic: o.output, messages }),
+        offsets: (partition, offset) => ({ consumer, topics: [{ topic: o.input, partitions: [{ partition, offset }] }] }),
+        committed: (n) => (committed += n),
+      });
     },
   });
   return {

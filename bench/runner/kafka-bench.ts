@@ -143,26 +143,13 @@ export async function startRawPipe(kafka: Kafka, o: RawPipeOptions): Promise<Raw
   await consumer.subscribe({ topic: o.input, fromBeginning: true });
   await consumer.run({
     autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: o.config.partitionConcurrency,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-      const producer = await producerFor(batch.partition);
-      for (let i = 0; i < batch.messages.length; i += CHUNK) {
-        if (!isRunning() || isStale()) return;
-        const chunk = batch.messages.slice(i, i + CHUNK);
-        const last = chunk[chunk.length - 1];
-        if (!last) continue;
-        const txn = await producer.transaction();
-        try {
-          await txn.send({ topic: o.output, acks: -1, messages: chunk.map((m) => o.record(m.key)) });
-          await txn.sendOffsets({ consumerGroupId: o.group, topics: [{ topic: o.input, partitions: [{ partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }] }] });
-          await txn.commit();
-        } catch (error) {
-          await txn.abort().catch(() => {});
-          throw error;
-        }
-        committed += chunk.length;
-        resolveOffset(last.offset);
-        await heartbeat();
-      }
+    eachBatch: async (payload) => {
+      const producer = await producerFor(payload.batch.partition);
+      await pipeChunks(payload, o, () => producer.transaction(), {
+        send: (messages) => ({ topic: o.output, acks: -1, messages }),
+        offsets: (partition, offset) => ({ consumerGroupId: o.group, topics: [{ topic: o.input, partitions: [{ partition, offset }] }] }),
+        committed: (n) => (committed += n),
+      });
     },
   });
   return {
@@ -174,6 +161,54 @@ export async function startRawPipe(kafka: Kafka, o: RawPipeOptions): Promise<Raw
       for (const p of producers.values()) await (await p).disconnect();
     },
   };
+}
+
+/** The part of a kafkajs-shaped transaction the raw pipes use: kafkajs' own and the confluent client's kafkajs-compatible one. */
+interface ChunkTransaction<S, F> {
+  send(record: S): Promise<unknown>;
+  sendOffsets(offsets: F): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/** The part of a kafkajs-shaped eachBatch payload the raw pipes use. */
+export interface ChunkBatchPayload {
+  batch: { partition: number; messages: { key: Buffer | null; offset: string }[] };
+  resolveOffset(offset: string): void;
+  heartbeat(): Promise<void>;
+  isRunning(): boolean;
+  isStale(): boolean;
+}
+
+/**
+ * The raw pipes' loop over one batch, for kafkajs and the confluent client alike: per chunk of CHUNK records one
+ * transaction (one send of the chunk's outputs, the offset after it, commit), then the offset resolved. `send` and
+ * `offsets` shape the two calls as each client takes them; `committed` counts what each commit made visible.
+ */
+export async function pipeChunks<S, F>(p: ChunkBatchPayload, o: RawPipeOptions, transaction: () => Promise<ChunkTransaction<S, F>>, shape: {
+  send: (messages: { key: Buffer | null; value: Buffer }[]) => S;
+  offsets: (partition: number, offset: string) => F;
+  committed: (n: number) => void;
+}): Promise<void> {
+  const { batch } = p;
+  for (let i = 0; i < batch.messages.length; i += CHUNK) {
+    if (!p.isRunning() || p.isStale()) return;
+    const chunk = batch.messages.slice(i, i + CHUNK);
+    const last = chunk[chunk.length - 1];
+    if (!last) continue;
+    const txn = await transaction();
+    try {
+      await txn.send(shape.send(chunk.map((m) => o.record(m.key))));
+      await txn.sendOffsets(shape.offsets(batch.partition, (BigInt(last.offset) + 1n).toString()));
+      await txn.commit();
+    } catch (error) {
+      await txn.abort().catch(() => {});
+      throw error;
+    }
+    shape.committed(chunk.length);
+    p.resolveOffset(last.offset);
+    await p.heartbeat();
+  }
 }
 
 /**
