@@ -286,6 +286,36 @@ export async function initTopics(kafka: Kafka, serde: Serde, o: TopicsOptions & 
   }
 }
 
+/**
+ * Deletes every topic and every consumer group whose name starts with `namePrefix` (a run's `<prefix>.`, or
+ * a marker several runs share): what a finished test or benchmark run leaves behind on a shared broker.
+ * Left there, a suite's thousands of partitions and groups pile up run after run until the broker spends
+ * its heap on them. A group that still has members is not deleted (the broker refuses) and not counted.
+ */
+export async function deleteByNamePrefix(kafka: Kafka, namePrefix: string): Promise<{ topics: number; groups: number }> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    // Groups first: once its topics are gone, this client's metadata refresh (which listGroups runs) fails on them.
+    const topics = (await admin.listTopics()).filter((name) => name.startsWith(namePrefix));
+    const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((id) => id.startsWith(namePrefix));
+    let refused = 0;
+    if (groups.length > 0) {
+      try {
+        await admin.deleteGroups(groups);
+      } catch (error) {
+        if (!(error instanceof kafkajs.KafkaJSDeleteGroupsError)) throw error;
+        refused = error.groups.length;
+      }
+    }
+    // One request per few hundred topics keeps each under the broker's request timeout.
+    for (let i = 0; i < topics.length; i += 500) await admin.deleteTopics({ topics: topics.slice(i, i + 500), timeout: 60_000 });
+    return { topics: topics.length, groups: groups.length - refused };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** The report as a fixed-width table, one row per topic: each cell the cluster's value, with the wanted one beside it where they differ. */
 export function renderTopicsTable(result: TopicsResult): string {
   const cell = (t: TopicReport, setting: TopicSetting, have: string): string => {

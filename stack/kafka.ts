@@ -214,7 +214,9 @@ function kafkaNodeService(ctx: StackContext, node: KafkaNode, cluster: readonly 
       return {
         command: j.bin,
         args: [
-          '-Xmx512m',
+          // Kafka's own default (kafka-server-start.sh). 512 MB, as first designed, ran out in CI once a reused
+          // broker held about 10,000 partitions and their groups; 1 GB leaves room for a suite's worth and more.
+          '-Xmx1g',
           '-XX:+UseG1GC',
           // A broker out of memory is better dead (and reported) than limping.
           '-XX:+ExitOnOutOfMemoryError',

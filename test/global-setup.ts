@@ -3,6 +3,9 @@ import { fetchModels } from '../models/weights/fetch.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { stackDown, stackStatus, stackUp, type StackOptions } from '../stack/index.ts';
 import { stackOptions } from '../cli/wiring.ts';
+import { deleteByNamePrefix } from '../runtime/admin.ts';
+import { createKafka } from '../runtime/kafka.ts';
+import { TEST_PREFIX_MARK } from './helpers/pipeline.ts';
 import { TEST_LLM } from './integration/models/test-llm.ts';
 
 /**
@@ -16,6 +19,10 @@ import { TEST_LLM } from './integration/models/test-llm.ts';
  * Apicurio, PostgreSQL (or a model server) behind that nobody asked to keep. The decision rests on
  * the state recorded here, before anything started, so a test that stops and restarts services
  * (the stack test) changes nothing about it. To keep the stack between runs, start it first.
+ *
+ * Before the tests and after them it deletes every topic and group a test made (their prefixes carry
+ * TEST_PREFIX_MARK), whichever run made them: a broker kept or reused between runs otherwise collects a
+ * suite's worth of partitions each time (CI ran out of broker heap at about 10,000).
  */
 export default async function setup(): Promise<(() => Promise<void>) | undefined> {
   if (process.env.PH_TEST_UNIT_ONLY === 'true') return undefined;
@@ -24,12 +31,23 @@ export default async function setup(): Promise<(() => Promise<void>) | undefined
   const options = stackOptions(config, logger);
   const watched = watchedServices(options, logger);
   const runningBefore = await runningServices(watched);
-  const teardown = () => stopStartedBySuite(watched, runningBefore, logger);
+  const sweep = async () => {
+    const swept = await deleteByNamePrefix(createKafka(config, 'test-setup', logger), TEST_PREFIX_MARK);
+    logger.info(swept, 'deleted the topics and groups of test runs');
+  };
+  const teardown = async () => {
+    try {
+      if ((await stackStatus(options)).services.find((s) => s.name === 'kafka')?.running) await sweep();
+    } finally {
+      await stopStartedBySuite(watched, runningBefore, logger);
+    }
+  };
   try {
     // What the tests use: the small local text model the real-model tests run (not the configured default,
     // which would add 1.1 GB to a cold CI run) and the embedding model.
     await fetchModels({ modelsDir: config.modelsDir, cacheDir: config.cacheDir, llm: TEST_LLM, logger });
     await stackUp(options);
+    await sweep();
   } catch (error) {
     // Vitest runs no teardown when setup fails: stop here what this setup got as far as starting.
     await teardown().catch((stopError: unknown) => logger.error({ err: stopError }, 'stopping the services the suite started failed'));

@@ -3,7 +3,7 @@ import { Partitioners, type Admin, type Consumer, type Kafka, type Producer } fr
 import pg from 'pg';
 import { loadConfig, type Config } from '../../config/index.ts';
 import type { Logger } from '../../core/logger.ts';
-import { initTopics } from '../../runtime/admin.ts';
+import { deleteByNamePrefix, initTopics } from '../../runtime/admin.ts';
 import { createKafka } from '../../runtime/kafka.ts';
 import { Serde } from '../../runtime/serde.ts';
 import type { Seed } from '../../schemas/types.generated.ts';
@@ -37,16 +37,9 @@ export async function freshTopics(env: Record<string, string>, logger: Logger): 
   return { prefix, config, kafka, serde };
 }
 
-/** Removes a run's topics, so a benchmark leaves the shared broker as it found it. */
+/** Removes a run's topics and groups, so a benchmark leaves the shared broker as it found it. */
 export async function dropTopics(t: RunTopics): Promise<void> {
-  const admin = t.kafka.admin();
-  await admin.connect();
-  try {
-    const topics = (await admin.listTopics()).filter((name) => name.startsWith(`${t.prefix}.`));
-    if (topics.length > 0) await admin.deleteTopics({ topics });
-  } finally {
-    await admin.disconnect();
-  }
+  await deleteByNamePrefix(t.kafka, `${t.prefix}.`);
 }
 
 /** Writes encoded records (not timed), in large acknowledged batches, partitioned as every producer here partitions. */

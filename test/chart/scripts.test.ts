@@ -1,5 +1,4 @@
 import { spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
@@ -7,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/index.ts';
 import { stageTable } from '../../topology/index.ts';
 import { ROOT, tempDir, tool } from './helpers.ts';
+import { testPrefix } from '../helpers/pipeline.ts';
 
 /**
  * The operations scripts: each answers --help, refuses bad arguments with a readable message (exit 2),
@@ -94,7 +94,7 @@ describe('dry runs print what they would do', () => {
 });
 
 describe('on the local stack', () => {
-  const prefix = `opst${Date.now().toString(36)}${randomUUID().slice(0, 4)}`;
+  const prefix = testPrefix('opst');
   const config = loadConfig();
   const kafka = new Kafka({ clientId: 'scripts-test', brokers: config.kafkaBrokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 10 } });
   const admin = kafka.admin();

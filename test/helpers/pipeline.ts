@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { loadConfig, type Config } from '../../config/index.ts';
 import { buildPipeline, createRunner, latticeWatch, type Pipeline } from '../../cli/wiring.ts';
-import { initTopics } from '../../runtime/admin.ts';
+import { deleteByNamePrefix, initTopics } from '../../runtime/admin.ts';
 import { EventSource } from '../../runtime/source.ts';
 import { createLogger } from '../../core/logger.ts';
 import { PipelineObserver } from '../../runtime/observer.ts';
@@ -39,8 +39,19 @@ export function personahubEnv(): Record<string, string> {
 
 const ADMIN_URL = (c: Config) => c.databaseUrl;
 
+/**
+ * Every topic prefix a test makes starts with this mark, so the suite can sweep the topics and groups of
+ * runs that never got to their own clean-up (a killed run, a failed hook) from a broker it reuses.
+ */
+export const TEST_PREFIX_MARK = 'phtest';
+
+/** A topic prefix no other test or run has: the mark, a tag saying which test, the time and a random part. */
+export function testPrefix(tag: string): string {
+  return `${TEST_PREFIX_MARK}${tag}${Date.now().toString(36)}${randomUUID().slice(0, 6)}`;
+}
+
 export async function createTestPipeline(env: Record<string, string>): Promise<TestPipeline> {
-  const prefix = `t${Date.now().toString(36)}${randomUUID().slice(0, 6)}`;
+  const prefix = testPrefix('p');
   const base = loadConfig();
   // A database of its own: the store remembers its embedding space, and tests use other models than the demo.
   const database = `test_${prefix}`;
@@ -90,6 +101,8 @@ export async function createTestPipeline(env: Record<string, string>): Promise<T
       await a.connect();
       await a.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
       await a.end();
+      // Its topics and groups go too: a suite leaves thousands of partitions otherwise (the broker ran out of heap).
+      await deleteByNamePrefix(pipeline.kafka, `${prefix}.`);
     },
   };
   return t;

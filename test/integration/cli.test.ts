@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Kafka, logLevel } from 'kafkajs';
 import { loadConfig } from '../../config/index.ts';
 import { events, topicName } from '../../topology/index.ts';
-import { personahubEnv } from '../helpers/pipeline.ts';
+import { personahubEnv, testPrefix } from '../helpers/pipeline.ts';
 
 const run = promisify(execFile);
 
@@ -48,7 +47,7 @@ describe('personahub CLI', () => {
   });
 
   it('creates topics idempotently and ingests a file, counting refused lines by reason', async () => {
-    const prefix = `cli${randomUUID().slice(0, 8)}`;
+    const prefix = testPrefix('cli');
     const env = { PERSONAHUB_TOPIC_PREFIX: prefix, PERSONAHUB_PARTITIONS: '2' };
     expect((await personahub(['topics', 'init'], env)).code).toBe(0);
     expect((await personahub(['topics', 'init'], env)).code).toBe(0);

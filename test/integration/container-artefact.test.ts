@@ -1,5 +1,4 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/index.ts';
 import { events, topicName, type EventName } from '../../topology/index.ts';
 import { freePort, probe, until } from '../helpers/faults.ts';
-import { createTestPipeline, personahubEnv, stopChild, type TestPipeline } from '../helpers/pipeline.ts';
+import { createTestPipeline, personahubEnv, stopChild, testPrefix, type TestPipeline } from '../helpers/pipeline.ts';
 
 /**
  * What the container image holds, built as the Dockerfile builds it (scripts/build-artefact.sh: production
@@ -81,7 +80,7 @@ describe('the container artefact', () => {
   });
 
   it('topics init creates the topology\'s topics and exits 0', async () => {
-    const prefix = `art${randomUUID().slice(0, 8)}`;
+    const prefix = testPrefix('art');
     const r = await run(process.execPath, [main, 'topics', 'init', '--json', '--strict'], { cwd: elsewhere, env: roleEnv({ PERSONAHUB_TOPIC_PREFIX: prefix, PERSONAHUB_LOG_LEVEL: 'warn' }), timeoutMs: ROLE_TIMEOUT_MS });
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout) as { created: string[]; differences: number; subjects: number };

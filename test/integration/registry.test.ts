@@ -1,15 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/index.ts';
 import { readSchema, Serde } from '../../runtime/serde.ts';
 import { samplePersona, sampleSeed } from '../helpers/samples.ts';
+import { testPrefix } from '../helpers/pipeline.ts';
 
 const config = loadConfig();
 
 /** Schema registration and evolution against the real Apicurio registry (Confluent-compatible API). */
 describe('schema registry', () => {
-  const prefix = `reg${randomUUID().slice(0, 8)}`;
+  const prefix = testPrefix('reg');
   const serde = new Serde(config.registryUrl, prefix);
 
   it('registers every key and value subject idempotently', async () => {

@@ -36,6 +36,7 @@ import { findJava } from '../../stack/java.ts';
 import { openStore } from '../../store/open.ts';
 import { samplePersona } from '../helpers/samples.ts';
 import { freePort } from '../helpers/faults.ts';
+import { testPrefix } from '../helpers/pipeline.ts';
 
 const run = promisify(execFile);
 const logger = createLogger({ level: 'silent', name: 'security-test' });
@@ -357,7 +358,7 @@ describe('Kafka security (own broker)', () => {
 // ---- the registry ----------------------------------------------------------------------------------
 
 describe('schema registry over https with basic auth', () => {
-  const prefix = `sec${randomUUID().slice(0, 8)}`;
+  const prefix = testPrefix('sec');
   const registryConfig = (env: Record<string, string>): Config => configWith({ PERSONAHUB_REGISTRY_URL: registryProxyUrl, ...env });
   const secured = (password = REGISTRY_SECRET, ca = certs.ca): Serde => {
     const config = registryConfig({ PERSONAHUB_REGISTRY_CA_FILE: ca, PERSONAHUB_REGISTRY_USERNAME: REGISTRY_USER, PERSONAHUB_REGISTRY_PASSWORD: password });

@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import kafkajs from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/index.ts';
-import type { TopicsResult } from '../../runtime/admin.ts';
+import { deleteByNamePrefix, type TopicsResult } from '../../runtime/admin.ts';
 import { events, topicName, type EventName } from '../../topology/index.ts';
-import { personahubEnv } from '../helpers/pipeline.ts';
+import { personahubEnv, testPrefix } from '../helpers/pipeline.ts';
 
 /**
  * `personahub topics init` against the real broker, as a CLI: it creates what is missing, reports every topic
@@ -21,7 +20,7 @@ const admin = new kafkajs.Kafka({ clientId: 'topics-test', brokers: config.kafka
 const prefixes: string[] = [];
 
 function newPrefix(): string {
-  const prefix = `tt${randomUUID().slice(0, 8)}`;
+  const prefix = testPrefix('tt');
   prefixes.push(prefix);
   return prefix;
 }
@@ -131,5 +130,50 @@ describe('topics init on an existing cluster', () => {
     expect(r.stderr).toContain(`personahub: PH_KAFKA_TOPICS: replication factor ${brokers + 1} needs ${brokers + 1} brokers up`);
     expect(r.stderr).toContain('PERSONAHUB_REPLICATION_FACTOR');
     expect((await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`))).toEqual([]);
+  }, TIMEOUT_MS);
+});
+
+describe('deleting what a run left behind', () => {
+  it('deletes the topics and idle groups under a name prefix, keeps a group with a member and everything else', async () => {
+    const prefix = newPrefix();
+    const other = newPrefix();
+    const kafka = new kafkajs.Kafka({ clientId: 'topics-test', brokers: config.kafkaBrokers.split(','), logLevel: kafkajs.logLevel.NOTHING });
+    // Admin clients of this case's own: a client whose metadata names a deleted topic fails to refresh it.
+    const setup = kafka.admin();
+    await setup.connect();
+    await setup.createTopics({ waitForLeaders: true, topics: [...topicsOf(prefix), topicName(other, 'seed')].map((topic) => ({ topic, numPartitions: 1 })) });
+    // An idle group with committed offsets (what a stopped stage leaves), and one whose consumer still runs
+    // (on a topic that stays: a consumer whose topic is deleted under it fails).
+    await setup.setOffsets({ groupId: `${prefix}.idle`, topic: topicName(prefix, 'seed'), partitions: [{ partition: 0, offset: '0' }] });
+    await setup.disconnect();
+    const live = kafka.consumer({ groupId: `${prefix}.live` });
+    await live.connect();
+    try {
+      await live.subscribe({ topics: [topicName(other, 'seed')] });
+      let joined = false;
+      live.on(live.events.GROUP_JOIN, () => { joined = true; });
+      await live.run({ eachMessage: async () => {} });
+      for (let i = 0; i < 240 && !joined; i++) await new Promise((r) => setTimeout(r, 250));
+      expect(joined, 'the live consumer joined its group').toBe(true);
+
+      const deleted = await deleteByNamePrefix(kafka, `${prefix}.`);
+      expect(deleted).toEqual({ topics: topicsOf(prefix).length, groups: 1 });
+      const fresh = kafka.admin();
+      await fresh.connect();
+      try {
+        const topics = await fresh.listTopics();
+        expect(topics.filter((t) => t.startsWith(`${prefix}.`))).toEqual([]);
+        expect(topics).toContain(topicName(other, 'seed'));
+        const groups = (await fresh.listGroups()).groups.map((g) => g.groupId);
+        expect(groups).not.toContain(`${prefix}.idle`);
+        expect(groups).toContain(`${prefix}.live`);
+      } finally {
+        await fresh.disconnect();
+      }
+    } finally {
+      await live.disconnect();
+    }
+    // Once its member has left, a sweep by the shared mark takes the last group too.
+    expect(await deleteByNamePrefix(kafka, prefix)).toEqual({ topics: 0, groups: 1 });
   }, TIMEOUT_MS);
 });
