@@ -252,46 +252,22 @@ export class StageRunner<N extends StageName> implements RunningStage {
       const lastDone = done[done.length - 1];
       if (lastDone) resolveOffset(lastDone.offset);
       const messages = batch.messages.filter((m) => BigInt(m.offset) >= fencedAt);
-      // A chunk's commit runs while the next chunk is processed: the transaction's round trips (sends,
-      // offsets, EndTxn) overlap the next chunk's LLM calls or CPU work instead of idling them. The next
-      // commit waits for the previous one (one open transaction per producer, and outputs stay in input
-      // order), and a chunk whose predecessor did not commit is dropped: the partition's next owner, or
-      // kafkajs' retry of this batch, redoes both from the committed offset, as after a crash between
-      // processing and commit.
-      // It never rejects while nobody awaits it (an unhandled rejection ends the process): a failure is
-      // held as a value and thrown where the loop next waits for the commit.
-      let committing: Promise<boolean | { failed: unknown }> | undefined;
-      const committed = async (): Promise<boolean> => {
-        const outcome = (await committing) ?? true;
-        committing = undefined;
-        if (typeof outcome === 'object') throw outcome.failed;
-        return outcome;
-      };
-      try {
-        for (let i = 0; i < messages.length; i += size) {
-          if (!owned()) break;
-          const chunk = messages.slice(i, i + size);
-          const last = chunk[chunk.length - 1];
-          if (!last) continue;
-          const handled = await this.processChunk(chunk, batch.partition, owned);
-          if (!(await committed())) return;
-          // A rebalance during processing means this partition may now belong to another member:
-          // committing would race it, so drop the results and let the new owner redo the chunk.
-          if (!owned()) return;
-          committing = this.commit(handled, batch.partition, last.offset, owned).then((ok) => {
-            if (!ok) return false;
-            resolveOffset(last.offset);
-            // High watermark minus next offset. Transaction markers and aborted records take offsets too, so
-            // on transactional topics it overstates by a few; it is for trends and autoscaling, not accounting.
-            this.o.metrics.lag.set({ stage: this.o.spec.name, topic: this.inputTopic, partition: String(batch.partition) }, Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1));
-            void heartbeat().catch(() => {});
-            return true;
-          }, (failed: unknown) => ({ failed }));
-        }
-        await committed();
-      } finally {
-        // Leaving early (an error, a revocation): the commit under way still ends, and resolves its offset, within this batch.
-        await committing;
+      for (let i = 0; i < messages.length; i += size) {
+        if (!owned()) return;
+        const chunk = messages.slice(i, i + size);
+        const last = chunk[chunk.length - 1];
+        if (!last) continue;
+        const handled = await this.processChunk(chunk, batch.partition, owned);
+        // A rebalance during processing means this partition may now belong to another member:
+        // committing would race it, so drop the results and let the new owner redo the chunk.
+        if (!owned()) return;
+        const committed = await this.commit(handled, batch.partition, last.offset, owned);
+        if (!committed) return;
+        resolveOffset(last.offset);
+        // High watermark minus next offset. Transaction markers and aborted records take offsets too, so
+        // on transactional topics it overstates by a few; it is for trends and autoscaling, not accounting.
+        this.o.metrics.lag.set({ stage: this.o.spec.name, topic: this.inputTopic, partition: String(batch.partition) }, Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1));
+        await heartbeat().catch(() => {});
       }
     } catch (error) {
       if (error instanceof Abandoned) return;

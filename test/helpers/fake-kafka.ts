@@ -33,7 +33,6 @@ export class FakeTransaction implements TransactionPort {
   }
 
   async commit(): Promise<void> {
-    await this.producer.kafka.commitsHeld;
     this.producer.kafka.failNext('commit');
     this.state = 'committed';
     // The coordinator moved after writing the commit: the client hears an error, the transaction stands.
@@ -174,19 +173,6 @@ export class FakeKafka implements KafkaPort {
 
   async partitionCount(_topic: string): Promise<number> {
     return this.partitions;
-  }
-
-  /** While set, every commit waits for it: a test can act while a commit is under way. */
-  commitsHeld: Promise<void> | undefined;
-
-  /** Holds every commit until the returned function is called. */
-  holdCommits(): () => void {
-    let release!: () => void;
-    this.commitsHeld = new Promise<void>((r) => (release = r));
-    return () => {
-      this.commitsHeld = undefined;
-      release();
-    };
   }
 
   /** The next time a transaction reaches `point`, it throws `error`. */

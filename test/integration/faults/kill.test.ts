@@ -14,11 +14,9 @@ import { abortedIn, committedInputPartitions, committedLogObserver, createTestPi
  * the stage's process is killed with SIGKILL while it holds a chunk (consumed, not yet committed,
  * judged by its own metrics), then a new one is started in its place: at least KILLS times over a
  * run of at least MIN_SEEDS seeds. The stage processes reach the store through a proxy that delays
- * its answers (STORE_LATENCY_MS), so every chunk is held at least that long, on any machine.
- * The moment is refined with SIGSTOP: the process is frozen once its output partitions show a
- * transaction open (watched for a while), and killed if, frozen, they still show one of its own with
- * records in the log (last stable offset below the log end); otherwise it is let go and another
- * moment drawn (MAX_PROBES times at most).
+ * its answers (STORE_LATENCY_MS), so every chunk is held at least that long, on any machine. The moment is refined with SIGSTOP: frozen, the process is killed
+ * if its output partitions show a transaction of its own with records in the log (last stable offset
+ * below the log end), otherwise it is let go and another moment drawn (MAX_PROBES times at most).
  *
  * Afterwards every seed is accounted for at every hop, nothing is duplicated on any topic or in the
  * store, nothing was dead-lettered, no transaction is left open, and records of aborted transactions
@@ -37,8 +35,6 @@ const MIN_SEEDS = 2_000;
 const WAVE = 100;
 /** SIGSTOPs per kill looking for an open transaction before the process is killed wherever it is. */
 const MAX_PROBES = 20;
-/** Offset reads per freeze, watching for the stage's transaction to open before it is frozen. */
-const WATCH_PROBES = 50;
 /** Added to every answer of the store to the stage processes: each chunk they take is held at least this long. */
 const STORE_LATENCY_MS = 100;
 const stageNames = stages.map((s) => s.name);
@@ -119,14 +115,9 @@ describe('kill -9 of stage processes mid-transaction', () => {
             pending: t.observer.accounting(ingested).map((h) => [h.hop, h.pending.length, h.pending.slice(0, 3)]),
           }));
           if (!victim) throw new Error('unreachable');
-          const openNow = async () => (await probe.ends()).filter((e) => outputs.has(e.topic) && e.lso < e.hw).map((e) => ({ topic: e.topic, partition: e.partition, from: e.lso, to: e.hw }));
-          // Freeze when the stage's outputs show a transaction open (watched for up to WATCH_PROBES offset
-          // reads), not at a blind moment: its commit is a few round trips of a chunk's cycle, and frozen
-          // blind the stage was seldom in one.
-          for (let watched = 0; watched < WATCH_PROBES && (await openNow()).length === 0; watched += 1);
           victim.child.kill('SIGSTOP');
           probes += 1;
-          open = await openNow();
+          open = (await probe.ends()).filter((e) => outputs.has(e.topic) && e.lso < e.hw).map((e) => ({ topic: e.topic, partition: e.partition, from: e.lso, to: e.hw }));
           if (open.length > 0 || attempt >= MAX_PROBES) break;
           victim.child.kill('SIGCONT');
           await sleep(Math.floor(random() * 300));

@@ -32,7 +32,7 @@ function scripted(scripts: Map<string, Step[]>, calls: string[] = []): Processor
   };
 }
 
-function setup(processor: Processor<'enrich'>, env: Record<string, string> = {}, store = new MemoryStore(), chunkSize?: number) {
+function setup(processor: Processor<'enrich'>, env: Record<string, string> = {}, store = new MemoryStore()) {
   const kafka = new FakeKafka();
   const serde = new FakeSerde();
   const metrics = new PipelineMetrics();
@@ -40,7 +40,7 @@ function setup(processor: Processor<'enrich'>, env: Record<string, string> = {},
   const slept: number[] = [];
   const ctx = fakeContext({ store, env: { PERSONAHUB_TOPIC_PREFIX: PREFIX, ...env } });
   const runner = new StageRunner<'enrich'>({
-    config: ctx.config, spec: stage('enrich'), processor, kafka, serde, ctx, metrics, logger: ctx.logger, ...(chunkSize === undefined ? {} : { chunkSize }),
+    config: ctx.config, spec: stage('enrich'), processor, kafka, serde, ctx, metrics, logger: ctx.logger,
     // A fake clock that sleeping advances: waits cost no real time, and no test depends on this machine's speed.
     sleep: async (ms) => {
       slept.push(ms);
@@ -171,37 +171,6 @@ describe('StageRunner', () => {
     expect(kafka.producers[0]?.transactions.map((t) => t.state)).toEqual(['aborted']);
     expect(kafka.producers[1]?.transactions.map((t) => t.state)).toEqual(['committed']);
     expect(kafka.committed(ENRICHED).map((r) => r.key)).toEqual(['a']);
-  });
-
-  it('processes the next chunk while the previous one commits, and commits them in input order', async () => {
-    const calls: string[] = [];
-    const { kafka, runner } = setup(scripted(new Map(), calls), {}, new MemoryStore(), 2);
-    await runner.start();
-    kafka.latestConsumer.join([0]);
-    const release = kafka.holdCommits();
-    const delivered = kafka.latestConsumer.deliver(0, ['a', 'b', 'c', 'd'].map((id, i) => message(i, persona(id))));
-    // The second chunk is processed while the first chunk's commit is held.
-    for (let turns = 0; calls.length < 4 && turns < 1_000; turns += 1) await new Promise((r) => setImmediate(r));
-    expect(calls).toEqual(['a', 'b', 'c', 'd']);
-    expect(kafka.committed(ENRICHED)).toEqual([]);
-    release();
-    expect(await delivered).toEqual(['1', '3']);
-    const txns = kafka.producers.flatMap((p) => p.transactions);
-    expect(txns.map((t) => [t.state, t.offsets])).toEqual([['committed', [{ partition: 0, offset: '2' }]], ['committed', [{ partition: 0, offset: '4' }]]]);
-    expect(kafka.committed(ENRICHED).map((r) => r.key)).toEqual(['a', 'b', 'c', 'd']);
-  });
-
-  it('drops the chunk processed meanwhile when the previous one\'s commit is fenced: neither commits', async () => {
-    const calls: string[] = [];
-    const { kafka, runner } = setup(scripted(new Map(), calls), {}, new MemoryStore(), 2);
-    await runner.start();
-    kafka.latestConsumer.join([0]);
-    kafka.failAt('sendOffsets', Object.assign(new Error('fenced'), { name: 'KafkaJSProtocolError', type: 'PRODUCER_FENCED' }));
-    const resolved = await kafka.latestConsumer.deliver(0, ['a', 'b', 'c', 'd'].map((id, i) => message(i, persona(id))));
-    expect(resolved).toEqual([]);
-    expect(calls).toEqual(['a', 'b', 'c', 'd']);
-    expect(kafka.producers.flatMap((p) => p.transactions).map((t) => t.state)).toEqual(['aborted']);
-    expect(kafka.committed(ENRICHED)).toEqual([]);
   });
 
   it('does not redo a chunk whose commit failed after it took effect (coordinator moved)', async () => {
