@@ -22,13 +22,14 @@ export interface RunnerOptions<N extends StageName> {
   ctx: SharedContext;
   metrics: PipelineMetrics;
   logger: Logger;
-  /** Messages per transaction: bounds the work redone after a crash and the transaction's size. */
-  chunkSize?: number;
   /** Injectable for unit tests: waits, jitter and the clock. */
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
   now?: () => number;
 }
+
+/** Messages per transaction: bounds the work redone after a crash and the transaction's size. */
+export const CHUNK_SIZE = 16;
 
 /** DLQ headers: readable without Avro, so any Kafka tool can tell why and from where. */
 export const DLQ_HEADERS = {
@@ -241,7 +242,6 @@ export class StageRunner<N extends StageName> implements RunningStage {
   }
 
   private async eachBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: BatchPort): Promise<void> {
-    const size = this.o.chunkSize ?? 16;
     const owned = () => isRunning() && !isStale() && this.running;
     // A long LLM call must not make the member look dead: heartbeat on a timer while the batch runs.
     const pump = setInterval(() => void heartbeat().catch(() => {}), Math.min(3_000, Math.floor(this.o.config.sessionTimeoutMs / 3)));
@@ -252,9 +252,9 @@ export class StageRunner<N extends StageName> implements RunningStage {
       const lastDone = done[done.length - 1];
       if (lastDone) resolveOffset(lastDone.offset);
       const messages = batch.messages.filter((m) => BigInt(m.offset) >= fencedAt);
-      for (let i = 0; i < messages.length; i += size) {
+      for (let i = 0; i < messages.length; i += CHUNK_SIZE) {
         if (!owned()) return;
-        const chunk = messages.slice(i, i + size);
+        const chunk = messages.slice(i, i + CHUNK_SIZE);
         const last = chunk[chunk.length - 1];
         if (!last) continue;
         const handled = await this.processChunk(chunk, batch.partition, owned);

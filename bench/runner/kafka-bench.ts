@@ -5,6 +5,7 @@ import { loadConfig, type Config } from '../../config/index.ts';
 import type { Logger } from '../../core/logger.ts';
 import { deleteByNamePrefix, initTopics } from '../../runtime/admin.ts';
 import { createKafka } from '../../runtime/kafka.ts';
+import { CHUNK_SIZE } from '../../runtime/runner.ts';
 import { Serde } from '../../runtime/serde.ts';
 import type { Seed } from '../../schemas/types.generated.ts';
 import { topicName } from '../../topology/index.ts';
@@ -16,8 +17,8 @@ import { BenchError } from '../harness.ts';
  * runner is measured against.
  */
 
-/** The raw pipe's and the runner's transaction size: the runner's default chunk. */
-export const CHUNK = 16;
+/** The raw pipe's transaction size: the runner's chunk. */
+export const CHUNK = CHUNK_SIZE;
 
 export interface RunTopics {
   prefix: string;

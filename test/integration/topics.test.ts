@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/index.ts';
 import { deleteByNamePrefix, type TopicsResult } from '../../runtime/admin.ts';
 import { events, topicName, type EventName } from '../../topology/index.ts';
+import { until } from '../helpers/faults.ts';
 import { personahubEnv, testPrefix } from '../helpers/pipeline.ts';
 
 /**
@@ -153,8 +154,7 @@ describe('deleting what a run left behind', () => {
       let joined = false;
       live.on(live.events.GROUP_JOIN, () => { joined = true; });
       await live.run({ eachMessage: async () => {} });
-      for (let i = 0; i < 240 && !joined; i++) await new Promise((r) => setTimeout(r, 250));
-      expect(joined, 'the live consumer joined its group').toBe(true);
+      await until(() => joined, 60_000, 'the live consumer joined its group');
 
       const deleted = await deleteByNamePrefix(kafka, `${prefix}.`);
       expect(deleted).toEqual({ topics: topicsOf(prefix).length, groups: 1 });

@@ -14,9 +14,10 @@ import { abortedIn, committedInputPartitions, committedLogObserver, createTestPi
  * the stage's process is killed with SIGKILL while it holds a chunk (consumed, not yet committed,
  * judged by its own metrics), then a new one is started in its place: at least KILLS times over a
  * run of at least MIN_SEEDS seeds. The stage processes reach the store through a proxy that delays
- * its answers (STORE_LATENCY_MS), so every chunk is held at least that long, on any machine. The moment is refined with SIGSTOP: frozen, the process is killed
- * if its output partitions show a transaction of its own with records in the log (last stable offset
- * below the log end), otherwise it is let go and another moment drawn (MAX_PROBES times at most).
+ * its answers (STORE_LATENCY_MS), so every chunk is held at least that long, on any machine. The
+ * moment is refined with SIGSTOP: frozen, the process is killed if its output partitions show a
+ * transaction of its own with records in the log (last stable offset below the log end), otherwise it
+ * is let go and another moment drawn (MAX_PROBES times at most).
  *
  * Afterwards every seed is accounted for at every hop, nothing is duplicated on any topic or in the
  * store, nothing was dead-lettered, no transaction is left open, and records of aborted transactions
